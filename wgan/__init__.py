@@ -1,0 +1,3 @@
+"""Class-conditional WGAN-GP for FIRST radio galaxy images."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,124 @@
+"""Command-line entry points: wgan-train and wgan-sample (thin: parse, validate, call the library)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import click
+
+from .checkpoint import CheckpointError
+from .data import CLASS_NAMES, DataError
+
+USER_ERRORS = (DataError, CheckpointError, ValueError, OSError)
+
+
+@click.command(context_settings={"show_default": True})
+@click.option("--preset", type=click.Choice(["small", "paper"]), default="small", help="Network preset.")
+@click.option("--resolution", type=int, default=None, help="Image size (power of two); default: the preset's.")
+@click.option("--data", "source", default="first", help="'first' (bundled FIRST set), a class folder, or an .h5 file.")
+@click.option("--split", type=click.Choice(["literature", "cv"]), default="literature")
+@click.option("--fold", type=click.IntRange(0, 4), default=0, help="Cross-validation fold (with --split cv).")
+@click.option("--crop", type=click.IntRange(8), default=128, help="Centre crop in source pixels.")
+@click.option("--batch-size", type=click.IntRange(1), default=64)
+@click.option("--kimg", type=click.FloatRange(0, min_open=True), default=2000.0, help="Length in thousands of real images shown to the critic.")
+@click.option("--iters", type=click.IntRange(1), default=None, help="Length in generator iterations (overrides --kimg).")
+@click.option("--n-critic", type=click.IntRange(1), default=5)
+@click.option("--gp-lambda", type=click.FloatRange(0), default=10.0)
+@click.option("--lr-g", type=click.FloatRange(0, min_open=True), default=1e-4)
+@click.option("--lr-d", type=click.FloatRange(0, min_open=True), default=1e-4)
+@click.option("--betas", type=(float, float), default=(0.0, 0.9), help="Adam betas.")
+@click.option("--ema-kimg", type=click.FloatRange(0, min_open=True), default=10.0, help="EMA half-life in kimg.")
+@click.option("--ema-rampup", type=click.FloatRange(0), default=0.05, help="Cap half-life at this x images seen (0: off).")
+@click.option("--output-activation", type=click.Choice(["clamp", "tanh"]), default="clamp")
+@click.option("--diffaug", default="none", help="Critic-input augmentation: none, translation, cutout or 'translation,cutout'.")
+@click.option("--dihedral/--no-dihedral", default=True, help="Random rotations/flips of the square on real images.")
+@click.option("--rotate/--no-rotate", default=False, help="Also rotate real images by arbitrary angles.")
+@click.option("--seed", type=int, default=0)
+@click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
+@click.option("--amp/--no-amp", default=None, help="bf16 autocast; default: on with CUDA.")
+@click.option("--run-dir", type=click.Path(path_type=Path), default=None, help="Run directory; default: a new numbered one under --runs-root.")
+@click.option("--runs-root", type=click.Path(path_type=Path), default=Path("runs"))
+@click.option("--resume", default=None, help="'auto' (latest checkpoint of --run-dir, or of the latest run) or a checkpoint path.")
+@click.option("--log-every", type=click.IntRange(1), default=50, help="Generator iterations between stats lines.")
+@click.option("--sample-every", type=click.IntRange(1), default=1000)
+@click.option("--checkpoint-every", type=click.IntRange(1), default=1000)
+@click.option("--keep", type=click.IntRange(1), default=3, help="Training-state checkpoints to keep.")
+@click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
+@click.option("--progress/--no-progress", default=True)
+def train_command(**opts):
+    """Train a class-conditional WGAN-GP (default: the `small` preset on the FIRST training split).
+
+    \b
+    Examples:
+      wgan-train                                   # small preset, real FIRST data, best device
+      wgan-train --preset paper --kimg 30000       # the published architecture at 128 px
+      wgan-train --resume auto --run-dir runs/00001-small-64px-first-literature-b64-s0
+    """
+    from .launch import run_training
+
+    try:
+        run_training(opts, click.get_current_context())
+    except USER_ERRORS as error:
+        raise click.ClickException(str(error)) from None
+
+
+@click.command(context_settings={"show_default": True})
+@click.option("--n", "n", type=click.IntRange(1), required=True, help="Number of images in total.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="Generator export; default: the newest runs/*/generator.pt, else checkpoints/generator.pt.")
+@click.option("--class", "class_name", type=click.Choice([*CLASS_NAMES, "all"]), default="all",
+              help="One class, or all (equal numbers per class).")
+@click.option("--seed", type=click.IntRange(0), default=0, help="Image i gets seed SEED+i.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("samples"), help="Folder (or .npz/.h5 file).")
+@click.option("--format", "fmt", type=click.Choice(["png", "npz", "h5", "fits"]), default="png")
+@click.option("--grid", is_flag=True, help="Also write one PNG grid per class.")
+@click.option("--batch-size", type=click.IntRange(1), default=256)
+@click.option("--device", default="auto")
+@click.option("--progress/--no-progress", default=True)
+def sample_command(n, checkpoint, class_name, seed, out, fmt, grid, batch_size, device, progress):
+    """Draw images from a trained generator.
+
+    \b
+    Examples:
+      wgan-sample --n 100 --format fits
+      wgan-sample --n 1000 --class Bent --format h5 --out bent.h5 --grid
+    """
+    from .run import select_device
+    from .sampling import load_generator, write_samples
+    from .writers import output_path
+
+    try:
+        path = checkpoint or _default_generator()
+        gen = load_generator(path, select_device(device))
+        classes = list(range(len(gen.class_names))) if class_name == "all" else [gen.class_names.index(class_name)]
+        _check_writable(output_path(out, fmt), fmt)
+        target = write_samples(gen, n, classes, seed, out, fmt, grid, batch_size, progress)
+    except USER_ERRORS as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"wrote {n} images ({fmt}) from {path} to {target}")
+
+
+def _default_generator() -> Path:
+    runs = sorted(Path("runs").glob("[0-9]*-*/generator.pt"))
+    if runs:
+        return runs[-1]
+    released = Path("checkpoints/generator.pt")
+    if released.is_file():
+        return released
+    raise CheckpointError("no generator found: train one with wgan-train or pass --checkpoint")
+
+
+def _check_writable(target: Path, fmt: str) -> None:
+    """Fail before any work when the output location cannot be written."""
+    folder = target if fmt in ("png", "fits") else target.parent
+    existing = folder
+    while not existing.exists():  # nearest existing ancestor: nothing is created here
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{existing}: is a file, cannot write output under it")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise ValueError(f"{existing}: cannot write output ({error.strerror})") from None

@@ -1,0 +1,61 @@
+"""On-disk cache of preprocessed arrays, keyed by a hash of everything that made them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_path
+
+# Bump when the preprocessing code changes what it produces, so old entries are not reused.
+CACHE_FORMAT = 1
+
+
+def cache_dir() -> Path:
+    """$RADIOGAN_CACHE, else $XDG_CACHE_HOME/radiogan, else ~/.cache/radiogan."""
+    if os.environ.get("RADIOGAN_CACHE"):
+        return Path(os.environ["RADIOGAN_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "radiogan"
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_key(parts: dict) -> str:
+    """Stable short hash of a JSON-serialisable description."""
+    text = json.dumps({"cache_format": CACHE_FORMAT, **parts}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def load(key: str) -> dict[str, np.ndarray] | None:
+    """The cached arrays for `key`, or None when absent or unreadable (then rebuilt)."""
+    path = cache_dir() / f"{key}.npz"
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        return None
+
+
+def save(key: str, arrays: dict[str, np.ndarray]) -> None:
+    """Atomically write the arrays for `key`; a cache that cannot be written is skipped."""
+    try:
+        with atomic_path(cache_dir() / f"{key}.npz") as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **arrays)
+    except OSError:
+        pass  # a read-only cache directory only costs speed

@@ -1,0 +1,65 @@
+"""Centre crop and area downsampling of raw uint8 images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+FIRST_PIXEL_SCALE_ARCSEC = 1.8
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How raw images become training images; every field enters the cache key."""
+
+    crop: int | None = 128  # centre crop in source pixels; None: the whole image
+    resolution: int | None = None  # output size after area downsampling; None: no resampling
+
+    def output_size(self, source_size: int) -> int:
+        crop = self.crop_size(source_size)
+        return self.resolution or crop
+
+    def crop_size(self, source_size: int) -> int:
+        return source_size if self.crop is None else self.crop
+
+    def check(self, source_size: int, name: str) -> None:
+        """Raise ValueError naming `name` when an image of this size cannot be preprocessed."""
+        crop = self.crop_size(source_size)
+        if crop > source_size:
+            raise ValueError(f"{name}: image is {source_size} px, smaller than the {crop} px crop")
+        if self.resolution is not None and (self.resolution > crop or crop % self.resolution):
+            raise ValueError(
+                f"{name}: resolution {self.resolution} must divide the {crop} px crop "
+                "(area downsampling by an integer factor)"
+            )
+
+
+def centre_crop(images: np.ndarray, size: int) -> np.ndarray:
+    """Central size x size window of [N, H, W] images (the sources sit at the centre)."""
+    height, width = images.shape[-2:]
+    top, left = (height - size) // 2, (width - size) // 2
+    return images[..., top : top + size, left : left + size]
+
+
+def preprocess_images(images: np.ndarray, prep: Preprocess) -> np.ndarray:
+    """Crop and downsample [N, S, S] uint8 images; returns uint8 [N, R, R].
+
+    Area downsampling averages whole blocks of source pixels (flux-preserving); the
+    result is rounded back to the 256 levels of the source data.
+    """
+    size = images.shape[-1]
+    out = centre_crop(images, prep.crop_size(size))
+    target = prep.output_size(size)
+    if target != out.shape[-1]:
+        factor = out.shape[-1] // target
+        pooled = F.avg_pool2d(torch.from_numpy(np.ascontiguousarray(out)).float()[:, None], factor)
+        out = pooled[:, 0].round_().clamp_(0, 255).to(torch.uint8).numpy()
+    return np.ascontiguousarray(out)
+
+
+def pixel_scale(source_scale_arcsec: float, source_size: int, prep: Preprocess) -> float:
+    """Angular pixel size after preprocessing."""
+    return source_scale_arcsec * prep.crop_size(source_size) / prep.output_size(source_size)

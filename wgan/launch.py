@@ -1,0 +1,98 @@
+"""Turn wgan-train options into a TrainConfig and a run directory, then train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import checkpoint
+from .config import OptimConfig, TrainConfig
+from .data import DataConfig, load_dataset
+from .diffaug import parse_policy
+from .loss import LossConfig
+from .networks import preset
+from .run import latest_run_dir, new_run_dir, select_device
+
+# Options that may change when a run is resumed; the rest come from the run's saved config.
+RESUMABLE = {"kimg", "iters", "log_every", "sample_every", "checkpoint_every", "keep", "device", "progress"}
+
+
+def config_from_options(opts: dict) -> TrainConfig:
+    """Build the config of a new run from the CLI options."""
+    network = preset(opts["preset"], output=opts["output_activation"],
+                     **({"resolution": opts["resolution"]} if opts["resolution"] else {}))
+    network.validate()
+    crop = opts["crop"]
+    data = DataConfig(source=opts["source"], split=opts["split"], fold=opts["fold"], subset="train", crop=crop,
+                      resolution=None if network.resolution == crop else network.resolution)
+    cfg = TrainConfig(
+        preset=opts["preset"],
+        data=data,
+        network=network,
+        loss=LossConfig(gp_lambda=opts["gp_lambda"], diffaug=parse_policy(opts["diffaug"])),
+        optim=OptimConfig(lr_g=opts["lr_g"], lr_d=opts["lr_d"], beta1=opts["betas"][0], beta2=opts["betas"][1]),
+        batch_size=opts["batch_size"],
+        n_critic=opts["n_critic"],
+        ema_half_life_kimg=opts["ema_kimg"],
+        ema_rampup=opts["ema_rampup"] or None,
+        dihedral=opts["dihedral"],
+        rotate=opts["rotate"],
+        seed=opts["seed"],
+        device=opts["device"],
+        amp=select_device(opts["device"]).type == "cuda" if opts["amp"] is None else opts["amp"],
+    )
+    return apply_schedule(cfg, opts)
+
+
+def apply_schedule(cfg: TrainConfig, opts: dict) -> TrainConfig:
+    """Length and intervals: the options that may differ between a run and its resumption."""
+    cfg.iters = opts["iters"] or cfg.iters_for_kimg(opts["kimg"])
+    cfg.log_every, cfg.sample_every = opts["log_every"], opts["sample_every"]
+    cfg.checkpoint_every, cfg.keep_checkpoints, cfg.device = opts["checkpoint_every"], opts["keep"], opts["device"]
+    return cfg
+
+
+def resolve_resume(resume: str, run_dir: Path | None, runs_root: Path) -> Path | None:
+    """The checkpoint to resume from; None when 'auto' finds nothing (a fresh run starts)."""
+    if resume != "auto":
+        return Path(resume)
+    run_dir = run_dir or latest_run_dir(runs_root)
+    found = checkpoint.list_checkpoints(run_dir) if run_dir else []
+    return found[-1] if found else None
+
+
+def run_training(opts: dict, ctx: click.Context) -> None:
+    resume = resolve_resume(opts["resume"], opts["run_dir"], opts["runs_root"]) if opts["resume"] else None
+    if resume is not None:
+        payload = checkpoint.load(resume, checkpoint.TRAINING_STATE)
+        cfg = apply_schedule(TrainConfig.from_json(payload["config"]), opts)
+        run_dir = opts["run_dir"] or resume.parent.parent
+        ignored = [k for k in opts if k not in RESUMABLE | {"resume", "run_dir", "runs_root", "dry_run"}
+                   and ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE]
+        if ignored:
+            click.echo(f"resuming {run_dir}: the run's saved config is used; ignoring {', '.join(ignored)}", err=True)
+        click.echo(f"resuming from {resume} at generator iteration {payload['step']}", err=True)
+    else:
+        cfg = config_from_options(opts)
+        run_dir = opts["run_dir"]
+    if opts["dry_run"]:
+        click.echo(cfg.to_json())
+        click.echo(f"# run directory: {run_dir or opts['runs_root'] / ('<next>-' + cfg.run_name())}", err=True)
+        click.echo(f"# length: {cfg.iters} generator iterations = {cfg.total_kimg:.1f} kimg", err=True)
+        return
+    data = load_dataset(cfg.data)
+    if run_dir is None:
+        run_dir = new_run_dir(opts["runs_root"], cfg.run_name())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    from .atomic import write_text
+    from .training_loop import TrainingDiverged, train
+
+    write_text(run_dir / "config.json", cfg.to_json())
+    click.echo(f"run directory: {run_dir} ({len(data)} images, {cfg.iters} iterations = {cfg.total_kimg:.1f} kimg, "
+               f"device {select_device(cfg.device)})", err=True)
+    try:
+        export = train(cfg, data, run_dir, resume=resume, progress=opts["progress"])
+    except TrainingDiverged as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"generator export: {export}")

@@ -1,0 +1,125 @@
+"""Class-conditional generator and critic (DCGAN-style, as in the published FIRST wGAN).
+
+Channel widths follow one rule: at spatial size r, width = base * (resolution / 2) / r,
+capped at max_channels. With resolution 128 and base 64 this is the published network.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class NetworkConfig:
+    """Architecture of both networks; presets below."""
+
+    resolution: int = 64  # image size in pixels (a power of two >= 8)
+    z_dim: int = 100  # noise dimension
+    num_classes: int = 4  # FRI, FRII, Compact, Bent
+    base_channels: int = 32  # width at resolution/2
+    max_channels: int = 256  # cap on any width
+    output: str = "clamp"  # clamp | tanh: generator output activation onto [-1, 1]
+
+    def width(self, size: int) -> int:
+        return min(self.max_channels, self.base_channels * (self.resolution // 2) // size)
+
+    def validate(self) -> None:
+        if self.resolution < 8 or self.resolution & (self.resolution - 1):
+            raise ValueError(f"resolution {self.resolution} must be a power of two >= 8")
+        if self.output not in ("clamp", "tanh"):
+            raise ValueError(f"unknown output activation '{self.output}'")
+
+
+PRESETS: dict[str, NetworkConfig] = {
+    # The published architecture: 128 px, 12.0 M / 11.2 M parameters.
+    "paper": NetworkConfig(resolution=128, base_channels=64, max_channels=1024),
+    # CPU-friendly default: 64 px, about 0.9 M / 0.7 M parameters.
+    "small": NetworkConfig(resolution=64, base_channels=32, max_channels=256),
+}
+
+
+def preset(name: str, **overrides) -> NetworkConfig:
+    """A copy of a preset with fields overridden (e.g. resolution=32)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset '{name}'; choose from {', '.join(PRESETS)}")
+    return NetworkConfig(**{**asdict(PRESETS[name]), **overrides})
+
+
+def _stages(resolution: int) -> list[int]:
+    """Spatial sizes 4, 8, ..., resolution."""
+    return [2**k for k in range(2, int(math.log2(resolution)) + 1)]
+
+
+class Generator(nn.Module):
+    """(z, label) -> image in [-1, 1]; noise and one-hot label each become half of a 4x4 map."""
+
+    def __init__(self, cfg: NetworkConfig):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        half = cfg.width(4) // 2
+        self.noise_in = nn.Sequential(  # [N, z, 1, 1] -> [N, half, 4, 4]
+            nn.ConvTranspose2d(cfg.z_dim, half, 4, 1, 0, bias=False), nn.BatchNorm2d(half), nn.ReLU(True)
+        )
+        self.label_in = nn.Sequential(  # [N, classes, 1, 1] -> [N, half, 4, 4]
+            nn.ConvTranspose2d(cfg.num_classes, half, 4, 1, 0, bias=False), nn.BatchNorm2d(half), nn.ReLU(True)
+        )
+        blocks = []
+        for size in _stages(cfg.resolution)[:-2]:  # 4 -> 8 -> ... -> resolution/2
+            c_in, c_out = cfg.width(size), cfg.width(2 * size)
+            blocks += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+        self.body = nn.Sequential(*blocks)
+        self.to_image = nn.ConvTranspose2d(cfg.width(cfg.resolution // 2), 1, 4, 2, 1)  # -> resolution
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        onehot = F.one_hot(labels, self.cfg.num_classes).to(z.dtype)[:, :, None, None]
+        x = torch.cat([self.noise_in(z[:, :, None, None]), self.label_in(onehot)], dim=1)
+        x = self.to_image(self.body(x))
+        return torch.tanh(x) if self.cfg.output == "tanh" else x.clamp(-1.0, 1.0)
+
+
+class Critic(nn.Module):
+    """(image, label) -> score; no BatchNorm (it would break the per-sample gradient penalty).
+
+    The label enters as one-hot planes through its own strided conv. That conv's output
+    depends only on the class, so it is computed once per class and indexed: identical
+    to convolving per-sample planes, at a fraction of the cost.
+    """
+
+    def __init__(self, cfg: NetworkConfig):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        first = cfg.width(cfg.resolution // 2)
+        self.image_in = nn.Conv2d(1, first // 2, 4, 2, 1)  # -> resolution/2
+        self.label_in = nn.Conv2d(cfg.num_classes, first // 2, 4, 2, 1)
+        blocks = []
+        for size in reversed(_stages(cfg.resolution)[:-2]):  # output sizes resolution/4 ... 4
+            blocks += [
+                nn.Conv2d(cfg.width(2 * size), cfg.width(size), 4, 2, 1),
+                nn.LayerNorm([size, size]),  # per sample and channel, over the spatial map
+                nn.LeakyReLU(0.2, True),
+            ]
+        self.body = nn.Sequential(*blocks)
+        self.to_score = nn.Conv2d(cfg.width(4), 1, 4, 1, 0)  # 4x4 -> 1x1
+
+    def class_planes(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """Label-branch features of every class: [classes, first/2, resolution/2, resolution/2]."""
+        eye = torch.eye(self.cfg.num_classes, dtype=dtype, device=device)
+        planes = eye[:, :, None, None].expand(-1, -1, self.cfg.resolution, self.cfg.resolution)
+        return F.leaky_relu(self.label_in(planes), 0.2)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        image_features = F.leaky_relu(self.image_in(images), 0.2)
+        label_features = self.class_planes(image_features.dtype, images.device)[labels]
+        x = torch.cat([image_features, label_features], dim=1)
+        return self.to_score(self.body(x)).flatten()
+
+
+def parameter_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,112 @@
+"""Draw images from a generator export, one seed per image (output independent of batch size)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import checkpoint
+from .config import TrainConfig
+from .networks import Generator
+
+
+@dataclass
+class LoadedGenerator:
+    model: Generator  # in eval mode: BatchNorm uses running statistics, so images are per-sample
+    class_names: list[str]
+    pixel_scale_arcsec: float
+    file_hash: str
+    kimg: float
+
+    @property
+    def resolution(self) -> int:
+        return self.model.cfg.resolution
+
+
+def load_generator(path: str | Path, device: torch.device | str = "cpu") -> LoadedGenerator:
+    """Rebuild the generator of an export (weights_only load; clear errors for bad files)."""
+    payload = checkpoint.load(path, checkpoint.GENERATOR_EXPORT)
+    try:
+        cfg = TrainConfig.from_json(payload["config"])
+        model = Generator(cfg.network)
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise checkpoint.CheckpointError(f"{path}: generator export does not match this network code ({error})") from None
+    return LoadedGenerator(
+        model=model.to(device).eval().requires_grad_(False),
+        class_names=list(payload["class_names"]),
+        pixel_scale_arcsec=float(payload["pixel_scale_arcsec"]),
+        file_hash=checkpoint.file_hash(path),
+        kimg=float(payload["kimg"]),
+    )
+
+
+def image_noise(seed: int, z_dim: int) -> torch.Tensor:
+    """The noise vector of one image: a function of its seed alone."""
+    return torch.randn(z_dim, generator=torch.Generator().manual_seed(seed))
+
+
+def plan(n: int, classes: list[int], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Labels and seeds of n images spread over `classes` as equally as possible.
+
+    Image i gets seed `seed + i`; classes come in blocks, the first n % len(classes)
+    classes taking one image more.
+    """
+    per_class = [n // len(classes) + (i < n % len(classes)) for i in range(len(classes))]
+    labels = torch.cat([torch.full((k,), c, dtype=torch.int64) for c, k in zip(classes, per_class)])
+    return labels, torch.arange(seed, seed + n, dtype=torch.int64)
+
+
+@torch.no_grad()
+def generate(gen: LoadedGenerator, labels: torch.Tensor, seeds: torch.Tensor,
+             batch_size: int = 256) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Yield (images [B, H, W] float in [-1, 1] on the CPU, labels, seeds) batch by batch."""
+    device = next(gen.model.parameters()).device
+    z_dim = gen.model.cfg.z_dim
+    for start in range(0, labels.numel(), batch_size):
+        y, s = labels[start : start + batch_size], seeds[start : start + batch_size]
+        z = torch.stack([image_noise(int(seed), z_dim) for seed in s])
+        images = gen.model(z.to(device), y.to(device)).float().cpu()[:, 0]
+        yield images, y, s
+
+
+GRID_IMAGES = 64
+
+
+def write_samples(gen: LoadedGenerator, n: int, classes: list[int], seed: int, out: Path, fmt: str,
+                  grid: bool = False, batch_size: int = 256, progress: bool = True) -> Path:
+    """Stream n images to `out` in format `fmt` (memory stays flat in n); returns the output path."""
+    import numpy as np
+    from PIL import Image
+    from tqdm import tqdm
+    from torchvision.utils import make_grid
+
+    from .atomic import atomic_path
+    from .data import to_uint8
+    from .writers import WRITERS, output_path
+
+    target = output_path(out, fmt)
+    labels, seeds = plan(n, classes, seed)
+    meta = {"generator_hash": gen.file_hash, "pixel_scale_arcsec": gen.pixel_scale_arcsec}
+    kept: dict[int, list[torch.Tensor]] = {c: [] for c in classes}
+    (target if fmt in ("png", "fits") else target.parent).mkdir(parents=True, exist_ok=True)
+    with WRITERS[fmt](target, n, gen.resolution, gen.class_names, meta) as writer, \
+            tqdm(total=n, unit="img", disable=not progress) as bar:
+        for images, y, s in generate(gen, labels, seeds, batch_size):
+            writer.write(to_uint8(images).numpy(), images, y, s)
+            if grid:
+                for c in classes:
+                    room = GRID_IMAGES - sum(len(t) for t in kept[c])
+                    if room > 0:
+                        kept[c].append(images[y == c][:room])
+            bar.update(len(y))
+    if grid:
+        folder = target if fmt in ("png", "fits") else target.parent
+        for c in classes:
+            picture = make_grid(torch.cat(kept[c])[:, None], nrow=8, padding=2, pad_value=1.0)[0]
+            with atomic_path(folder / f"grid_{gen.class_names[c]}.png") as tmp:
+                Image.fromarray(np.asarray(to_uint8(picture))).save(tmp, format="PNG")
+    return target

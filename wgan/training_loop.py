@@ -1,0 +1,181 @@
+"""The WGAN-GP training loop: n_critic critic steps, one generator step, EMA, logging, checkpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from . import checkpoint
+from .config import TrainConfig
+from .data import ImageSet, to_unit_range
+from .data.symmetry import random_dihedral, random_rotation
+from .loss import WGANGPLoss
+from .run import sample_grid, select_device
+from .stats import StatsLogger
+from .training_state import TrainingState, build_state, generator_export, restore, to_checkpoint
+
+# A callback sees the state after each generator iteration and may return extra stats to log.
+Callback = Callable[[int, TrainingState], "dict[str, float] | None"]
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def autocast_factory(device: torch.device, amp: bool):
+    """bf16 autocast on CUDA when AMP is on; a no-op context otherwise."""
+    if amp and device.type == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def _grad_norm(module: torch.nn.Module) -> float:
+    norms = [p.grad.detach().norm() for p in module.parameters() if p.grad is not None]
+    return torch.stack(norms).norm().item() if norms else 0.0
+
+
+def _check_finite(stats: dict[str, float], step: int) -> None:
+    bad = [k for k, v in stats.items() if not math.isfinite(v)]
+    if bad:
+        raise TrainingDiverged(f"non-finite {', '.join(bad)} at generator iteration {step}; "
+                               "the last good checkpoint is kept (try a lower learning rate)")
+
+
+def train_iteration(state: TrainingState, loss: WGANGPLoss, images: torch.Tensor, labels: torch.Tensor,
+                    cfg: TrainConfig) -> dict[str, float]:
+    """One generator iteration: n_critic critic updates, then one generator update and the EMA."""
+    device = images.device
+    stats: dict[str, float] = {}
+    state.G.requires_grad_(False)
+    for _ in range(cfg.n_critic):
+        index = state.sampler.next().to(device)
+        real = to_unit_range(images[index]).unsqueeze(1)
+        if cfg.dihedral:
+            real = random_dihedral(real, state.rng)
+        if cfg.rotate:
+            real = random_rotation(real, state.rng)
+        z = torch.randn(cfg.batch_size, cfg.network.z_dim, generator=state.rng).to(device)
+        loss_d, stats = loss.critic_loss(real, labels[index], z, state.rng)
+        _check_finite(stats, state.step)
+        state.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        state.opt_d.step()
+        state.nimg += cfg.batch_size
+    stats["Grad/critic"] = _grad_norm(state.D)
+    state.G.requires_grad_(True)
+
+    state.D.requires_grad_(False)
+    fake_labels = labels[torch.randint(0, labels.numel(), (cfg.batch_size,), generator=state.rng).to(device)]
+    z = torch.randn(cfg.batch_size, cfg.network.z_dim, generator=state.rng).to(device)
+    loss_g, g_stats = loss.generator_loss(z, fake_labels, state.rng)
+    _check_finite(g_stats, state.step)
+    state.opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    state.opt_g.step()
+    state.D.requires_grad_(True)
+    state.ema.update(state.G, state.nimg, cfg.images_per_iter)
+    state.step += 1
+    return {**stats, **g_stats, "Grad/generator": _grad_norm(state.G)}
+
+
+class _StopRequest:
+    """Turns SIGINT/SIGTERM into a flag checked between iterations (a second Ctrl-C aborts at once)."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def __enter__(self):
+        with contextlib.suppress(ValueError):  # signal handlers only install in the main thread
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, resume: Path | None = None,
+          callbacks: Sequence[Callback] = (), progress: bool = True) -> Path:
+    """Train (or continue) a run in `run_dir`; returns the path of the generator export."""
+    device = select_device(cfg.device)
+    state = build_state(cfg, len(data), device)
+    if resume is not None:
+        payload = checkpoint.load(resume, checkpoint.TRAINING_STATE)
+        if payload["data_fingerprint"] != data.fingerprint:
+            raise checkpoint.CheckpointError(f"{resume}: was trained on different data "
+                                             f"({payload['data_fingerprint']} vs {data.fingerprint})")
+        restore(state, payload)
+    loss = WGANGPLoss(state.G, state.D, cfg.loss, autocast_factory(device, cfg.amp))
+    images, labels = data.images.to(device), data.labels.to(device)
+    logger = StatsLogger(run_dir, resume_step=state.step if resume else None)
+    if resume is None:
+        logger.hparams(_flat(cfg), ["Loss/wasserstein", "Loss/gp"])
+
+    def save() -> Path:
+        checkpoint.save(to_checkpoint(state, cfg, data.fingerprint), checkpoint.checkpoint_path(run_dir, state.step))
+        checkpoint.prune(run_dir, cfg.keep_checkpoints)
+        export = run_dir / "generator.pt"
+        checkpoint.save(generator_export(state, cfg, data.fingerprint, data.pixel_scale_arcsec), export)
+        return export
+
+    totals, count = defaultdict(float), 0
+    tick_time, tick_nimg = time.perf_counter(), state.nimg
+    bar = tqdm(total=cfg.iters, initial=state.step, unit="it", disable=not progress, dynamic_ncols=True)
+    try:
+        with _StopRequest() as stop:
+            while state.step < cfg.iters and not stop.requested:
+                stats = train_iteration(state, loss, images, labels, cfg)
+                for cb in callbacks:
+                    stats.update(cb(state.step, state) or {})
+                for key, value in stats.items():
+                    totals[key] += value
+                count += 1
+                bar.update(1)
+                if state.step % cfg.log_every == 0 or state.step == cfg.iters:
+                    elapsed = time.perf_counter() - tick_time
+                    rate = (state.nimg - tick_nimg) / max(elapsed, 1e-9)
+                    tick = {k: v / count for k, v in totals.items()}
+                    tick.update({"Progress/kimg": state.kimg, "Speed/img_per_s": rate, "Speed/s_per_kimg": 1000 / max(rate, 1e-9),
+                                 "LR/generator": state.opt_g.param_groups[0]["lr"], "LR/critic": state.opt_d.param_groups[0]["lr"]})
+                    logger.log(state.step, tick)
+                    bar.set_postfix(kimg=f"{state.kimg:.1f}", img_s=f"{rate:.0f}", W=f"{tick['Loss/wasserstein']:.3f}")
+                    totals, count = defaultdict(float), 0
+                    tick_time, tick_nimg = time.perf_counter(), state.nimg
+                if state.step % cfg.sample_every == 0 or state.step == cfg.iters:
+                    logger.image("Samples/ema", sample_grid(state.ema.model, cfg.network, device), state.step)
+                if state.step % cfg.checkpoint_every == 0:
+                    save()
+            export = save()  # at the end, and on Ctrl-C / SIGTERM
+            if stop.requested:
+                bar.write(f"stopped at iteration {state.step}; resume with --resume auto --run-dir {run_dir}")
+    finally:
+        bar.close()
+        logger.close()
+    return export
+
+
+def _flat(cfg: TrainConfig) -> dict:
+    from dataclasses import asdict
+
+    out = {}
+    for key, value in asdict(cfg).items():
+        if isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,116 @@
+"""Output formats of wgan-sample. Each writer streams batches; single-file formats are
+written to a temporary file and renamed at the end, per-image formats file by file."""
+
+from __future__ import annotations
+
+import contextlib
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+from PIL import Image
+
+from .atomic import atomic_path
+from .data.schema import write_group
+
+FORMATS = ("png", "npz", "h5", "fits")
+
+
+class SampleWriter(contextlib.AbstractContextManager):
+    """write(images uint8 [B, H, W], float [B, H, W] in [-1, 1], labels, seeds) per batch."""
+
+    def __init__(self, out: Path, n: int, resolution: int, class_names: list[str], meta: dict):
+        self.out, self.n, self.resolution, self.class_names, self.meta = out, n, resolution, class_names, meta
+        self._stack = contextlib.ExitStack()
+
+    def __exit__(self, *exc):
+        return self._stack.__exit__(*exc)
+
+    def name(self, label: int, seed: int, suffix: str) -> Path:
+        return self.out / f"{self.class_names[label]}_seed{seed:010d}.{suffix}"
+
+
+class PNGWriter(SampleWriter):
+    def write(self, images, floats, labels, seeds):
+        for image, label, seed in zip(images, labels.tolist(), seeds.tolist()):
+            with atomic_path(self.name(label, seed, "png")) as tmp:
+                Image.fromarray(image).save(tmp, format="PNG")
+
+
+class FITSWriter(SampleWriter):
+    """One FITS file per image, float32 on the FIRST 0..255 scale, header with provenance."""
+
+    def write(self, images, floats, labels, seeds):
+        from astropy.io import fits
+
+        scale_deg = self.meta["pixel_scale_arcsec"] / 3600
+        for image, label, seed in zip(floats, labels.tolist(), seeds.tolist()):
+            header = fits.Header()
+            header["CLASS"] = (self.class_names[label], "morphological class")
+            header["LABEL"] = (label, "0 FRI, 1 FRII, 2 Compact, 3 Bent")
+            header["SEED"] = (seed, "noise seed of this image")
+            header["GENHASH"] = (self.meta["generator_hash"], "SHA-256 prefix of the generator file")
+            header["CTYPE1"], header["CTYPE2"] = "RA---SIN", "DEC--SIN"
+            header["CDELT1"], header["CDELT2"] = (-scale_deg, "deg per pixel"), (scale_deg, "deg per pixel")
+            header["CRPIX1"] = header["CRPIX2"] = (self.resolution + 1) / 2
+            header["BUNIT"] = ("scaled", "0..255 per image, as the FIRST data set")
+            header["ORIGIN"] = "radiogan wgan-sample"
+            data = ((image.numpy().astype(np.float32) + 1.0) * 127.5).clip(0, 255)
+            with atomic_path(self.name(label, seed, "fits")) as tmp:
+                fits.PrimaryHDU(data=data, header=header).writeto(tmp, overwrite=True)
+
+
+class NPZWriter(SampleWriter):
+    """images (uint8 [N, H, W]), labels, seeds, class_names; the image array is streamed into the zip."""
+
+    def __enter__(self):
+        tmp = self._stack.enter_context(atomic_path(self.out))
+        self._zip = self._stack.enter_context(zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True))
+        self._images = self._stack.enter_context(self._zip.open("images.npy", "w", force_zip64=True))
+        header = {"descr": "|u1", "fortran_order": False, "shape": (self.n, self.resolution, self.resolution)}
+        np.lib.format.write_array_header_2_0(self._images, header)
+        self._labels, self._seeds = [], []
+        return self
+
+    def write(self, images, floats, labels, seeds):
+        self._images.write(np.ascontiguousarray(images).tobytes())
+        self._labels.append(labels.numpy())
+        self._seeds.append(seeds.numpy())
+
+    def __exit__(self, exc_type, *rest):
+        self._images.close()
+        if exc_type is None:
+            for name, array in [("labels", np.concatenate(self._labels)), ("seeds", np.concatenate(self._seeds)),
+                                ("class_names", np.asarray(self.class_names))]:
+                with self._zip.open(f"{name}.npy", "w") as handle:
+                    np.lib.format.write_array(handle, array, allow_pickle=False)
+        return super().__exit__(exc_type, *rest)
+
+
+class H5Writer(SampleWriter):
+    """The FIRST schema, so `--data samples.h5` reads the samples back as a data set."""
+
+    def __enter__(self):
+        tmp = self._stack.enter_context(atomic_path(self.out))
+        self._h5 = self._stack.enter_context(h5py.File(tmp, "w"))
+        self._h5.attrs["generator_hash"] = self.meta["generator_hash"]
+        self._h5.attrs["pixel_scale_arcsec"] = self.meta["pixel_scale_arcsec"]
+        self._count = 0
+        return self
+
+    def write(self, images, floats, labels, seeds):
+        for image, label, seed in zip(images, labels.tolist(), seeds.tolist()):
+            write_group(self._h5, self._count, image, label, source=f"generated:{self.meta['generator_hash']}:{seed}")
+            self._count += 1
+
+
+WRITERS = {"png": PNGWriter, "npz": NPZWriter, "h5": H5Writer, "fits": FITSWriter}
+
+
+def output_path(out: Path, fmt: str) -> Path:
+    """Per-image formats write into the folder `out`; npz/h5 write `out` itself when it has
+    that suffix, else `samples.<fmt>` inside the folder `out`."""
+    if fmt in ("npz", "h5"):
+        return out if out.suffix == f".{fmt}" else out / f"samples.{fmt}"
+    return out
