@@ -101,12 +101,14 @@ class Critic(nn.Module):
         blocks = []
         for size in reversed(_stages(cfg.resolution)[:-2]):  # output sizes resolution/4 ... 4
             blocks += [
-                nn.Conv2d(cfg.width(2 * size), cfg.width(size), 4, 2, 1),
+                # No bias: LayerNorm subtracts the per-channel mean, which would cancel it.
+                nn.Conv2d(cfg.width(2 * size), cfg.width(size), 4, 2, 1, bias=False),
                 nn.LayerNorm([size, size]),  # per sample and channel, over the spatial map
                 nn.LeakyReLU(0.2, True),
             ]
         self.body = nn.Sequential(*blocks)
-        self.to_score = nn.Conv2d(cfg.width(4), 1, 4, 1, 0)  # 4x4 -> 1x1
+        # No bias: a constant offset cancels in D(real) - D(fake) and in the penalty's gradient.
+        self.to_score = nn.Conv2d(cfg.width(4), 1, 4, 1, 0, bias=False)  # 4x4 -> 1x1
 
     def class_planes(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
         """Label-branch features of every class: [classes, first/2, resolution/2, resolution/2]."""

@@ -11,8 +11,8 @@ import torch
 class StatsLogger:
     """Appends to `stats.jsonl` and TensorBoard events in the run directory.
 
-    On resume from step T, lines and events at steps >= T (written by a run that died
-    after its last checkpoint) are dropped, so the logs read as one uninterrupted run.
+    On resume from a checkpoint at step T, lines and events at steps > T (written by a run
+    that died after that checkpoint) are dropped, so the logs read as one uninterrupted run.
     """
 
     def __init__(self, run_dir: Path, resume_step: int | None = None):
@@ -20,9 +20,9 @@ class StatsLogger:
 
         self.path = run_dir / "stats.jsonl"
         if resume_step is not None and self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] < resume_step]
+            kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= resume_step]
             self.path.write_text("".join(f"{line}\n" for line in kept))
-        self.writer = SummaryWriter(str(run_dir), purge_step=resume_step)
+        self.writer = SummaryWriter(str(run_dir), purge_step=None if resume_step is None else resume_step + 1)
 
     def log(self, step: int, stats: dict[str, float]) -> None:
         with self.path.open("a") as handle:

@@ -1,0 +1,99 @@
+import pytest
+import torch
+
+from tests.helpers import tiny_network
+from wgan.diffaug import cutout, diff_augment, parse_policy, translate
+from wgan.ema import EMA
+from wgan.loss import LossConfig, WGANGPLoss, gradient_penalty
+from wgan.networks import Critic, Generator
+
+
+class LinearCritic(torch.nn.Module):
+    """D(x, y) = <w, x> + b_y: the input gradient is w for every sample."""
+
+    def __init__(self, w: torch.Tensor):
+        super().__init__()
+        self.w = torch.nn.Parameter(w)
+        self.b = torch.nn.Parameter(torch.randn(4))
+
+    def forward(self, x, y):
+        return (x * self.w).flatten(1).sum(1) + self.b[y]
+
+
+@pytest.mark.parametrize("scale", [0.1, 1.0, 3.0])
+def test_gradient_penalty_matches_analytic_value_for_linear_critic(scale):
+    torch.manual_seed(0)
+    w = torch.randn(1, 1, 8, 8)
+    w = w / w.norm() * scale
+    critic = LinearCritic(w)
+    real, fake = torch.randn(5, 1, 8, 8), torch.randn(5, 1, 8, 8)
+    gp = gradient_penalty(critic, real, fake, torch.tensor([0, 1, 2, 3, 0]), torch.Generator().manual_seed(1))
+    expected = torch.full((5,), (scale - 1.0) ** 2)
+    assert torch.allclose(gp, expected, atol=1e-5)
+    # It is differentiable w.r.t. the critic's weights: d/dw (|w|-1)^2 = 2(|w|-1) w/|w|.
+    gp.mean().backward()
+    assert torch.allclose(critic.w.grad, 2 * (scale - 1) * w / scale, atol=1e-5)
+
+
+def test_losses_finite_and_all_critic_parameters_get_gradients():
+    cfg = tiny_network()
+    torch.manual_seed(0)
+    G, D = Generator(cfg), Critic(cfg)
+    loss = WGANGPLoss(G, D, LossConfig(diffaug=("translation", "cutout")))
+    rng = torch.Generator().manual_seed(0)
+    real, labels, z = torch.rand(6, 1, 16, 16) * 2 - 1, torch.arange(6) % 4, torch.randn(6, cfg.z_dim)
+    loss_d, stats = loss.critic_loss(real, labels, z, rng)
+    loss_d.backward()
+    assert all(torch.isfinite(torch.tensor(v)) for v in stats.values())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in D.parameters())
+    assert all(p.grad is None for p in G.parameters()), "critic step must not touch generator grads"
+    loss_g, _ = loss.generator_loss(z, labels, rng)
+    loss_g.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in G.parameters())
+
+
+def test_diffaug_is_differentiable_and_seeded():
+    x = torch.randn(4, 1, 16, 16, requires_grad=True)
+    a = diff_augment(x, ("translation", "cutout"), torch.Generator().manual_seed(3))
+    b = diff_augment(x, ("translation", "cutout"), torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and a.shape == x.shape
+    a.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_translate_moves_content_and_fills_floor():
+    x = torch.full((1, 1, 16, 16), -1.0)
+    x[0, 0, 8, 8] = 1.0
+    out = translate(x, torch.Generator().manual_seed(0))
+    assert (out == 1.0).sum() <= 1 and ((out == -1.0) | (out == 1.0)).all()
+
+
+def test_cutout_blanks_a_square_to_floor():
+    x = torch.ones(2, 1, 16, 16)
+    out = cutout(x, torch.Generator().manual_seed(0))
+    blanked = (out == -1.0).sum(dim=(1, 2, 3))
+    assert ((blanked > 0) & (blanked <= 64)).all()
+
+
+def test_parse_policy():
+    assert parse_policy("translation,cutout") == ("translation", "cutout")
+    assert parse_policy("none") == ()
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        parse_policy("colour")
+
+
+def test_ema_half_life_in_images():
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    ema = EMA(model, half_life_kimg=0.1, rampup=None)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    for step in range(10):  # 10 updates of 10 images = one half-life of 100 images
+        ema.update(model, images_seen=(step + 1) * 10, batch_size=10)
+    assert ema.model.weight.item() == pytest.approx(0.5, abs=1e-6)
+
+
+def test_ema_rampup_shortens_early_half_life():
+    ema = EMA(torch.nn.Linear(1, 1), half_life_kimg=10.0, rampup=0.05)
+    assert ema.beta(images_seen=1000, batch_size=50) == pytest.approx(0.5)
+    assert ema.beta(images_seen=10**7, batch_size=50) == pytest.approx(0.5 ** (50 / 10000))

@@ -1,0 +1,128 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.helpers import synthetic_set, tiny_config
+from wgan import checkpoint
+from wgan.training_loop import TrainingDiverged, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def final_state(run_dir: Path) -> dict:
+    return checkpoint.load(checkpoint.list_checkpoints(run_dir)[-1], checkpoint.TRAINING_STATE)
+
+
+def assert_same_tensors(a, b, where=""):
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for key in a:
+            assert_same_tensors(a[key], b[key], f"{where}.{key}")
+    elif isinstance(a, (list, tuple)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_tensors(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+def test_run_writes_logs_checkpoints_and_export(tmp_path):
+    cfg = tiny_config()
+    export = train(cfg, synthetic_set(), tmp_path, progress=False)
+    assert export == tmp_path / "generator.pt"
+    lines = [json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [2, 4, 6]
+    for key in ("Loss/critic", "Loss/wasserstein", "Loss/gp", "Loss/generator", "Grad/critic", "Speed/img_per_s",
+                "Progress/kimg", "LR/critic"):
+        assert key in lines[-1]
+    assert list(tmp_path.glob("events.out.tfevents.*"))
+    # keep_checkpoints=3 of the checkpoints at 2, 4, 6
+    assert [p.name for p in checkpoint.list_checkpoints(tmp_path)] == [
+        f"training-state-{s:08d}.pt" for s in (2, 4, 6)]
+    state = final_state(tmp_path)
+    assert state["step"] == 6 and state["nimg"] == 6 * cfg.n_critic * cfg.batch_size
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_resume_continues_at_same_step_with_identical_result(tmp_path):
+    data = synthetic_set()
+    train(tiny_config(iters=6), data, tmp_path / "full", progress=False)
+    train(tiny_config(iters=4), data, tmp_path / "part", progress=False)
+    resume = checkpoint.list_checkpoints(tmp_path / "part")[-1]
+    train(tiny_config(iters=6), data, tmp_path / "part", resume=resume, progress=False)
+    assert_same_tensors(final_state(tmp_path / "full"), final_state(tmp_path / "part"))
+
+
+KILLED_RUN = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    from tests.helpers import synthetic_set, tiny_config
+    from wgan.training_loop import train
+
+    def kill(step, state):
+        if step == 5:  # between the checkpoints at 4 and 6
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    train(tiny_config(iters=8), synthetic_set(), Path(sys.argv[1]), callbacks=[kill], progress=False)
+""")
+
+
+def test_exact_resume_after_sigkill(tmp_path):
+    """A run killed between checkpoints and resumed ends with the same weights as an uninterrupted one."""
+    data = synthetic_set()
+    train(tiny_config(iters=8), data, tmp_path / "full", progress=False)
+    proc = subprocess.run([sys.executable, "-c", KILLED_RUN, str(tmp_path / "killed")], cwd=ROOT,
+                          capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == -9, proc.stderr.decode()
+    assert [p.name for p in checkpoint.list_checkpoints(tmp_path / "killed")][-1] == "training-state-00000004.pt"
+    resume = checkpoint.list_checkpoints(tmp_path / "killed")[-1]
+    train(tiny_config(iters=8), data, tmp_path / "killed", resume=resume, progress=False)
+    assert_same_tensors(final_state(tmp_path / "full"), final_state(tmp_path / "killed"))
+    steps = [json.loads(line)["step"] for line in (tmp_path / "killed" / "stats.jsonl").read_text().splitlines()]
+    assert steps == [2, 4, 6, 8], "stats written after the last checkpoint must be dropped on resume"
+
+
+def test_resume_refuses_other_data(tmp_path):
+    train(tiny_config(iters=2), synthetic_set(), tmp_path, progress=False)
+    with pytest.raises(checkpoint.CheckpointError, match="different data"):
+        train(tiny_config(iters=4), synthetic_set(seed=5), tmp_path, resume=checkpoint.list_checkpoints(tmp_path)[-1],
+              progress=False)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    def poison(step, state):
+        if step == 3:
+            with torch.no_grad():
+                next(state.D.parameters()).fill_(float("nan"))
+
+    with pytest.raises(TrainingDiverged, match="non-finite"):
+        train(tiny_config(iters=6), synthetic_set(), tmp_path, callbacks=[poison], progress=False)
+    kept = checkpoint.list_checkpoints(tmp_path)
+    assert [p.name for p in kept] == ["training-state-00000002.pt"]
+    state = checkpoint.load(kept[0], checkpoint.TRAINING_STATE)
+    assert all(torch.isfinite(t).all() for t in state["critic"].values())
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "foreign", "wrong-kind", "pickle"])
+def test_bad_checkpoints_give_clear_errors(tmp_path, damage):
+    train(tiny_config(iters=2), synthetic_set(), tmp_path, progress=False)
+    path = checkpoint.list_checkpoints(tmp_path)[-1]
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"not a checkpoint at all")
+    elif damage == "foreign":
+        torch.save({"model": torch.zeros(3)}, path)
+    elif damage == "wrong-kind":
+        path = tmp_path / "generator.pt"
+    elif damage == "pickle":
+        torch.save({"format": checkpoint.TRAINING_STATE, "obj": Path("x")}, path)
+    with pytest.raises(checkpoint.CheckpointError, match=str(path.name)):
+        checkpoint.load(path, checkpoint.TRAINING_STATE)
