@@ -68,7 +68,6 @@ class WGANGPLoss:
         """-E[D(G(z, y), y)]."""
         with self.autocast():
             fake = self.G(z, labels).float()
-        with self.autocast():
             score = self.D(self._augment(fake, rng), labels).float()
         loss = -score.mean()
         return loss, {"Loss/generator": loss.item()}

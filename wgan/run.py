@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from .atomic import atomic_path
 from .data import to_uint8
 from .networks import NetworkConfig
 
@@ -58,3 +59,11 @@ def sample_grid(generator: torch.nn.Module, cfg: NetworkConfig, device: torch.de
     generator.train(was_training)
     grid = make_grid(images, nrow=per_class, padding=2, pad_value=1.0)[:1]
     return to_uint8(grid)
+
+
+def save_png(image, path: Path) -> None:
+    """Atomically write a uint8 [H, W] array as PNG."""
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")

@@ -79,13 +79,11 @@ GRID_IMAGES = 64
 def write_samples(gen: LoadedGenerator, n: int, classes: list[int], seed: int, out: Path, fmt: str,
                   grid: bool = False, batch_size: int = 256, progress: bool = True) -> Path:
     """Stream n images to `out` in format `fmt` (memory stays flat in n); returns the output path."""
-    import numpy as np
-    from PIL import Image
-    from tqdm import tqdm
     from torchvision.utils import make_grid
+    from tqdm import tqdm
 
-    from .atomic import atomic_path
     from .data import to_uint8
+    from .run import save_png
     from .writers import WRITERS, output_path
 
     target = output_path(out, fmt)
@@ -107,6 +105,5 @@ def write_samples(gen: LoadedGenerator, n: int, classes: list[int], seed: int, o
         folder = target if fmt in ("png", "fits") else target.parent
         for c in classes:
             picture = make_grid(torch.cat(kept[c])[:, None], nrow=8, padding=2, pad_value=1.0)[0]
-            with atomic_path(folder / f"grid_{gen.class_names[c]}.png") as tmp:
-                Image.fromarray(np.asarray(to_uint8(picture))).save(tmp, format="PNG")
+            save_png(to_uint8(picture).numpy(), folder / f"grid_{gen.class_names[c]}.png")
     return target

@@ -16,7 +16,8 @@ class StatsLogger:
     """
 
     def __init__(self, run_dir: Path, resume_step: int | None = None):
-        from torch.utils.tensorboard import SummaryWriter  # tensorboard import is slow; only when training
+        # tensorboard is slow to import, so only a training run pays for it
+        from torch.utils.tensorboard import SummaryWriter
 
         self.path = run_dir / "stats.jsonl"
         if resume_step is not None and self.path.exists():

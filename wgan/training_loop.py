@@ -18,7 +18,7 @@ from .config import TrainConfig
 from .data import ImageSet, to_unit_range
 from .data.symmetry import random_dihedral, random_rotation
 from .loss import WGANGPLoss
-from .run import sample_grid, select_device
+from .run import sample_grid, save_png, select_device
 from .stats import StatsLogger
 from .training_state import TrainingState, build_state, generator_export, restore, to_checkpoint
 
@@ -31,9 +31,9 @@ class TrainingDiverged(RuntimeError):
 
 
 def autocast_factory(device: torch.device, amp: bool):
-    """bf16 autocast on CUDA when AMP is on; a no-op context otherwise."""
-    if amp and device.type == "cuda":
-        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    """bf16 autocast on the training device when AMP is on; a no-op context otherwise."""
+    if amp:
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext
 
 
@@ -49,41 +49,55 @@ def _check_finite(stats: dict[str, float], step: int) -> None:
                                "the last good checkpoint is kept (try a lower learning rate)")
 
 
-def train_iteration(state: TrainingState, loss: WGANGPLoss, images: torch.Tensor, labels: torch.Tensor,
-                    cfg: TrainConfig) -> dict[str, float]:
-    """One generator iteration: n_critic critic updates, then one generator update and the EMA."""
+def critic_step(state: TrainingState, loss: WGANGPLoss, images: torch.Tensor, labels: torch.Tensor,
+                cfg: TrainConfig) -> dict[str, float]:
+    """One critic update on the next real batch (augmented on the device) and fresh fakes."""
     device = images.device
-    stats: dict[str, float] = {}
-    state.G.requires_grad_(False)
-    for _ in range(cfg.n_critic):
-        index = state.sampler.next().to(device)
-        real = to_unit_range(images[index]).unsqueeze(1)
-        if cfg.dihedral:
-            real = random_dihedral(real, state.rng)
-        if cfg.rotate:
-            real = random_rotation(real, state.rng)
-        z = torch.randn(cfg.batch_size, cfg.network.z_dim, generator=state.rng).to(device)
-        loss_d, stats = loss.critic_loss(real, labels[index], z, state.rng)
-        _check_finite(stats, state.step)
-        state.opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        state.opt_d.step()
-        state.nimg += cfg.batch_size
-    stats["Grad/critic"] = _grad_norm(state.D)
-    state.G.requires_grad_(True)
+    index = state.sampler.next().to(device)
+    real = to_unit_range(images[index]).unsqueeze(1)
+    if cfg.dihedral:
+        real = random_dihedral(real, state.rng)
+    if cfg.rotate:
+        real = random_rotation(real, state.rng)
+    z = torch.randn(cfg.batch_size, cfg.network.z_dim, generator=state.rng).to(device)
+    loss_d, stats = loss.critic_loss(real, labels[index], z, state.rng)
+    _check_finite(stats, state.step)
+    state.opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    state.opt_d.step()
+    state.nimg += cfg.batch_size
+    return stats
 
-    state.D.requires_grad_(False)
+
+def generator_step(state: TrainingState, loss: WGANGPLoss, labels: torch.Tensor, cfg: TrainConfig) -> dict[str, float]:
+    """One generator update; fake labels follow the real class mix."""
+    device = labels.device
     fake_labels = labels[torch.randint(0, labels.numel(), (cfg.batch_size,), generator=state.rng).to(device)]
     z = torch.randn(cfg.batch_size, cfg.network.z_dim, generator=state.rng).to(device)
-    loss_g, g_stats = loss.generator_loss(z, fake_labels, state.rng)
-    _check_finite(g_stats, state.step)
+    loss_g, stats = loss.generator_loss(z, fake_labels, state.rng)
+    _check_finite(stats, state.step)
     state.opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
     state.opt_g.step()
+    return stats
+
+
+def train_iteration(state: TrainingState, loss: WGANGPLoss, images: torch.Tensor, labels: torch.Tensor,
+                    cfg: TrainConfig) -> dict[str, float]:
+    """One generator iteration: n_critic critic updates, then one generator update and the EMA."""
+    # Freezing the network that is not being updated skips its weight gradients.
+    state.G.requires_grad_(False)
+    for _ in range(cfg.n_critic):
+        stats = critic_step(state, loss, images, labels, cfg)
+    stats["Grad/critic"] = _grad_norm(state.D)
+    state.G.requires_grad_(True)
+    state.D.requires_grad_(False)
+    stats.update(generator_step(state, loss, labels, cfg))
     state.D.requires_grad_(True)
     state.ema.update(state.G, state.nimg, cfg.images_per_iter)
     state.step += 1
-    return {**stats, **g_stats, "Grad/generator": _grad_norm(state.G)}
+    stats["Grad/generator"] = _grad_norm(state.G)
+    return stats
 
 
 class _StopRequest:
@@ -157,7 +171,9 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, resume: Path | None =
                     totals, count = defaultdict(float), 0
                     tick_time, tick_nimg = time.perf_counter(), state.nimg
                 if state.step % cfg.sample_every == 0 or state.step == cfg.iters:
-                    logger.image("Samples/ema", sample_grid(state.ema.model, cfg.network, device), state.step)
+                    grid = sample_grid(state.ema.model, cfg.network, device)
+                    logger.image("Samples/ema", grid, state.step)
+                    save_png(grid[0].numpy(), run_dir / "grids" / f"ema-{state.step:08d}.png")
                 if state.step % cfg.checkpoint_every == 0:
                     save()
             export = save()  # at the end, and on Ctrl-C / SIGTERM

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from PIL import Image
 
 from .atomic import atomic_path
 from .data.schema import write_group
+from .run import save_png
 
 FORMATS = ("png", "npz", "h5", "fits")
 
@@ -34,8 +34,7 @@ class SampleWriter(contextlib.AbstractContextManager):
 class PNGWriter(SampleWriter):
     def write(self, images, floats, labels, seeds):
         for image, label, seed in zip(images, labels.tolist(), seeds.tolist()):
-            with atomic_path(self.name(label, seed, "png")) as tmp:
-                Image.fromarray(image).save(tmp, format="PNG")
+            save_png(image, self.name(label, seed, "png"))
 
 
 class FITSWriter(SampleWriter):

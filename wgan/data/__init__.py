@@ -18,7 +18,15 @@ from . import cache
 from .imageset import CLASS_NAMES, DataError, ImageSet, to_uint8, to_unit_range
 from .preprocess import FIRST_PIXEL_SCALE_ARCSEC, Preprocess, pixel_scale, preprocess_images
 from .schema import RawImages
-from .sources import FOLDS, first_zip, first_zip_name, folder_digest, read_first_zip, read_folder, read_h5
+from .sources import (
+    FOLDS,
+    first_zip,
+    first_zip_name,
+    folder_digest,
+    read_first_zip,
+    read_folder,
+    read_h5,
+)
 
 __all__ = [
     "CLASS_NAMES", "DataConfig", "DataError", "ImageSet", "load_dataset", "to_uint8", "to_unit_range",

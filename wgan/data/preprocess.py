@@ -8,6 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .imageset import DataError
+
 FIRST_PIXEL_SCALE_ARCSEC = 1.8
 
 
@@ -26,12 +28,12 @@ class Preprocess:
         return source_size if self.crop is None else self.crop
 
     def check(self, source_size: int, name: str) -> None:
-        """Raise ValueError naming `name` when an image of this size cannot be preprocessed."""
+        """Raise DataError naming `name` when an image of this size cannot be preprocessed."""
         crop = self.crop_size(source_size)
         if crop > source_size:
-            raise ValueError(f"{name}: image is {source_size} px, smaller than the {crop} px crop")
+            raise DataError(f"{name}: image is {source_size} px, smaller than the {crop} px crop")
         if self.resolution is not None and (self.resolution > crop or crop % self.resolution):
-            raise ValueError(
+            raise DataError(
                 f"{name}: resolution {self.resolution} must divide the {crop} px crop "
                 "(area downsampling by an integer factor)"
             )
