@@ -47,6 +47,8 @@ def test_dry_run_prints_config_and_writes_nothing(tmp_path):
     assert result.exit_code == 0
     config = json.loads(result.stdout)
     assert config["preset"] == "small" and config["iters"] == 32  # ceil(10000 / (64 * 5))
+    assert config["network"]["resolution"] == 64 and config["data"]["resolution"] == 64
+    assert (config["data"]["source"], config["data"]["split"], config["data"]["subset"]) == ("first", "literature", "train")
     assert not (tmp_path / "runs").exists()
 
 

@@ -1,5 +1,6 @@
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -126,3 +127,16 @@ def test_bad_checkpoints_give_clear_errors(tmp_path, damage):
         torch.save({"format": checkpoint.TRAINING_STATE, "obj": Path("x")}, path)
     with pytest.raises(checkpoint.CheckpointError, match=str(path.name)):
         checkpoint.load(path, checkpoint.TRAINING_STATE)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_ctrl_c_checkpoint_then_stop(tmp_path, sig):
+    def interrupt(step, state):
+        if step == 3:
+            os.kill(os.getpid(), sig)
+
+    before = signal.getsignal(sig)
+    export = train(tiny_config(iters=8), synthetic_set(), tmp_path, callbacks=[interrupt], progress=False)
+    assert export.is_file()
+    assert checkpoint.list_checkpoints(tmp_path)[-1].name == "training-state-00000003.pt"
+    assert signal.getsignal(sig) is before  # the run's handler is removed again
