@@ -123,3 +123,10 @@ def test_sample_bad_input_is_a_click_error_and_writes_nothing(trained, tmp_path,
     result = invoke(sample_command, [*base, *args[case], "--out", out, "--no-progress"])
     assert result.exit_code != 0 and "Error" in result.output and "Traceback" not in result.output
     assert not out.exists()
+
+
+def test_sample_grid_with_fewer_images_than_classes(trained, tmp_path):
+    result = invoke(sample_command, ["--checkpoint", trained / "generator.pt", "--n", 2, "--grid", "--out", tmp_path,
+                                     "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.glob("grid_*.png")) == ["grid_FRI.png", "grid_FRII.png"]

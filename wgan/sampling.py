@@ -98,12 +98,13 @@ def write_samples(gen: LoadedGenerator, n: int, classes: list[int], seed: int, o
             if grid:
                 for c in classes:
                     room = GRID_IMAGES - sum(len(t) for t in kept[c])
-                    if room > 0:
-                        kept[c].append(images[y == c][:room])
+                    chosen = images[y == c][:room]
+                    if len(chosen):
+                        kept[c].append(chosen)
             bar.update(len(y))
     if grid:
         folder = target if fmt in ("png", "fits") else target.parent
-        for c in classes:
+        for c in (c for c in classes if kept[c]):  # a class may get no image when n < classes
             picture = make_grid(torch.cat(kept[c])[:, None], nrow=8, padding=2, pad_value=1.0)[0]
             save_png(to_uint8(picture).numpy(), folder / f"grid_{gen.class_names[c]}.png")
     return target

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from .atomic import write_text
+
 
 class StatsLogger:
     """Appends to `stats.jsonl` and TensorBoard events in the run directory.
@@ -22,7 +24,7 @@ class StatsLogger:
         self.path = run_dir / "stats.jsonl"
         if resume_step is not None and self.path.exists():
             kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= resume_step]
-            self.path.write_text("".join(f"{line}\n" for line in kept))
+            write_text(self.path, "".join(f"{line}\n" for line in kept))
         self.writer = SummaryWriter(str(run_dir), purge_step=None if resume_step is None else resume_step + 1)
 
     def log(self, step: int, stats: dict[str, float]) -> None:

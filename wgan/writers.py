@@ -50,9 +50,9 @@ class FITSWriter(SampleWriter):
             header["LABEL"] = (label, "0 FRI, 1 FRII, 2 Compact, 3 Bent")
             header["SEED"] = (seed, "noise seed of this image")
             header["GENHASH"] = (self.meta["generator_hash"], "SHA-256 prefix of the generator file")
-            header["CTYPE1"], header["CTYPE2"] = "RA---SIN", "DEC--SIN"
+            # Pixel scale only: a generated source has no position on the sky.
             header["CDELT1"], header["CDELT2"] = (-scale_deg, "deg per pixel"), (scale_deg, "deg per pixel")
-            header["CRPIX1"] = header["CRPIX2"] = (self.resolution + 1) / 2
+            header["CUNIT1"] = header["CUNIT2"] = "deg"
             header["BUNIT"] = ("scaled", "0..255 per image, as the FIRST data set")
             header["ORIGIN"] = "radiogan wgan-sample"
             data = ((image.numpy().astype(np.float32) + 1.0) * 127.5).clip(0, 255)

@@ -74,7 +74,8 @@ def load_dataset(config: DataConfig) -> ImageSet:
             reader, digest = read_h5, cache.file_digest(path)
         else:
             raise DataError(f"{path}: no such data folder or HDF5 file")
-    key = cache.cache_key({"digest": digest, "crop": prep.crop, "resolution": prep.resolution})
+    key = cache.cache_key({"digest": digest, "crop": prep.crop, "resolution": prep.resolution,
+                           "pixel_scale": config.pixel_scale_arcsec})
     arrays = cache.load(key)
     if arrays is None:
         raw = reader(path)
