@@ -18,6 +18,8 @@ from .atomic import atomic_path
 
 TRAINING_STATE = "radiogan-training-state"
 GENERATOR_EXPORT = "radiogan-generator"
+CLASSIFIER_EXPORT = "radiogan-classifier"
+KINDS = (TRAINING_STATE, GENERATOR_EXPORT, CLASSIFIER_EXPORT)
 FORMAT_VERSION = 1
 
 
@@ -41,7 +43,7 @@ def load(path: str | Path, kind: str) -> dict:
     except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"{path}: truncated, corrupt or not a safe checkpoint ({first_line[:200]})") from None
-    if not isinstance(payload, dict) or payload.get("format") not in (TRAINING_STATE, GENERATOR_EXPORT):
+    if not isinstance(payload, dict) or payload.get("format") not in KINDS:
         raise CheckpointError(f"{path}: not a radiogan checkpoint")
     if payload["format"] != kind:
         raise CheckpointError(f"{path}: is a {payload['format']} file, expected a {kind} file")

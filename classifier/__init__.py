@@ -1,0 +1,1 @@
+"""Radio galaxy classifiers: models, training engine and metrics."""

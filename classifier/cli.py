@@ -1,0 +1,60 @@
+"""classifier-train: train a classifier on real data, select the epoch on valid, report on test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from wgan.checkpoint import CheckpointError
+from wgan.data import DataError
+
+from .models import MODELS
+
+USER_ERRORS = (DataError, CheckpointError, ValueError, OSError)
+
+
+@click.command(context_settings={"show_default": True})
+@click.option("--data", "source", default="first", help="'first' (bundled FIRST set), a class folder, or an .h5 file.")
+@click.option("--split", type=click.Choice(["literature", "cv"]), default="cv")
+@click.option("--fold", type=click.IntRange(0, 4), default=0)
+@click.option("--crop", type=click.IntRange(8), default=128)
+@click.option("--resolution", type=click.IntRange(8), default=64)
+@click.option("--model", type=click.Choice(sorted(MODELS)), default="cnn")
+@click.option("--epochs", type=click.IntRange(1), default=30)
+@click.option("--batch-size", type=click.IntRange(1), default=32)
+@click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3)
+@click.option("--weight-decay", type=click.FloatRange(0), default=1e-4)
+@click.option("--class-weighted", is_flag=True, help="Weight the loss by inverse class frequency.")
+@click.option("--oversample", is_flag=True, help="Class-balanced sampling of training images.")
+@click.option("--dihedral/--no-dihedral", default=True, help="Random rotations/flips of the square.")
+@click.option("--select-on", type=click.Choice(["accuracy", "macro_f1", "loss"]), default="accuracy",
+              help="Validation metric that picks the epoch.")
+@click.option("--patience", type=click.IntRange(1), default=None, help="Early stopping after N epochs without gain.")
+@click.option("--seed", type=int, default=0)
+@click.option("--device", default="auto")
+@click.option("--amp/--no-amp", default=None, help="bf16 autocast; default: on with CUDA.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder; default runs/classifier-<model>-<split><fold>-s<seed>.")
+@click.option("--progress/--no-progress", default=True)
+def classifier_train_command(**opts):
+    """Train a classifier on real images and report per-class test metrics.
+
+    \b
+    Examples:
+      classifier-train --model cnn --split cv --fold 0
+      classifier-train --model vit --epochs 100 --out runs/vit-fold0
+    """
+    from .training import ClassifierRun, run_classifier
+
+    try:
+        run = ClassifierRun.from_options(opts)
+        result = run_classifier(run, progress=opts["progress"])
+    except USER_ERRORS as error:
+        raise click.ClickException(str(error)) from None
+    test = result["test"]
+    click.echo(f"best epoch {result['best_epoch']}: test accuracy {test['accuracy']:.4f}, macro F1 {test['macro_f1']:.4f}, "
+               f"Brier {test['brier']:.4f}")
+    for name, m in test["per_class"].items():
+        click.echo(f"  {name:8s} P {m['precision']:.3f}  R {m['recall']:.3f}  F1 {m['f1']:.3f}  AUC {m['roc_auc']:.3f}  n {m['support']}")
+    click.echo(f"wrote {run.out}")

@@ -1,0 +1,166 @@
+"""Classifier training: `train_one_epoch` and `evaluate` return metric dicts; `fit` selects the
+best epoch on the validation split (never on test)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from wgan.data import CLASS_NAMES, ImageSet, to_unit_range
+from wgan.data.symmetry import random_dihedral
+
+from .metrics import classification_report
+from .models import probabilities
+
+
+@dataclass
+class TrainSettings:
+    """How a classifier is trained; every field enters the export's config."""
+
+    model: str = "cnn"
+    epochs: int = 30
+    batch_size: int = 32
+    optimizer: str = "adamw"  # adamw | sgd (momentum 0.9, nesterov)
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 1  # linear warm-up, then cosine decay to 0
+    class_weighted: bool = False  # loss weighted by inverse class frequency
+    oversample: bool = False  # draw training images with probability inverse to class frequency
+    dihedral: bool = True  # random rotations/flips of the square
+    select_on: str = "accuracy"  # validation metric that picks the best epoch: accuracy | macro_f1 | loss
+    patience: int | None = None  # stop after this many epochs without a better validation score
+    seed: int = 0
+    amp: bool = False  # bf16 autocast (CUDA)
+
+
+def _autocast(device: torch.device, amp: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+
+
+def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Inverse class frequency, normalised so a balanced set gets weight 1 everywhere."""
+    counts = torch.bincount(labels.cpu(), minlength=num_classes).float().clamp(min=1)
+    return counts.sum() / (num_classes * counts)
+
+
+def epoch_order(labels: torch.Tensor, settings: TrainSettings, rng: torch.Generator) -> torch.Tensor:
+    """Indices of one epoch: a permutation, or a class-balanced draw with replacement."""
+    n = labels.numel()
+    if settings.oversample:
+        weights = class_weights(labels, len(CLASS_NAMES))[labels.cpu()]
+        return torch.multinomial(weights, n, replacement=True, generator=rng)
+    return torch.randperm(n, generator=rng)
+
+
+def make_optimizer(model: nn.Module, settings: TrainSettings, steps_per_epoch: int):
+    if settings.optimizer == "adamw":
+        opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    elif settings.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=0.9, nesterov=True,
+                              weight_decay=settings.weight_decay)
+    else:
+        raise ValueError(f"unknown optimizer '{settings.optimizer}'")
+    total, warmup = settings.epochs * steps_per_epoch, settings.warmup_epochs * steps_per_epoch
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+
+
+def train_one_epoch(model: nn.Module, data: ImageSet, optimizer, scheduler, settings: TrainSettings,
+                    rng: torch.Generator, device: torch.device, loss_weights: torch.Tensor | None = None) -> dict:
+    """One pass over the training images; returns {'loss', 'accuracy', 'lr'}."""
+    model.train()
+    order = epoch_order(data.labels, settings, rng)
+    total_loss, correct = 0.0, 0
+    for start in range(0, len(order), settings.batch_size):
+        index = order[start : start + settings.batch_size]
+        x = to_unit_range(data.images[index].to(device)).unsqueeze(1)
+        y = data.labels[index].to(device)
+        if settings.dihedral:
+            x = random_dihedral(x, rng)
+        with _autocast(device, settings.amp):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y, weight=loss_weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total_loss += loss.item() * len(index)
+        correct += (logits.argmax(1) == y).sum().item()
+    return {"loss": total_loss / len(order), "accuracy": correct / len(order), "lr": scheduler.get_last_lr()[0]}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 256,
+            amp: bool = False) -> torch.Tensor:
+    """Class probabilities [N, classes] for uint8 images [N, H, W]."""
+    model.eval()
+    out = []
+    for start in range(0, images.shape[0], batch_size):
+        x = to_unit_range(images[start : start + batch_size].to(device)).unsqueeze(1)
+        with _autocast(device, amp):
+            out.append(probabilities(model(x)).cpu())
+    return torch.cat(out)
+
+
+def evaluate(model: nn.Module, data: ImageSet, device: torch.device, amp: bool = False) -> dict:
+    """The classification report of `data` plus the mean cross-entropy ('loss')."""
+    probs = predict(model, data.images, device, amp=amp)
+    report = classification_report(data.labels.numpy(), probs.numpy(), list(CLASS_NAMES))
+    picked = probs[torch.arange(len(data)), data.labels].clamp(min=1e-12)
+    report["loss"] = float(-picked.log().mean())
+    return report
+
+
+def selection_score(report: dict, metric: str) -> float:
+    """Higher is better."""
+    return -report["loss"] if metric == "loss" else report[metric]
+
+
+@dataclass
+class FitResult:
+    model: nn.Module  # weights of the best validation epoch
+    best_epoch: int
+    history: list[dict]  # one dict per epoch: train and valid metrics
+
+
+def fit(model: nn.Module, train: ImageSet, valid: ImageSet, settings: TrainSettings, device: torch.device,
+        log: Callable[[int, dict], None] | None = None, progress: bool = True) -> FitResult:
+    """Train for `settings.epochs` (or until `patience` runs out) and keep the best validation epoch."""
+    rng = torch.Generator().manual_seed(settings.seed)
+    model.to(device)
+    steps = math.ceil(len(train) / settings.batch_size)
+    optimizer, scheduler = make_optimizer(model, settings, steps)
+    weights = class_weights(train.labels, len(CLASS_NAMES)).to(device) if settings.class_weighted else None
+    best, best_epoch, best_state, history = -np.inf, 0, None, []
+    bar = tqdm(range(1, settings.epochs + 1), unit="epoch", disable=not progress, leave=False)
+    for epoch in bar:
+        train_stats = train_one_epoch(model, train, optimizer, scheduler, settings, rng, device, weights)
+        valid_report = evaluate(model, valid, device, settings.amp)
+        row = {"epoch": epoch, **{f"train/{k}": v for k, v in train_stats.items()},
+               "valid/loss": valid_report["loss"], "valid/accuracy": valid_report["accuracy"],
+               "valid/macro_f1": valid_report["macro_f1"]}
+        history.append(row)
+        if log:
+            log(epoch, row)
+        score = selection_score(valid_report, settings.select_on)
+        if score > best:
+            best, best_epoch, best_state = score, epoch, copy.deepcopy(model.state_dict())
+        bar.set_postfix(valid_acc=f"{valid_report['accuracy']:.3f}", best=best_epoch)
+        if settings.patience and epoch - best_epoch >= settings.patience:
+            break
+    model.load_state_dict(best_state)
+    return FitResult(model=model, best_epoch=best_epoch, history=history)

@@ -1,0 +1,76 @@
+"""One classifier run: load the splits, fit, evaluate on test, write the export and reports."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from wgan.atomic import write_text
+from wgan.data import CLASS_NAMES, DataConfig, load_dataset
+from wgan.run import select_device
+from wgan.stats import StatsLogger
+
+from .engine import TrainSettings, evaluate, fit
+from .export import save_classifier
+from .metrics import plot_confusion_matrix
+from .models import build_model
+
+
+@dataclass
+class ClassifierRun:
+    settings: TrainSettings = field(default_factory=TrainSettings)
+    data: DataConfig = field(default_factory=lambda: DataConfig(split="cv", resolution=64))
+    out: Path = Path("runs/classifier")
+    device: str = "auto"
+
+    @classmethod
+    def from_options(cls, opts: dict) -> ClassifierRun:
+        device = select_device(opts["device"])
+        settings = TrainSettings(
+            model=opts["model"], epochs=opts["epochs"], batch_size=opts["batch_size"], optimizer=opts["optimizer"],
+            lr=opts["lr"], weight_decay=opts["weight_decay"], class_weighted=opts["class_weighted"],
+            oversample=opts["oversample"], dihedral=opts["dihedral"], select_on=opts["select_on"],
+            patience=opts["patience"], seed=opts["seed"],
+            amp=device.type == "cuda" if opts["amp"] is None else opts["amp"])
+        resolution = None if opts["resolution"] == opts["crop"] else opts["resolution"]
+        data = DataConfig(source=opts["source"], split=opts["split"], fold=opts["fold"], crop=opts["crop"],
+                          resolution=resolution)
+        fold = opts["fold"] if opts["split"] == "cv" else ""
+        out = opts["out"] or Path("runs") / f"classifier-{opts['model']}-{opts['split']}{fold}-s{opts['seed']}"
+        return cls(settings=settings, data=data, out=out, device=opts["device"])
+
+
+def _subset(data: DataConfig, subset: str) -> DataConfig:
+    return DataConfig(**{**asdict(data), "subset": subset})
+
+
+def run_classifier(run: ClassifierRun, progress: bool = True) -> dict:
+    """Train on `train`, pick the epoch on `valid`, report on `test`; returns the metrics dict."""
+    device = select_device(run.device)
+    train, valid, test = (load_dataset(_subset(run.data, s)) for s in ("train", "valid", "test"))
+    model = build_model(run.settings.model, train.resolution, len(CLASS_NAMES), seed=run.settings.seed)
+    run.out.mkdir(parents=True, exist_ok=True)
+    logger = StatsLogger(run.out)
+    try:
+        result = fit(model, train, valid, run.settings, device, log=logger.log, progress=progress)
+    finally:
+        logger.close()
+    test_report = evaluate(result.model, test, device, run.settings.amp)
+    valid_report = evaluate(result.model, valid, device, run.settings.amp)
+    metrics = {
+        "model": run.settings.model,
+        "best_epoch": result.best_epoch,
+        "settings": asdict(run.settings),
+        "data": asdict(run.data),
+        "data_fingerprint": train.fingerprint,
+        "counts": {"train": train.class_counts(), "valid": valid.class_counts(), "test": test.class_counts()},
+        "valid": valid_report,
+        "test": test_report,
+        "history": result.history,
+    }
+    save_classifier(result.model, asdict(run.settings), asdict(run.data), train.resolution, list(CLASS_NAMES),
+                    {"test": test_report, "best_epoch": result.best_epoch}, run.out / "model.pt")
+    write_text(run.out / "metrics.json", json.dumps(metrics, indent=2))
+    plot_confusion_matrix(test_report, run.out / "confusion_matrix.png")
+    return metrics

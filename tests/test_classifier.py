@@ -1,0 +1,118 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from classifier.cli import classifier_train_command
+from classifier.engine import TrainSettings, class_weights, epoch_order, evaluate, fit
+from classifier.export import load_classifier
+from classifier.metrics import classification_report, confusion_matrix, roc_auc_one_vs_rest
+from classifier.models import MODELS, build_model
+from tests.helpers import synthetic_set
+
+NAMES = ["FRI", "FRII", "Compact", "Bent"]
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("resolution", [32, 64])
+def test_models_shapes_and_gradients(name, resolution):
+    torch.manual_seed(0)
+    model = build_model(name, resolution)
+    logits = model(torch.randn(3, 1, resolution, resolution))
+    assert logits.shape == (3, 4) and torch.isfinite(logits).all()
+    logits.sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing
+
+
+def test_vit_attention_maps_shape_and_rows_sum_to_one():
+    model = build_model("vit", 32).eval()
+    maps = model.attention_maps(torch.randn(2, 1, 32, 32))
+    assert maps.shape == (2, 6, 3, 65, 65)  # 8 x 8 patches + class token
+    assert torch.allclose(maps.sum(-1), torch.ones(2, 6, 3, 65), atol=1e-5)
+    assert (maps >= 0).all()
+
+
+def test_unknown_model_and_too_small_input():
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("alexnet", 64)
+    with pytest.raises(ValueError, match="at least 32 px"):
+        build_model("cnn", 16)
+
+
+def test_report_against_hand_computed_confusion_matrix():
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 3, 3])
+    preds = np.array([0, 0, 1, 1, 1, 2, 0, 2, 3, 1])
+    probs = np.eye(4)[preds] * 0.7 + 0.075  # argmax = preds, rows sum to 1
+    report = classification_report(labels, probs, NAMES)
+    assert report["confusion_matrix"] == [[2, 1, 0, 0], [0, 2, 0, 0], [1, 0, 2, 0], [0, 1, 0, 1]]
+    assert report["accuracy"] == pytest.approx(0.7)
+    fri = report["per_class"]["FRI"]  # TP 2, FP 1 (a Compact), FN 1
+    assert (fri["precision"], fri["recall"], fri["f1"], fri["support"]) == pytest.approx((2 / 3, 2 / 3, 2 / 3, 3))
+    frii = report["per_class"]["FRII"]  # TP 2, FP 2, FN 0
+    assert (frii["precision"], frii["recall"], frii["f1"]) == pytest.approx((0.5, 1.0, 2 / 3))
+    bent = report["per_class"]["Bent"]  # TP 1, FP 0, FN 1
+    assert (bent["precision"], bent["recall"], bent["f1"]) == pytest.approx((1.0, 0.5, 2 / 3))
+    compact_f1 = report["per_class"]["Compact"]["f1"]  # TP 2, FP 0, FN 1 -> P 1, R 2/3
+    assert compact_f1 == pytest.approx(0.8)
+    assert report["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 0.8 + 2 / 3) / 4)
+    # Brier by hand: a right row costs (1-0.775)^2 + 3*0.075^2 = 0.0675; a wrong row
+    # (1-0.075)^2 + 0.775^2 + 2*0.075^2 = 1.4675; 7 right, 3 wrong.
+    assert report["brier"] == pytest.approx((7 * 0.0675 + 3 * 1.4675) / 10)
+
+
+def test_roc_auc_matches_pairwise_definition():
+    rng = np.random.default_rng(0)
+    scores, positive = rng.random(40).round(1), rng.random(40) < 0.4  # rounding makes ties
+    pairs = [(1.0 if p > n else 0.5 if p == n else 0.0) for p in scores[positive] for n in scores[~positive]]
+    assert roc_auc_one_vs_rest(scores, positive) == pytest.approx(np.mean(pairs))
+    assert np.isnan(roc_auc_one_vs_rest(scores, np.zeros(40, bool)))
+
+
+def test_confusion_matrix_counts():
+    assert confusion_matrix(np.array([0, 1, 1]), np.array([1, 1, 0]), 2).tolist() == [[0, 1], [1, 1]]
+
+
+def test_class_weights_and_oversampling_balance_classes():
+    labels = torch.tensor([0] * 60 + [1] * 20 + [2] * 10 + [3] * 10)
+    weights = class_weights(labels, 4)
+    assert torch.allclose(weights * torch.bincount(labels), torch.full((4,), 25.0))
+    order = epoch_order(labels, TrainSettings(oversample=True), torch.Generator().manual_seed(0))
+    counts = torch.bincount(labels[order], minlength=4).float()
+    assert len(order) == 100 and (counts > 12).all() and (counts < 40).all()
+    plain = epoch_order(labels, TrainSettings(), torch.Generator().manual_seed(0))
+    assert sorted(plain.tolist()) == list(range(100))
+
+
+def test_fit_is_reproducible_and_selects_on_validation():
+    train, valid = synthetic_set(64, 32, seed=0), synthetic_set(32, 32, seed=1)
+    settings = TrainSettings(epochs=3, batch_size=16, seed=3)
+    a = fit(build_model("cnn", 32, seed=3), train, valid, settings, torch.device("cpu"), progress=False)
+    b = fit(build_model("cnn", 32, seed=3), train, valid, settings, torch.device("cpu"), progress=False)
+    for p, q in zip(a.model.state_dict().values(), b.model.state_dict().values()):
+        assert torch.equal(p, q)
+    scores = [row["valid/accuracy"] for row in a.history]
+    assert a.best_epoch == int(np.argmax(scores)) + 1
+    assert evaluate(a.model, valid, torch.device("cpu"))["accuracy"] == pytest.approx(scores[a.best_epoch - 1])
+
+
+def test_classifier_train_cli_writes_export_and_metrics(tmp_path):
+    out = tmp_path / "clf"
+    result = CliRunner().invoke(classifier_train_command, ["--resolution", "32", "--epochs", "2", "--out", str(out),
+                                                           "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "test accuracy" in result.output and "Bent" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test"]["n"] == 400 and metrics["counts"]["train"]["FRII"] == 659
+    assert set(metrics["test"]["per_class"]) == set(NAMES) and 1 <= metrics["best_epoch"] <= 2
+    assert (out / "confusion_matrix.png").stat().st_size > 0
+    loaded = load_classifier(out / "model.pt")
+    assert loaded.name == "cnn" and loaded.resolution == 32 and loaded.class_names == NAMES
+
+
+def test_classifier_train_bad_input(tmp_path):
+    result = CliRunner().invoke(classifier_train_command, ["--resolution", "48", "--out", str(tmp_path / "x"),
+                                                           "--no-progress"])
+    assert result.exit_code != 0 and "must divide" in result.output and "Traceback" not in result.output
