@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+
+from classifier.astro import compare_statistics, image_statistics, relative_mae
+from classifier.distances import frechet_distance, kernel_inception_distance, precision_recall
+from classifier.features import FeatureStats, extract_features
+from classifier.models import build_model
+from tests.helpers import synthetic_set
+
+
+def stats_of(x):
+    s = FeatureStats(x.shape[1])
+    s.update(x)
+    return s.mean, s.cov
+
+
+def test_frechet_of_a_set_with_itself_is_zero():
+    x = np.random.default_rng(0).normal(size=(300, 16))
+    assert frechet_distance(*stats_of(x), *stats_of(x)) == pytest.approx(0, abs=1e-8)
+
+
+def test_frechet_mean_shift_gives_squared_norm():
+    x = np.random.default_rng(1).normal(size=(200, 8))
+    d = np.linspace(-1, 2, 8)
+    assert frechet_distance(*stats_of(x), *stats_of(x + d)) == pytest.approx(np.sum(d**2), rel=1e-8)
+
+
+def test_frechet_matches_closed_form_for_gaussians():
+    """For diagonal covariances FD = |dmu|^2 + sum (s1 - s2)^2 (s = standard deviations)."""
+    mu1, mu2 = np.zeros(5), np.arange(5.0)
+    s1, s2 = np.array([1, 2, 3, 0.5, 1.0]), np.array([2, 2, 1, 0.5, 3.0])
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum((s1 - s2) ** 2)
+    assert frechet_distance(mu1, np.diag(s1**2), mu2, np.diag(s2**2)) == pytest.approx(expected)
+    # and for a full covariance against scipy's general matrix square root
+    from scipy.linalg import sqrtm
+
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(6, 6)), rng.normal(size=(6, 6))
+    c1, c2 = a @ a.T, b @ b.T
+    reference = np.trace(c1 + c2 - 2 * np.real(sqrtm(c1 @ c2)))
+    assert frechet_distance(mu1[:1].repeat(6), c1, mu1[:1].repeat(6), c2) == pytest.approx(reference, rel=1e-6)
+
+
+def test_frechet_is_finite_for_singular_covariances():
+    x = np.random.default_rng(3).normal(size=(5, 50))  # fewer samples than dimensions
+    value = frechet_distance(*stats_of(x), *stats_of(x[::-1] * 1.5))
+    assert np.isfinite(value) and value >= 0
+
+
+def test_feature_stats_batch_independent():
+    x = np.random.default_rng(4).normal(size=(100, 4))
+    s = FeatureStats(4)
+    for chunk in np.array_split(x, 7):
+        s.update(chunk)
+    assert np.allclose(s.mean, x.mean(0)) and np.allclose(s.cov, np.cov(x, rowvar=False))
+
+
+def test_kid_unbiased_and_detects_shift():
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(400, 10)), rng.normal(size=(400, 10))
+    same, _ = kernel_inception_distance(x, y, subsets=100, subset_size=100)
+    shifted, _ = kernel_inception_distance(x, y + 1.0, subsets=100, subset_size=100)
+    assert abs(same) < 0.05 and shifted > 1.0
+
+
+def test_precision_recall_extremes():
+    rng = np.random.default_rng(6)
+    real = rng.normal(size=(200, 5))
+    assert precision_recall(real, real.copy()) == (1.0, 1.0)
+    assert precision_recall(real, real + 100.0) == (0.0, 0.0)
+    collapsed = np.repeat(real[:1], 200, axis=0)  # one mode only: precise, no recall
+    precision, recall = precision_recall(real, collapsed)
+    assert precision == 1.0 and recall < 0.2
+
+
+def test_features_batch_size_independent():
+    model = build_model("cnn", 32, seed=0)
+    images = synthetic_set(20, 32).images
+    a, b = extract_features(model, images, batch_size=20), extract_features(model, images, batch_size=3)
+    assert a.shape == (20, 100) and np.allclose(a, b, atol=1e-6)
+
+
+def test_image_statistics_on_a_known_image():
+    image = np.zeros((1, 16, 16), dtype=np.uint8)
+    image[0, 4:6, 2:12] = 200  # a 2 x 10 bar
+    image[0, 12, 12] = 10  # a separate faint pixel
+    stats = image_statistics(image)
+    assert stats["activated_pixels"][0] == 21 and stats["intensity_sum"][0] == 20 * 200 + 10
+    assert stats["components"][0] == 2 and stats["largest_area"][0] == 20
+    assert stats["elongation"][0] > 0.7 and stats["major_axis"][0] > 9
+
+
+def test_comparison_zero_for_identical_sets_and_positive_otherwise():
+    images = synthetic_set(16, 32).images.numpy()
+    same = compare_statistics(image_statistics(images), image_statistics(images))
+    assert all(v["wasserstein"] == 0 and v["relative_mae"] == 0 for v in same.values())
+    brighter = compare_statistics(image_statistics(images), image_statistics(np.clip(images.astype(int) * 2, 0, 255).astype(np.uint8)))
+    assert brighter["intensity_sum"]["wasserstein"] > 0 and relative_mae(np.zeros(5), np.ones(5)) == pytest.approx(2.0)
