@@ -58,3 +58,48 @@ def classifier_train_command(**opts):
     for name, m in test["per_class"].items():
         click.echo(f"  {name:8s} P {m['precision']:.3f}  R {m['recall']:.3f}  F1 {m['f1']:.3f}  AUC {m['roc_auc']:.3f}  n {m['support']}")
     click.echo(f"wrote {run.out}")
+
+
+@click.command(context_settings={"show_default": True})
+@click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="Generator export (generator.pt).")
+@click.option("--extractor", type=click.Path(path_type=Path), default=Path("checkpoints/extractor.pt"),
+              help="Frozen classifier whose features the scores use.")
+@click.option("--n", "n_per_class", type=click.IntRange(2), default=400, help="Generated images per class.")
+@click.option("--seed", type=click.IntRange(0), default=0)
+@click.option("--kid-subset", type=click.IntRange(2), default=100, help="Subset size of the KID estimate.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder; default: eval/ beside the checkpoint.")
+@click.option("--device", default="auto")
+def eval_command(checkpoint, extractor, n_per_class, seed, kid_subset, out, device):
+    """Score a generator per class (FID, KID, precision/recall, astrophysical statistics) beside
+    the real-vs-real floor.
+
+    \b
+    Example:
+      wgan-eval --checkpoint runs/00001-small-64px-first-cv0-b64-s0/generator.pt --n 400
+    """
+    from wgan import checkpoint as ckpt
+    from wgan.config import TrainConfig
+    from wgan.run import select_device
+    from wgan.sampling import load_generator
+
+    from .evaluate_generator import (
+        GeneratorEvaluation,
+        evaluate_generator,
+        format_table,
+        write_outputs,
+    )
+    from .export import load_classifier
+
+    try:
+        dev = select_device(device)
+        gen = load_generator(checkpoint, dev)
+        gen_config = TrainConfig.from_json(ckpt.load(checkpoint, ckpt.GENERATOR_EXPORT)["config"])
+        feats = load_classifier(extractor, dev)
+        result, images = evaluate_generator(gen, gen_config, feats, GeneratorEvaluation(n_per_class, seed, kid_subset))
+        out = out or checkpoint.parent / "eval"
+        write_outputs(result, images, out)
+    except USER_ERRORS as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"extractor {feats.name} ({feats.file_hash}), generator {gen.file_hash} at {gen.kimg:.0f} kimg")
+    click.echo(format_table(result))
+    click.echo(f"wrote {out / 'scores.json'} and {out / 'quality.png'}")

@@ -1,0 +1,117 @@
+"""Score a generator export against real data, per class, beside the real-vs-real floor."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wgan.atomic import write_text
+from wgan.config import TrainConfig
+from wgan.data import CLASS_NAMES, DataConfig, load_dataset, to_uint8
+from wgan.sampling import LoadedGenerator, generate, plan
+
+from .export import LoadedClassifier
+from .quality import above_floor, featurize, per_class
+
+
+@dataclass
+class GeneratorEvaluation:
+    n_per_class: int = 400
+    seed: int = 0
+    kid_subset: int = 100
+
+
+def sample_images(gen: LoadedGenerator, n_per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    labels, seeds = plan(n_per_class * len(gen.class_names), list(range(len(gen.class_names))), seed)
+    images = [to_uint8(batch) for batch, _, _ in generate(gen, labels, seeds)]
+    return torch.cat(images), labels
+
+
+def evaluate_generator(gen: LoadedGenerator, gen_config: TrainConfig, extractor: LoadedClassifier,
+                       settings: GeneratorEvaluation) -> tuple[dict, dict]:
+    """Scores of the generator's samples against its real training split, and the floor
+    (the same scores of the real test split against the training split); also returns the
+    images compared ({'real': (images, labels), 'generated': ...}) for plotting."""
+    if extractor.resolution != gen.resolution:
+        raise ValueError(f"extractor works at {extractor.resolution} px but the generator makes {gen.resolution} px images")
+    data = gen_config.data
+    train = load_dataset(data)
+    test = load_dataset(DataConfig(**{**asdict(data), "subset": "test"}))
+    reference = featurize(extractor, train.images, train.labels, cache_tag=train.fingerprint)
+    real_test = featurize(extractor, test.images, test.labels, cache_tag=test.fingerprint)
+    images, labels = sample_images(gen, settings.n_per_class, settings.seed)
+    generated = featurize(extractor, images, labels)
+    kwargs = {"kid_subset": settings.kid_subset}
+    scores = per_class(reference, generated, list(CLASS_NAMES), **kwargs)
+    floor = per_class(reference, real_test, list(CLASS_NAMES), **kwargs)
+    result = {
+        "generator": {"file_hash": gen.file_hash, "kimg": gen.kimg},
+        "extractor": {"model": extractor.name, "file_hash": extractor.file_hash, "resolution": extractor.resolution},
+        "reference": {"data": asdict(data), "fingerprint": train.fingerprint},
+        "floor_set": {"fingerprint": test.fingerprint, "meaning": "real test split vs real training split"},
+        "settings": asdict(settings),
+        "scores": scores,
+        "floor": floor,
+        "above_floor": above_floor(scores, floor),
+    }
+    compared = {"real": (reference.images, reference.labels), "generated": (generated.images, generated.labels)}
+    return result, compared
+
+
+def format_table(result: dict) -> str:
+    """A per-class text table: each score with its real-vs-real floor in brackets."""
+    rows = [f"{'class':8s} {'FID':>16s} {'KID x1e3':>16s} {'precision':>15s} {'recall':>15s}"]
+    for group, s in result["scores"].items():
+        f = result["floor"][group]
+        rows.append(f"{group:8s} {s['fid']:8.2f} ({f['fid']:5.2f}) {1e3 * s['kid']:8.2f} ({1e3 * f['kid']:5.2f}) "
+                    f"{s['precision']:7.3f} ({f['precision']:.3f}) {s['recall']:7.3f} ({f['recall']:.3f})")
+    rows.append("(in brackets: the floor, the same score of the real test split against the real training split)")
+    return "\n".join(rows)
+
+
+def write_outputs(result: dict, images: dict, out: Path) -> None:
+    """scores.json and quality.png (per-class histogram overlays and generated samples)."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "scores.json", json.dumps(result, indent=2))
+    plot_overlays(images, out / "quality.png")
+
+
+def plot_overlays(images: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from wgan.atomic import atomic_path
+
+    from .astro import image_statistics
+
+    stats = ("activated_pixels", "intensity_sum", "major_axis")
+    fig, axes = plt.subplots(len(CLASS_NAMES), len(stats) + 1, figsize=(4 * (len(stats) + 1), 3.2 * len(CLASS_NAMES)))
+    for c, name in enumerate(CLASS_NAMES):
+        per_set = {kind: image_statistics(imgs[labels == c]) for kind, (imgs, labels) in images.items()}
+        for j, stat in enumerate(stats):
+            ax = axes[c, j]
+            values = np.concatenate([per_set[k][stat] for k in per_set])
+            bins = np.linspace(values.min(), values.max() + 1e-9, 30)
+            for kind in ("real", "generated"):
+                ax.hist(per_set[kind][stat], bins=bins, density=True, histtype="step", label=kind)
+            ax.set_title(f"{name}: {stat}")
+            ax.legend(fontsize=7)
+        gen_images, gen_labels = images["generated"]
+        sample = gen_images[gen_labels == c][:16]
+        tiles = np.zeros((4 * sample.shape[1], 4 * sample.shape[2]), dtype=np.uint8) if len(sample) else np.zeros((1, 1))
+        for i, img in enumerate(sample):
+            r, q = divmod(i, 4)
+            tiles[r * img.shape[0] : (r + 1) * img.shape[0], q * img.shape[1] : (q + 1) * img.shape[1]] = img
+        axes[c, -1].imshow(tiles, cmap="inferno")
+        axes[c, -1].set_title(f"{name}: generated")
+        axes[c, -1].axis("off")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)

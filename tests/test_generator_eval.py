@@ -1,0 +1,68 @@
+"""The whole quality chain on a small synthetic data set in the FIRST schema."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from classifier.cli import classifier_train_command, eval_command
+from tests.helpers import synthetic_set, tiny_config
+from wgan.data import DataConfig
+from wgan.data.schema import write_group
+from wgan.training_loop import train
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("quality")
+    path = root / "data.h5"
+    with h5py.File(path, "w") as h5:
+        index = 0
+        for split, n, seed in (("train", 96, 0), ("valid", 48, 1), ("test", 48, 2)):
+            data = synthetic_set(n, 32, seed=seed)
+            for image, label in zip(data.images.numpy(), data.labels.tolist()):
+                write_group(h5, index, image, label, source="synthetic", split=split)
+                index += 1
+    extractor = root / "extractor"
+    result = CliRunner().invoke(classifier_train_command, ["--data", str(path), "--crop", "32", "--resolution", "32",
+                                                           "--epochs", "3", "--out", str(extractor), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    cfg = tiny_config(iters=1)
+    cfg.network.resolution = 32
+    cfg.data = DataConfig(source=str(path), crop=32)
+    from wgan.data import load_dataset
+
+    export = train(cfg, load_dataset(cfg.data), root / "run", progress=False)  # one iteration: still noise
+    return export, extractor / "model.pt"
+
+
+def test_noise_generator_is_far_above_the_floor_for_every_class(setup, tmp_path):
+    export, extractor = setup
+    result = CliRunner().invoke(eval_command, ["--checkpoint", str(export), "--extractor", str(extractor), "--n", "24",
+                                               "--kid-subset", "20", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    for name in ("overall", "FRI", "FRII", "Compact", "Bent"):
+        assert name in result.output
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert (tmp_path / "quality.png").stat().st_size > 0
+    for group in ("overall", "FRI", "FRII", "Compact", "Bent"):
+        s, f = scores["scores"][group], scores["floor"][group]
+        assert s["fid"] > 3 * f["fid"] + 1e-6, group
+        assert s["kid"] > f["kid"] + 3 * max(s["kid_std"], f["kid_std"]), group
+        assert s["astro"]["activated_pixels"]["wasserstein"] > 5 * f["astro"]["activated_pixels"]["wasserstein"], group
+        assert np.isfinite(s["fid"]) and s["fid"] >= 0
+    assert scores["extractor"]["model"] == "cnn" and len(scores["extractor"]["file_hash"]) == 16
+
+
+def test_eval_refuses_mismatched_resolution(setup, tmp_path):
+    export, _ = setup
+    other = tmp_path / "ext"
+    result = CliRunner().invoke(classifier_train_command, ["--resolution", "64", "--epochs", "1", "--out", str(other),
+                                                           "--no-progress"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(eval_command, ["--checkpoint", str(export), "--extractor", str(other / "model.pt"),
+                                               "--out", str(tmp_path / "eval")])
+    assert result.exit_code != 0 and "64 px" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "eval").exists()
