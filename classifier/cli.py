@@ -67,9 +67,11 @@ def classifier_train_command(**opts):
 @click.option("--n", "n_per_class", type=click.IntRange(2), default=400, help="Generated images per class.")
 @click.option("--seed", type=click.IntRange(0), default=0)
 @click.option("--kid-subset", type=click.IntRange(2), default=100, help="Subset size of the KID estimate.")
+@click.option("--tstr-epochs", type=click.IntRange(0), default=0,
+              help="Also train the baseline CNN on generated images only (this many epochs) and test on real.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder; default: eval/ beside the checkpoint.")
 @click.option("--device", default="auto")
-def eval_command(checkpoint, extractor, n_per_class, seed, kid_subset, out, device):
+def eval_command(checkpoint, extractor, n_per_class, seed, kid_subset, tstr_epochs, out, device):
     """Score a generator per class (FID, KID, precision/recall, astrophysical statistics) beside
     the real-vs-real floor.
 
@@ -95,7 +97,7 @@ def eval_command(checkpoint, extractor, n_per_class, seed, kid_subset, out, devi
         gen = load_generator(checkpoint, dev)
         gen_config = TrainConfig.from_json(ckpt.load(checkpoint, ckpt.GENERATOR_EXPORT)["config"])
         feats = load_classifier(extractor, dev)
-        result, images = evaluate_generator(gen, gen_config, feats, GeneratorEvaluation(n_per_class, seed, kid_subset))
+        result, images = evaluate_generator(gen, gen_config, feats, GeneratorEvaluation(n_per_class, seed, kid_subset, tstr_epochs))
         out = out or checkpoint.parent / "eval"
         write_outputs(result, images, out)
     except USER_ERRORS as error:

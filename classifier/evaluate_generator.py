@@ -23,6 +23,7 @@ class GeneratorEvaluation:
     n_per_class: int = 400
     seed: int = 0
     kid_subset: int = 100
+    tstr_epochs: int = 0  # > 0: also train-on-synthetic/test-on-real with the baseline CNN
 
 
 def sample_images(gen: LoadedGenerator, n_per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,6 +49,15 @@ def evaluate_generator(gen: LoadedGenerator, gen_config: TrainConfig, extractor:
     kwargs = {"kid_subset": settings.kid_subset}
     scores = per_class(reference, generated, list(CLASS_NAMES), **kwargs)
     floor = per_class(reference, real_test, list(CLASS_NAMES), **kwargs)
+    if settings.tstr_epochs:
+        from .engine import TrainSettings
+        from .tstr import generated_set, train_on_synthetic_test_on_real
+
+        valid = load_dataset(DataConfig(**{**asdict(data), "subset": "valid"}))
+        synthetic = generated_set(images, labels, gen.file_hash, gen.pixel_scale_arcsec)
+        device = next(extractor.model.parameters()).device
+        tstr = train_on_synthetic_test_on_real(synthetic, train, valid, test, TrainSettings(epochs=settings.tstr_epochs,
+                                               class_weighted=True, seed=settings.seed), device)
     result = {
         "generator": {"file_hash": gen.file_hash, "kimg": gen.kimg},
         "extractor": {"model": extractor.name, "file_hash": extractor.file_hash, "resolution": extractor.resolution},
@@ -58,6 +68,8 @@ def evaluate_generator(gen: LoadedGenerator, gen_config: TrainConfig, extractor:
         "floor": floor,
         "above_floor": above_floor(scores, floor),
     }
+    if settings.tstr_epochs:
+        result["tstr"] = tstr
     compared = {"real": (reference.images, reference.labels), "generated": (generated.images, generated.labels)}
     return result, compared
 
@@ -70,6 +82,11 @@ def format_table(result: dict) -> str:
         rows.append(f"{group:8s} {s['fid']:8.2f} ({f['fid']:5.2f}) {1e3 * s['kid']:8.2f} ({1e3 * f['kid']:5.2f}) "
                     f"{s['precision']:7.3f} ({f['precision']:.3f}) {s['recall']:7.3f} ({f['recall']:.3f})")
     rows.append("(in brackets: the floor, the same score of the real test split against the real training split)")
+    if "tstr" in result:
+        syn, real = result["tstr"]["synthetic"], result["tstr"]["real"]
+        rows.append("train on synthetic / train on real, test F1 on real: " + ", ".join(
+            f"{c} {syn['f1'][c]:.3f}/{real['f1'][c]:.3f}" for c in CLASS_NAMES)
+            + f"; accuracy {syn['accuracy']:.3f}/{real['accuracy']:.3f}")
     return "\n".join(rows)
 
 

@@ -41,7 +41,7 @@ def setup(tmp_path_factory):
 def test_noise_generator_is_far_above_the_floor_for_every_class(setup, tmp_path):
     export, extractor = setup
     result = CliRunner().invoke(eval_command, ["--checkpoint", str(export), "--extractor", str(extractor), "--n", "24",
-                                               "--kid-subset", "20", "--out", str(tmp_path)])
+                                               "--kid-subset", "20", "--tstr-epochs", "2", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     for name in ("overall", "FRI", "FRII", "Compact", "Bent"):
         assert name in result.output
@@ -54,6 +54,10 @@ def test_noise_generator_is_far_above_the_floor_for_every_class(setup, tmp_path)
         assert s["astro"]["activated_pixels"]["wasserstein"] > 5 * f["astro"]["activated_pixels"]["wasserstein"], group
         assert np.isfinite(s["fid"]) and s["fid"] >= 0
     assert scores["extractor"]["model"] == "cnn" and len(scores["extractor"]["file_hash"]) == 16
+    tstr = scores["tstr"]
+    assert tstr["synthetic"]["n_train"] == 96 and tstr["real"]["n_train"] == 96
+    assert set(tstr["synthetic"]["f1"]) == {"FRI", "FRII", "Compact", "Bent"}
+    assert "train on synthetic" in result.output
 
 
 def test_eval_refuses_mismatched_resolution(setup, tmp_path):
