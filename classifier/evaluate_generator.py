@@ -26,9 +26,11 @@ class GeneratorEvaluation:
     tstr_epochs: int = 0  # > 0: also train-on-synthetic/test-on-real with the baseline CNN
 
 
-def sample_images(gen: LoadedGenerator, n_per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    labels, seeds = plan(n_per_class * len(gen.class_names), list(range(len(gen.class_names))), seed)
-    images = [to_uint8(batch) for batch, _, _ in generate(gen, labels, seeds)]
+def sample_images(model: torch.nn.Module, n_per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n_per_class uint8 images of every class, seeds seed, seed + 1, ..."""
+    classes = list(range(model.cfg.num_classes))
+    labels, seeds = plan(n_per_class * len(classes), classes, seed)
+    images = [to_uint8(batch) for batch, _, _ in generate(model, labels, seeds)]
     return torch.cat(images), labels
 
 
@@ -44,7 +46,7 @@ def evaluate_generator(gen: LoadedGenerator, gen_config: TrainConfig, extractor:
     test = load_dataset(DataConfig(**{**asdict(data), "subset": "test"}))
     reference = featurize(extractor, train.images, train.labels, cache_tag=train.fingerprint)
     real_test = featurize(extractor, test.images, test.labels, cache_tag=test.fingerprint)
-    images, labels = sample_images(gen, settings.n_per_class, settings.seed)
+    images, labels = sample_images(gen.model, settings.n_per_class, settings.seed)
     generated = featurize(extractor, images, labels)
     kwargs = {"kid_subset": settings.kid_subset}
     scores = per_class(reference, generated, list(CLASS_NAMES), **kwargs)

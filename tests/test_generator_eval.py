@@ -70,3 +70,20 @@ def test_eval_refuses_mismatched_resolution(setup, tmp_path):
                                                "--out", str(tmp_path / "eval")])
     assert result.exit_code != 0 and "64 px" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "eval").exists()
+
+
+def test_periodic_quality_during_training_exports_the_best(setup, tmp_path):
+    from wgan.cli import train_command
+
+    _, extractor = setup
+    data = setup[0].parent.parent / "data.h5"
+    result = CliRunner().invoke(train_command, [
+        "--data", str(data), "--crop", "32", "--resolution", "32", "--iters", "4", "--batch-size", "8",
+        "--n-critic", "1", "--eval-every", "2", "--eval-extractor", str(extractor), "--eval-n", "8",
+        "--run-dir", str(tmp_path / "run"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    evals = [x for x in lines if "Metrics/kid_class_mean" in x]
+    assert [x["step"] for x in evals] == [2, 4]
+    assert all(np.isfinite(x[f"Metrics/fid_{c}"]) for x in evals for c in ("FRI", "FRII", "Compact", "Bent"))
+    assert (tmp_path / "run" / "generator-best.pt").is_file()

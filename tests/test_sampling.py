@@ -15,7 +15,7 @@ def export(tmp_path_factory):
 
 def draw(path, labels, seeds, batch_size):
     gen = load_generator(path)
-    return torch.cat([images for images, _, _ in generate(gen, labels, seeds, batch_size)])
+    return torch.cat([images for images, _, _ in generate(gen.model, labels, seeds, batch_size)])
 
 
 @pytest.mark.parametrize("n, classes, expected", [

@@ -140,3 +140,15 @@ def test_sigterm_and_ctrl_c_checkpoint_then_stop(tmp_path, sig):
     assert export.is_file()
     assert checkpoint.list_checkpoints(tmp_path)[-1].name == "training-state-00000003.pt"
     assert signal.getsignal(sig) is before  # the run's handler is removed again
+
+
+def test_best_metric_from_a_callback_selects_generator_best(tmp_path):
+    scores = {2: 3.0, 4: 1.0, 6: 2.0}
+    callback = lambda step, state: {"Metrics/score": scores[step]} if step in scores else None  # noqa: E731
+    train(tiny_config(iters=6), synthetic_set(), tmp_path, callbacks=[callback], best_metric="Metrics/score",
+          progress=False)
+    best = checkpoint.load(tmp_path / "generator-best.pt", checkpoint.GENERATOR_EXPORT)
+    assert best["step"] == 4
+    assert final_state(tmp_path)["best_score"] == 1.0
+    logged = [json.loads(x) for x in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert [x["Metrics/score"] for x in logged if "Metrics/score" in x] == [3.0, 1.0, 2.0]

@@ -44,6 +44,11 @@ USER_ERRORS = (DataError, CheckpointError, ValueError, OSError)
 @click.option("--sample-every", type=click.IntRange(1), default=1000)
 @click.option("--checkpoint-every", type=click.IntRange(1), default=1000)
 @click.option("--keep", type=click.IntRange(1), default=3, help="Training-state checkpoints to keep.")
+@click.option("--eval-every", type=click.IntRange(0), default=0,
+              help="Generator iterations between KID/FID per class of EMA samples (0: off); the best is exported as generator-best.pt.")
+@click.option("--eval-extractor", type=click.Path(path_type=Path), default=Path("checkpoints/extractor.pt"),
+              help="Frozen classifier for --eval-every.")
+@click.option("--eval-n", type=click.IntRange(2), default=200, help="EMA samples per class for --eval-every.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
 @click.option("--progress/--no-progress", default=True)
 def train_command(**opts):

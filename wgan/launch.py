@@ -15,7 +15,8 @@ from .networks import preset
 from .run import latest_run_dir, new_run_dir, select_device
 
 # Options that may change when a run is resumed; the rest come from the run's saved config.
-RESUMABLE = {"kimg", "iters", "log_every", "sample_every", "checkpoint_every", "keep", "device", "progress"}
+RESUMABLE = {"kimg", "iters", "log_every", "sample_every", "checkpoint_every", "keep", "device", "progress",
+             "eval_every", "eval_extractor", "eval_n"}
 
 
 def config_from_options(opts: dict) -> TrainConfig:
@@ -91,8 +92,22 @@ def run_training(opts: dict, ctx: click.Context) -> None:
     write_text(run_dir / "config.json", cfg.to_json())
     click.echo(f"run directory: {run_dir} ({len(data)} images, {cfg.iters} iterations = {cfg.total_kimg:.1f} kimg, "
                f"device {select_device(cfg.device)})", err=True)
+    callbacks, best_metric = quality_monitor(opts, data, cfg.device)
     try:
-        export = train(cfg, data, run_dir, resume=resume, progress=opts["progress"])
+        export = train(cfg, data, run_dir, resume=resume, callbacks=callbacks, best_metric=best_metric,
+                       progress=opts["progress"])
     except TrainingDiverged as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"generator export: {export}")
+
+
+def quality_monitor(opts: dict, data, device: str) -> tuple[list, str | None]:
+    """The periodic quality callback, when asked for. The scorer lives in the classifier
+    package; only this command-line layer wires it in, so the training loop stays independent."""
+    if not opts["eval_every"]:
+        return [], None
+    from classifier.export import load_classifier
+    from classifier.monitor import BEST_METRIC, PeriodicQuality
+
+    extractor = load_classifier(opts["eval_extractor"], select_device(device))
+    return [PeriodicQuality(extractor, data, opts["eval_every"], opts["eval_n"])], BEST_METRIC

@@ -61,15 +61,17 @@ def plan(n: int, classes: list[int], seed: int) -> tuple[torch.Tensor, torch.Ten
 
 
 @torch.no_grad()
-def generate(gen: LoadedGenerator, labels: torch.Tensor, seeds: torch.Tensor,
+def generate(model: Generator, labels: torch.Tensor, seeds: torch.Tensor,
              batch_size: int = 256) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Yield (images [B, H, W] float in [-1, 1] on the CPU, labels, seeds) batch by batch."""
-    device = next(gen.model.parameters()).device
-    z_dim = gen.model.cfg.z_dim
+    """Yield (images [B, H, W] float in [-1, 1] on the CPU, labels, seeds) batch by batch.
+
+    `model` must be in eval mode (BatchNorm on running statistics), as exports and EMA copies are.
+    """
+    device = next(model.parameters()).device
     for start in range(0, labels.numel(), batch_size):
         y, s = labels[start : start + batch_size], seeds[start : start + batch_size]
-        z = torch.stack([image_noise(int(seed), z_dim) for seed in s])
-        images = gen.model(z.to(device), y.to(device)).float().cpu()[:, 0]
+        z = torch.stack([image_noise(int(seed), model.cfg.z_dim) for seed in s])
+        images = model(z.to(device), y.to(device)).float().cpu()[:, 0]
         yield images, y, s
 
 
@@ -93,7 +95,7 @@ def write_samples(gen: LoadedGenerator, n: int, classes: list[int], seed: int, o
     (target if fmt in ("png", "fits") else target.parent).mkdir(parents=True, exist_ok=True)
     with WRITERS[fmt](target, n, gen.resolution, gen.class_names, meta) as writer, \
             tqdm(total=n, unit="img", disable=not progress) as bar:
-        for images, y, s in generate(gen, labels, seeds, batch_size):
+        for images, y, s in generate(gen.model, labels, seeds, batch_size):
             writer.write(to_uint8(images).numpy(), images, y, s)
             if grid:
                 for c in classes:

@@ -22,7 +22,8 @@ from .run import sample_grid, save_png, select_device
 from .stats import StatsLogger
 from .training_state import TrainingState, build_state, generator_export, restore, to_checkpoint
 
-# A callback sees the state after each generator iteration and may return extra stats to log.
+# A callback sees the state after each generator iteration and may return stats to log at
+# that step (e.g. a periodic quality score); `best_metric` among them selects generator-best.pt.
 Callback = Callable[[int, TrainingState], "dict[str, float] | None"]
 
 
@@ -124,8 +125,12 @@ class _StopRequest:
 
 
 def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, resume: Path | None = None,
-          callbacks: Sequence[Callback] = (), progress: bool = True) -> Path:
-    """Train (or continue) a run in `run_dir`; returns the path of the generator export."""
+          callbacks: Sequence[Callback] = (), best_metric: str | None = None, progress: bool = True) -> Path:
+    """Train (or continue) a run in `run_dir`; returns the path of the generator export.
+
+    When a callback reports `best_metric` (lower is better) and it improves, the EMA generator
+    is also exported as generator-best.pt.
+    """
     device = select_device(cfg.device)
     state = build_state(cfg, len(data), device)
     if resume is not None:
@@ -140,12 +145,21 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, resume: Path | None =
     if resume is None:
         logger.hparams(_flat(cfg), ["Loss/wasserstein", "Loss/gp"])
 
+    def export(name: str) -> Path:
+        path = run_dir / name
+        checkpoint.save(generator_export(state, cfg, data.fingerprint, data.pixel_scale_arcsec), path)
+        return path
+
     def save() -> Path:
         checkpoint.save(to_checkpoint(state, cfg, data.fingerprint), checkpoint.checkpoint_path(run_dir, state.step))
         checkpoint.prune(run_dir, cfg.keep_checkpoints)
-        export = run_dir / "generator.pt"
-        checkpoint.save(generator_export(state, cfg, data.fingerprint, data.pixel_scale_arcsec), export)
-        return export
+        return export("generator.pt")
+
+    def report(extra: dict[str, float]) -> None:
+        logger.log(state.step, extra)
+        if best_metric in extra and extra[best_metric] < state.best_score:
+            state.best_score = extra[best_metric]
+            export("generator-best.pt")
 
     totals, count = defaultdict(float), 0
     tick_time, tick_nimg = time.perf_counter(), state.nimg
@@ -155,7 +169,9 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, resume: Path | None =
             while state.step < cfg.iters and not stop.requested:
                 stats = train_iteration(state, loss, images, labels, cfg)
                 for cb in callbacks:
-                    stats.update(cb(state.step, state) or {})
+                    extra = cb(state.step, state)
+                    if extra:
+                        report(extra)
                 for key, value in stats.items():
                     totals[key] += value
                 count += 1
@@ -176,13 +192,13 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, resume: Path | None =
                     save_png(grid[0].numpy(), run_dir / "grids" / f"ema-{state.step:08d}.png")
                 if state.step % cfg.checkpoint_every == 0:
                     save()
-            export = save()  # at the end, and on Ctrl-C / SIGTERM
+            latest = save()  # at the end, and on Ctrl-C / SIGTERM
             if stop.requested:
                 bar.write(f"stopped at iteration {state.step}; resume with --resume auto --run-dir {run_dir}")
     finally:
         bar.close()
         logger.close()
-    return export
+    return latest
 
 
 def _flat(cfg: TrainConfig) -> dict:

@@ -59,6 +59,7 @@ class TrainingState:
     sampler: BatchSampler
     step: int = 0  # generator iterations done
     nimg: int = 0  # real images shown to the critic
+    best_score: float = float("inf")  # best periodic quality score so far (lower is better)
 
     @property
     def kimg(self) -> float:
@@ -97,6 +98,7 @@ def to_checkpoint(state: TrainingState, cfg: TrainConfig, data_fingerprint: str)
         "opt_d": state.opt_d.state_dict(),
         "rng": state.rng.get_state(),
         "sampler": state.sampler.state_dict(),
+        "best_score": state.best_score,
     }
 
 
@@ -110,6 +112,7 @@ def restore(state: TrainingState, payload: dict) -> None:
     state.rng.set_state(payload["rng"])
     state.sampler.load_state_dict(payload["sampler"])
     state.step, state.nimg = int(payload["step"]), int(payload["nimg"])
+    state.best_score = float(payload.get("best_score", float("inf")))
 
 
 def generator_export(state: TrainingState, cfg: TrainConfig, data_fingerprint: str, pixel_scale: float) -> dict:

@@ -1,0 +1,49 @@
+"""Periodic generator quality during wgan-train: a callback for wgan.training_loop.train."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from wgan.data import CLASS_NAMES, ImageSet
+
+from .distances import frechet_distance, kernel_inception_distance
+from .evaluate_generator import sample_images
+from .export import LoadedClassifier
+from .features import FeatureStats
+from .quality import Evaluated, featurize
+
+BEST_METRIC = "Metrics/kid_class_mean"  # lower is better; picks generator-best.pt
+
+
+def _fid(a: np.ndarray, b: np.ndarray) -> float:
+    sa, sb = FeatureStats(a.shape[1]), FeatureStats(b.shape[1])
+    sa.update(a)
+    sb.update(b)
+    return frechet_distance(sa.mean, sa.cov, sb.mean, sb.cov)
+
+
+class PeriodicQuality:
+    """Every `every` generator iterations: KID and FID per class of `n_per_class` EMA samples
+    (fixed seeds) against the real training images, in the extractor's feature space."""
+
+    def __init__(self, extractor: LoadedClassifier, reference: ImageSet, every: int, n_per_class: int = 200,
+                 kid_subset: int = 100, seed: int = 0):
+        if extractor.resolution != reference.resolution:
+            raise ValueError(f"extractor works at {extractor.resolution} px but the data is {reference.resolution} px")
+        self.extractor, self.every, self.n_per_class = extractor, every, n_per_class
+        self.kid_subset, self.seed = kid_subset, seed
+        self.reference = featurize(extractor, reference.images, reference.labels, cache_tag=reference.fingerprint)
+
+    def __call__(self, step: int, state) -> dict[str, float] | None:
+        if step % self.every:
+            return None
+        images, labels = sample_images(state.ema.model, self.n_per_class, self.seed)
+        generated: Evaluated = featurize(self.extractor, images, labels)
+        stats: dict[str, float] = {}
+        for c, name in enumerate(CLASS_NAMES):
+            real, fake = self.reference.of_class(c).features, generated.of_class(c).features
+            stats[f"Metrics/kid_{name}"] = kernel_inception_distance(real, fake, subset_size=self.kid_subset)[0]
+            stats[f"Metrics/fid_{name}"] = _fid(real, fake)
+        stats[BEST_METRIC] = float(np.mean([stats[f"Metrics/kid_{n}"] for n in CLASS_NAMES]))
+        stats["Metrics/fid_class_mean"] = float(np.mean([stats[f"Metrics/fid_{n}"] for n in CLASS_NAMES]))
+        return stats
