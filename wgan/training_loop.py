@@ -124,6 +124,64 @@ class _StopRequest:
             signal.signal(sig, handler)
 
 
+class _Ticker:
+    """Averages the per-iteration stats over a log interval and measures the speed."""
+
+    def __init__(self, nimg: int):
+        self.reset(nimg)
+
+    def reset(self, nimg: int) -> None:
+        self.totals, self.count = defaultdict(float), 0
+        self.time, self.nimg = time.perf_counter(), nimg
+
+    def add(self, stats: dict[str, float]) -> None:
+        for key, value in stats.items():
+            self.totals[key] += value
+        self.count += 1
+
+    def summary(self, state: TrainingState) -> dict[str, float]:
+        rate = (state.nimg - self.nimg) / max(time.perf_counter() - self.time, 1e-9)
+        tick = {k: v / self.count for k, v in self.totals.items()}
+        tick.update({"Progress/kimg": state.kimg, "Speed/img_per_s": rate, "Speed/s_per_kimg": 1000 / max(rate, 1e-9),
+                     "LR/generator": state.opt_g.param_groups[0]["lr"], "LR/critic": state.opt_d.param_groups[0]["lr"]})
+        self.reset(state.nimg)
+        return tick
+
+
+class _RunOutputs:
+    """Everything a run writes: checkpoints, generator exports, sample grids and stats."""
+
+    def __init__(self, run_dir: Path, cfg: TrainConfig, data: ImageSet, state: TrainingState, logger: StatsLogger,
+                 best_metric: str | None):
+        self.run_dir, self.cfg, self.data, self.state, self.logger = run_dir, cfg, data, state, logger
+        self.best_metric = best_metric
+
+    def export(self, name: str) -> Path:
+        path = self.run_dir / name
+        payload = generator_export(self.state, self.cfg, self.data.fingerprint, self.data.pixel_scale_arcsec)
+        checkpoint.save(payload, path)
+        return path
+
+    def save(self) -> Path:
+        """Training state (pruned to the newest few) and the latest generator export."""
+        path = checkpoint.checkpoint_path(self.run_dir, self.state.step)
+        checkpoint.save(to_checkpoint(self.state, self.cfg, self.data.fingerprint), path)
+        checkpoint.prune(self.run_dir, self.cfg.keep_checkpoints)
+        return self.export("generator.pt")
+
+    def report(self, extra: dict[str, float]) -> None:
+        """Log a callback's stats at this step; export generator-best.pt when the best metric improves."""
+        self.logger.log(self.state.step, extra)
+        if self.best_metric in extra and extra[self.best_metric] < self.state.best_score:
+            self.state.best_score = extra[self.best_metric]
+            self.export("generator-best.pt")
+
+    def grid(self, device: torch.device) -> None:
+        grid = sample_grid(self.state.ema.model, self.cfg.network, device)
+        self.logger.image("Samples/ema", grid, self.state.step)
+        save_png(grid[0].numpy(), self.run_dir / "grids" / f"ema-{self.state.step:08d}.png")
+
+
 def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, resume: Path | None = None,
           callbacks: Sequence[Callback] = (), best_metric: str | None = None, progress: bool = True) -> Path:
     """Train (or continue) a run in `run_dir`; returns the path of the generator export.
@@ -144,55 +202,26 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, resume: Path | None =
     logger = StatsLogger(run_dir, resume_step=state.step if resume else None)
     if resume is None:
         logger.hparams(_flat(cfg), ["Loss/wasserstein", "Loss/gp"])
-
-    def export(name: str) -> Path:
-        path = run_dir / name
-        checkpoint.save(generator_export(state, cfg, data.fingerprint, data.pixel_scale_arcsec), path)
-        return path
-
-    def save() -> Path:
-        checkpoint.save(to_checkpoint(state, cfg, data.fingerprint), checkpoint.checkpoint_path(run_dir, state.step))
-        checkpoint.prune(run_dir, cfg.keep_checkpoints)
-        return export("generator.pt")
-
-    def report(extra: dict[str, float]) -> None:
-        logger.log(state.step, extra)
-        if best_metric in extra and extra[best_metric] < state.best_score:
-            state.best_score = extra[best_metric]
-            export("generator-best.pt")
-
-    totals, count = defaultdict(float), 0
-    tick_time, tick_nimg = time.perf_counter(), state.nimg
+    outputs, ticker = _RunOutputs(run_dir, cfg, data, state, logger, best_metric), _Ticker(state.nimg)
     bar = tqdm(total=cfg.iters, initial=state.step, unit="it", disable=not progress, dynamic_ncols=True)
     try:
         with _StopRequest() as stop:
             while state.step < cfg.iters and not stop.requested:
-                stats = train_iteration(state, loss, images, labels, cfg)
-                for cb in callbacks:
-                    extra = cb(state.step, state)
-                    if extra:
-                        report(extra)
-                for key, value in stats.items():
-                    totals[key] += value
-                count += 1
+                ticker.add(train_iteration(state, loss, images, labels, cfg))
                 bar.update(1)
-                if state.step % cfg.log_every == 0 or state.step == cfg.iters:
-                    elapsed = time.perf_counter() - tick_time
-                    rate = (state.nimg - tick_nimg) / max(elapsed, 1e-9)
-                    tick = {k: v / count for k, v in totals.items()}
-                    tick.update({"Progress/kimg": state.kimg, "Speed/img_per_s": rate, "Speed/s_per_kimg": 1000 / max(rate, 1e-9),
-                                 "LR/generator": state.opt_g.param_groups[0]["lr"], "LR/critic": state.opt_d.param_groups[0]["lr"]})
+                for extra in filter(None, (cb(state.step, state) for cb in callbacks)):
+                    outputs.report(extra)
+                last = state.step == cfg.iters
+                if state.step % cfg.log_every == 0 or last:
+                    tick = ticker.summary(state)
                     logger.log(state.step, tick)
-                    bar.set_postfix(kimg=f"{state.kimg:.1f}", img_s=f"{rate:.0f}", W=f"{tick['Loss/wasserstein']:.3f}")
-                    totals, count = defaultdict(float), 0
-                    tick_time, tick_nimg = time.perf_counter(), state.nimg
-                if state.step % cfg.sample_every == 0 or state.step == cfg.iters:
-                    grid = sample_grid(state.ema.model, cfg.network, device)
-                    logger.image("Samples/ema", grid, state.step)
-                    save_png(grid[0].numpy(), run_dir / "grids" / f"ema-{state.step:08d}.png")
+                    bar.set_postfix(kimg=f"{state.kimg:.1f}", img_s=f"{tick['Speed/img_per_s']:.0f}",
+                                    W=f"{tick['Loss/wasserstein']:.3f}")
+                if state.step % cfg.sample_every == 0 or last:
+                    outputs.grid(device)
                 if state.step % cfg.checkpoint_every == 0:
-                    save()
-            latest = save()  # at the end, and on Ctrl-C / SIGTERM
+                    outputs.save()
+            latest = outputs.save()  # at the end, and on Ctrl-C / SIGTERM
             if stop.requested:
                 bar.write(f"stopped at iteration {state.step}; resume with --resume auto --run-dir {run_dir}")
     finally:
