@@ -61,12 +61,13 @@ def test_noise_generator_is_far_above_the_floor_for_every_class(setup, tmp_path)
 
 
 def test_eval_refuses_mismatched_resolution(setup, tmp_path):
+    from classifier.export import save_classifier
+    from classifier.models import build_model
+
     export, _ = setup
-    other = tmp_path / "ext"
-    result = CliRunner().invoke(classifier_train_command, ["--resolution", "64", "--epochs", "1", "--out", str(other),
-                                                           "--no-progress"])
-    assert result.exit_code == 0, result.output
-    result = CliRunner().invoke(eval_command, ["--checkpoint", str(export), "--extractor", str(other / "model.pt"),
+    other = tmp_path / "extractor-64.pt"
+    save_classifier(build_model("cnn", 64, seed=0), {"model": "cnn"}, {}, 64, ["FRI", "FRII", "Compact", "Bent"], {}, other)
+    result = CliRunner().invoke(eval_command, ["--checkpoint", str(export), "--extractor", str(other),
                                                "--out", str(tmp_path / "eval")])
     assert result.exit_code != 0 and "64 px" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "eval").exists()

@@ -96,3 +96,23 @@ def test_comparison_zero_for_identical_sets_and_positive_otherwise():
     assert all(v["wasserstein"] == 0 and v["relative_mae"] == 0 for v in same.values())
     brighter = compare_statistics(image_statistics(images), image_statistics(np.clip(images.astype(int) * 2, 0, 255).astype(np.uint8)))
     assert brighter["intensity_sum"]["wasserstein"] > 0 and relative_mae(np.zeros(5), np.ones(5)) == pytest.approx(2.0)
+
+
+def test_reference_features_are_cached_under_data_and_extractor(tmp_path, monkeypatch):
+    import classifier.quality as quality
+    from classifier.export import LoadedClassifier
+
+    monkeypatch.setenv("RADIOGAN_CACHE", str(tmp_path))
+    data = synthetic_set(12, 32)
+    extractor = LoadedClassifier(build_model("cnn", 32, seed=0), "cnn", 32, ["FRI", "FRII", "Compact", "Bent"], {}, "hash-a")
+    calls = []
+    real_extract = quality.extract_features
+    monkeypatch.setattr(quality, "extract_features", lambda *a, **k: calls.append(1) or real_extract(*a, **k))
+    first = quality.featurize(extractor, data.images, data.labels, cache_tag=data.fingerprint)
+    again = quality.featurize(extractor, data.images, data.labels, cache_tag=data.fingerprint)
+    assert len(calls) == 1 and np.array_equal(first.features, again.features)
+    quality.featurize(extractor, data.images, data.labels, cache_tag=data.fingerprint + "-other-split")
+    extractor.file_hash = "hash-b"
+    quality.featurize(extractor, data.images, data.labels, cache_tag=data.fingerprint)
+    quality.featurize(extractor, data.images, data.labels)  # generated images: never cached
+    assert len(calls) == 4 and len(list(tmp_path.glob("*.npz"))) == 3
