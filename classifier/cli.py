@@ -17,7 +17,8 @@ USER_ERRORS = (DataError, CheckpointError, ValueError, OSError)
 @click.command(context_settings={"show_default": True})
 @click.option("--data", "source", default="first", help="'first' (bundled FIRST set), a class folder, or an .h5 file.")
 @click.option("--split", type=click.Choice(["literature", "cv"]), default="cv")
-@click.option("--fold", type=click.IntRange(0, 4), default=0)
+@click.option("--fold", type=click.IntRange(0, 4), multiple=True, default=[0],
+              help="Cross-validation fold; repeat (--fold 0 --fold 1 ...) for a mean +- std over folds.")
 @click.option("--crop", type=click.IntRange(8), default=128)
 @click.option("--resolution", type=click.IntRange(8), default=64)
 @click.option("--model", type=click.Choice(sorted(MODELS)), default="cnn")
@@ -45,13 +46,25 @@ def classifier_train_command(**opts):
       classifier-train --model cnn --split cv --fold 0
       classifier-train --model vit --epochs 100 --out runs/vit-fold0
     """
+    from .crossval import run_folds
     from .training import ClassifierRun, run_classifier
 
+    folds = sorted(set(opts["fold"]))
     try:
-        run = ClassifierRun.from_options(opts)
-        result = run_classifier(run, progress=opts["progress"])
+        run = ClassifierRun.from_options({**opts, "fold": folds[0]})
+        if len(folds) > 1:
+            summary = run_folds(run, folds, progress=opts["progress"])
+        else:
+            result = run_classifier(run, progress=opts["progress"])
     except USER_ERRORS as error:
         raise click.ClickException(str(error)) from None
+    if len(folds) > 1:
+        click.echo(f"{len(folds)} folds: test accuracy {summary['accuracy']['mean']:.4f} +- {summary['accuracy']['std']:.4f}, "
+                   f"macro F1 {summary['macro_f1']['mean']:.4f} +- {summary['macro_f1']['std']:.4f}")
+        for name, m in summary["per_class"].items():
+            click.echo(f"  {name:8s} F1 {m['f1']['mean']:.3f} +- {m['f1']['std']:.3f}")
+        click.echo(f"wrote {run.out / 'summary.json'}")
+        return
     test = result["test"]
     click.echo(f"best epoch {result['best_epoch']}: test accuracy {test['accuracy']:.4f}, macro F1 {test['macro_f1']:.4f}, "
                f"Brier {test['brier']:.4f}")

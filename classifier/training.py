@@ -36,8 +36,7 @@ class ClassifierRun:
         resolution = None if opts["resolution"] == opts["crop"] else opts["resolution"]
         data = DataConfig(source=opts["source"], split=opts["split"], fold=opts["fold"], crop=opts["crop"],
                           resolution=resolution)
-        fold = opts["fold"] if opts["split"] == "cv" else ""
-        out = opts["out"] or Path("runs") / f"classifier-{opts['model']}-{opts['split']}{fold}-s{opts['seed']}"
+        out = opts["out"] or Path("runs") / f"classifier-{opts['model']}-{opts['split']}-s{opts['seed']}"
         return cls(settings=settings, data=data, out=out, device=opts["device"])
 
 

@@ -116,3 +116,24 @@ def test_classifier_train_bad_input(tmp_path):
     result = CliRunner().invoke(classifier_train_command, ["--resolution", "48", "--out", str(tmp_path / "x"),
                                                            "--no-progress"])
     assert result.exit_code != 0 and "must divide" in result.output and "Traceback" not in result.output
+
+
+def test_summary_over_folds():
+    from classifier.crossval import summarize
+
+    reports = [classification_report(np.array([0, 1, 2, 3]), np.eye(4)[[0, 1, 2, p]], NAMES) for p in (3, 0)]
+    summary = summarize(reports)
+    assert summary["accuracy"] == pytest.approx({"mean": 0.875, "std": np.std([1.0, 0.75], ddof=1)})
+    assert summary["per_class"]["Bent"]["recall"]["mean"] == pytest.approx(0.5)
+
+
+def test_classifier_train_over_two_folds_resumes_finished_folds(tmp_path):
+    args = ["--resolution", "32", "--epochs", "1", "--fold", "1", "--fold", "0", "--out", str(tmp_path), "--no-progress"]
+    result = CliRunner().invoke(classifier_train_command, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["folds"] == [0, 1] and summary["n_folds"] == 2
+    assert sorted(p.name for p in tmp_path.glob("fold*")) == ["fold0", "fold1"]
+    stamp = (tmp_path / "fold0" / "model.pt").stat().st_mtime_ns
+    assert CliRunner().invoke(classifier_train_command, args).exit_code == 0
+    assert (tmp_path / "fold0" / "model.pt").stat().st_mtime_ns == stamp  # finished fold not retrained

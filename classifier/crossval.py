@@ -1,0 +1,46 @@
+"""Run a classifier over several cross-validation folds and summarise the test metrics."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+
+from wgan.atomic import write_text
+
+from .training import ClassifierRun, run_classifier
+
+
+def mean_std(values: list[float]) -> dict[str, float]:
+    """Mean and sample standard deviation (ddof=1; 0 for a single value)."""
+    array = np.asarray(values, dtype=np.float64)
+    return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0}
+
+
+def summarize(reports: list[dict]) -> dict:
+    """Mean +- std over folds of accuracy, macro F1, Brier and each class's precision/recall/F1."""
+    names = reports[0]["class_names"]
+    return {
+        "n_folds": len(reports),
+        **{key: mean_std([r[key] for r in reports]) for key in ("accuracy", "macro_f1", "brier")},
+        "per_class": {
+            name: {key: mean_std([r["per_class"][name][key] for r in reports]) for key in ("precision", "recall", "f1")}
+            for name in names
+        },
+    }
+
+
+def run_folds(run: ClassifierRun, folds: list[int], progress: bool = True) -> dict:
+    """Train and test on each fold (skipping folds whose metrics.json already exists, so an
+    interrupted sweep resumes); writes summary.json in run.out."""
+    reports = {}
+    for fold in folds:
+        fold_run = replace(run, data=replace(run.data, fold=fold), out=run.out / f"fold{fold}")
+        done = fold_run.out / "metrics.json"
+        metrics = json.loads(done.read_text()) if done.exists() else run_classifier(fold_run, progress)
+        reports[fold] = metrics["test"]
+    summary = {"folds": folds, **summarize(list(reports.values())),
+               "per_fold_accuracy": {str(k): v["accuracy"] for k, v in reports.items()}}
+    write_text(run.out / "summary.json", json.dumps(summary, indent=2))
+    return summary
