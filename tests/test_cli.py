@@ -58,6 +58,7 @@ def test_dry_run_prints_config_and_writes_nothing(tmp_path):
     (["--data", "/no/such/folder"], "no such data folder"),
     (["--resume", "/no/such.pt"], "no such checkpoint"),
     (["--crop", 100, "--resolution", 64], "must divide"),
+    (["--resolution", 32, "--eval-every", 5, "--eval-extractor", "/no/extractor.pt"], "no such checkpoint"),
 ])
 def test_train_bad_input_is_a_click_error(args, message, tmp_path):
     result = invoke(train_command, [*args, "--iters", 1, "--runs-root", tmp_path, "--no-progress"])

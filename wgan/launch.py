@@ -83,6 +83,7 @@ def run_training(opts: dict, ctx: click.Context) -> None:
         click.echo(f"# length: {cfg.iters} generator iterations = {cfg.total_kimg:.1f} kimg", err=True)
         return
     data = load_dataset(cfg.data)
+    callbacks, best_metric = quality_monitor(opts, data, cfg.device)  # before anything is written
     if run_dir is None:
         run_dir = new_run_dir(opts["runs_root"], cfg.run_name())
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -92,7 +93,6 @@ def run_training(opts: dict, ctx: click.Context) -> None:
     write_text(run_dir / "config.json", cfg.to_json())
     click.echo(f"run directory: {run_dir} ({len(data)} images, {cfg.iters} iterations = {cfg.total_kimg:.1f} kimg, "
                f"device {select_device(cfg.device)})", err=True)
-    callbacks, best_metric = quality_monitor(opts, data, cfg.device)
     try:
         export = train(cfg, data, run_dir, resume=resume, callbacks=callbacks, best_metric=best_metric,
                        progress=opts["progress"])
