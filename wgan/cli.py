@@ -9,6 +9,7 @@ import click
 
 from .checkpoint import CheckpointError
 from .data import CLASS_NAMES, DataError
+from .writers import FORMATS
 
 USER_ERRORS = (DataError, CheckpointError, ValueError, OSError)
 
@@ -76,7 +77,7 @@ def train_command(**opts):
               help="One class, or all (equal numbers per class).")
 @click.option("--seed", type=click.IntRange(0), default=0, help="Image i gets seed SEED+i.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("samples"), help="Folder (or .npz/.h5 file).")
-@click.option("--format", "fmt", type=click.Choice(["png", "npz", "h5", "fits"]), default="png")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="png")
 @click.option("--grid", is_flag=True, help="Also write one PNG grid per class.")
 @click.option("--batch-size", type=click.IntRange(1), default=256)
 @click.option("--device", default="auto")
@@ -91,13 +92,13 @@ def sample_command(n, checkpoint, class_name, seed, out, fmt, grid, batch_size, 
     """
     from .run import select_device
     from .sampling import load_generator, write_samples
-    from .writers import output_path
+    from .writers import output_folder
 
     try:
         path = checkpoint or _default_generator()
         gen = load_generator(path, select_device(device))
         classes = list(range(len(gen.class_names))) if class_name == "all" else [gen.class_names.index(class_name)]
-        _check_writable(output_path(out, fmt), fmt)
+        _check_writable(output_folder(out, fmt))
         target = write_samples(gen, n, classes, seed, out, fmt, grid, batch_size, progress)
     except USER_ERRORS as error:
         raise click.ClickException(str(error)) from None
@@ -114,9 +115,8 @@ def _default_generator() -> Path:
     raise CheckpointError("no generator found: train one with wgan-train or pass --checkpoint")
 
 
-def _check_writable(target: Path, fmt: str) -> None:
-    """Fail before any work when the output location cannot be written."""
-    folder = target if fmt in ("png", "fits") else target.parent
+def _check_writable(folder: Path) -> None:
+    """Fail before any work when the output folder cannot be written."""
     existing = folder
     while not existing.exists():  # nearest existing ancestor: nothing is created here
         existing = existing.parent

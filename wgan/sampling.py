@@ -86,13 +86,14 @@ def write_samples(gen: LoadedGenerator, n: int, classes: list[int], seed: int, o
 
     from .data import to_uint8
     from .run import save_png
-    from .writers import WRITERS, output_path
+    from .writers import WRITERS, output_folder, output_path
 
     target = output_path(out, fmt)
     labels, seeds = plan(n, classes, seed)
     meta = {"generator_hash": gen.file_hash, "pixel_scale_arcsec": gen.pixel_scale_arcsec}
     kept: dict[int, list[torch.Tensor]] = {c: [] for c in classes}
-    (target if fmt in ("png", "fits") else target.parent).mkdir(parents=True, exist_ok=True)
+    folder = output_folder(out, fmt)
+    folder.mkdir(parents=True, exist_ok=True)
     with WRITERS[fmt](target, n, gen.resolution, gen.class_names, meta) as writer, \
             tqdm(total=n, unit="img", disable=not progress) as bar:
         for images, y, s in generate(gen.model, labels, seeds, batch_size):
@@ -105,7 +106,6 @@ def write_samples(gen: LoadedGenerator, n: int, classes: list[int], seed: int, o
                         kept[c].append(chosen)
             bar.update(len(y))
     if grid:
-        folder = target if fmt in ("png", "fits") else target.parent
         for c in (c for c in classes if kept[c]):  # a class may get no image when n < classes
             picture = make_grid(torch.cat(kept[c])[:, None], nrow=8, padding=2, pad_value=1.0)[0]
             save_png(to_uint8(picture).numpy(), folder / f"grid_{gen.class_names[c]}.png")

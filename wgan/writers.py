@@ -14,8 +14,6 @@ from .atomic import atomic_path
 from .data.schema import write_group
 from .run import save_png
 
-FORMATS = ("png", "npz", "h5", "fits")
-
 
 class SampleWriter(contextlib.AbstractContextManager):
     """write(images uint8 [B, H, W], float [B, H, W] in [-1, 1], labels, seeds) per batch."""
@@ -105,11 +103,19 @@ class H5Writer(SampleWriter):
 
 
 WRITERS = {"png": PNGWriter, "npz": NPZWriter, "h5": H5Writer, "fits": FITSWriter}
+FORMATS = tuple(WRITERS)
+PER_IMAGE = ("png", "fits")  # one file per image, in a folder
 
 
 def output_path(out: Path, fmt: str) -> Path:
     """Per-image formats write into the folder `out`; npz/h5 write `out` itself when it has
     that suffix, else `samples.<fmt>` inside the folder `out`."""
-    if fmt in ("npz", "h5"):
-        return out if out.suffix == f".{fmt}" else out / f"samples.{fmt}"
-    return out
+    if fmt in PER_IMAGE:
+        return out
+    return out if out.suffix == f".{fmt}" else out / f"samples.{fmt}"
+
+
+def output_folder(out: Path, fmt: str) -> Path:
+    """The folder that receives the files (and the --grid PNGs)."""
+    target = output_path(out, fmt)
+    return target if fmt in PER_IMAGE else target.parent
