@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +11,7 @@ import torch
 
 from wgan.atomic import write_text
 from wgan.config import TrainConfig
-from wgan.data import CLASS_NAMES, DataConfig, load_dataset, to_uint8
+from wgan.data import CLASS_NAMES, load_dataset, to_uint8
 from wgan.sampling import LoadedGenerator, generate, plan
 
 from .export import LoadedClassifier
@@ -43,7 +43,7 @@ def evaluate_generator(gen: LoadedGenerator, gen_config: TrainConfig, extractor:
         raise ValueError(f"extractor works at {extractor.resolution} px but the generator makes {gen.resolution} px images")
     data = gen_config.data
     train = load_dataset(data)
-    test = load_dataset(DataConfig(**{**asdict(data), "subset": "test"}))
+    test = load_dataset(replace(data, subset="test"))
     reference = featurize(extractor, train.images, train.labels, cache_tag=train.fingerprint)
     real_test = featurize(extractor, test.images, test.labels, cache_tag=test.fingerprint)
     images, labels = sample_images(gen.model, settings.n_per_class, settings.seed)
@@ -55,7 +55,7 @@ def evaluate_generator(gen: LoadedGenerator, gen_config: TrainConfig, extractor:
         from .engine import TrainSettings
         from .tstr import generated_set, train_on_synthetic_test_on_real
 
-        valid = load_dataset(DataConfig(**{**asdict(data), "subset": "valid"}))
+        valid = load_dataset(replace(data, subset="valid"))
         synthetic = generated_set(images, labels, gen.file_hash, gen.pixel_scale_arcsec)
         device = next(extractor.model.parameters()).device
         tstr = train_on_synthetic_test_on_real(synthetic, train, valid, test, TrainSettings(epochs=settings.tstr_epochs,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from wgan.atomic import write_text
@@ -40,14 +40,10 @@ class ClassifierRun:
         return cls(settings=settings, data=data, out=out, device=opts["device"])
 
 
-def _subset(data: DataConfig, subset: str) -> DataConfig:
-    return DataConfig(**{**asdict(data), "subset": subset})
-
-
 def run_classifier(run: ClassifierRun, progress: bool = True) -> dict:
     """Train on `train`, pick the epoch on `valid`, report on `test`; returns the metrics dict."""
     device = select_device(run.device)
-    train, valid, test = (load_dataset(_subset(run.data, s)) for s in ("train", "valid", "test"))
+    train, valid, test = (load_dataset(replace(run.data, subset=s)) for s in ("train", "valid", "test"))
     model = build_model(run.settings.model, train.resolution, len(CLASS_NAMES), seed=run.settings.seed)
     run.out.mkdir(parents=True, exist_ok=True)
     logger = StatsLogger(run.out)
