@@ -16,7 +16,7 @@ from torch import nn
 from tqdm import tqdm
 
 from wgan.data import CLASS_NAMES, ImageSet, to_unit_range
-from wgan.data.symmetry import random_dihedral
+from wgan.data.symmetry import random_dihedral, random_rotation
 
 from .metrics import classification_report
 from .models import probabilities
@@ -36,6 +36,7 @@ class TrainSettings:
     class_weighted: bool = False  # loss weighted by inverse class frequency
     oversample: bool = False  # draw training images with probability inverse to class frequency
     dihedral: bool = True  # random rotations/flips of the square
+    rotate: bool = False  # plus arbitrary-angle rotation (as the published preprocessing)
     select_on: str = "accuracy"  # validation metric that picks the best epoch: accuracy | macro_f1 | loss
     patience: int | None = None  # stop after this many epochs without a better validation score
     seed: int = 0
@@ -91,6 +92,8 @@ def train_one_epoch(model: nn.Module, data: ImageSet, optimizer, scheduler, sett
         y = data.labels[index].to(device)
         if settings.dihedral:
             x = random_dihedral(x, rng)
+        if settings.rotate:
+            x = random_rotation(x, rng)
         with _autocast(device, settings.amp):
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y, weight=loss_weights)

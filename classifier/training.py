@@ -30,7 +30,7 @@ class ClassifierRun:
         settings = TrainSettings(
             model=opts["model"], epochs=opts["epochs"], batch_size=opts["batch_size"], optimizer=opts["optimizer"],
             lr=opts["lr"], weight_decay=opts["weight_decay"], class_weighted=opts["class_weighted"],
-            oversample=opts["oversample"], dihedral=opts["dihedral"], select_on=opts["select_on"],
+            oversample=opts["oversample"], dihedral=opts["dihedral"], rotate=opts["rotate"], select_on=opts["select_on"],
             patience=opts["patience"], seed=opts["seed"],
             amp=device.type == "cuda" if opts["amp"] is None else opts["amp"])
         resolution = None if opts["resolution"] == opts["crop"] else opts["resolution"]

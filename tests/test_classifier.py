@@ -137,3 +137,15 @@ def test_classifier_train_over_two_folds_resumes_finished_folds(tmp_path):
     stamp = (tmp_path / "fold0" / "model.pt").stat().st_mtime_ns
     assert CliRunner().invoke(classifier_train_command, args).exit_code == 0
     assert (tmp_path / "fold0" / "model.pt").stat().st_mtime_ns == stamp  # finished fold not retrained
+
+
+def test_rotation_augmentation_is_applied_and_seeded():
+    train, valid = synthetic_set(32, 32, seed=0), synthetic_set(16, 32, seed=1)
+
+    def weights(rotate):
+        settings = TrainSettings(epochs=1, batch_size=16, rotate=rotate, seed=0)
+        return fit(build_model("cnn", 32, seed=0), train, valid, settings, torch.device("cpu"), progress=False).model
+
+    plain, rotated, again = weights(False), weights(True), weights(True)
+    assert not torch.equal(plain.head[-1].weight, rotated.head[-1].weight)
+    assert torch.equal(rotated.head[-1].weight, again.head[-1].weight)
