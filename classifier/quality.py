@@ -19,8 +19,6 @@ from .distances import frechet_distance, kernel_inception_distance, precision_re
 from .export import LoadedClassifier
 from .features import FeatureStats, extract_features
 
-FEATURE_SCORES = ("fid", "kid", "precision", "recall")
-
 
 @dataclass
 class Evaluated:
