@@ -6,20 +6,12 @@ import numpy as np
 
 from wgan.data import CLASS_NAMES, ImageSet
 
-from .distances import frechet_distance, kernel_inception_distance
+from .distances import kernel_inception_distance
 from .evaluate_generator import sample_images
 from .export import LoadedClassifier
-from .features import FeatureStats
-from .quality import Evaluated, featurize
+from .quality import Evaluated, feature_fid, featurize
 
 BEST_METRIC = "Metrics/kid_class_mean"  # lower is better; picks generator-best.pt
-
-
-def _fid(a: np.ndarray, b: np.ndarray) -> float:
-    sa, sb = FeatureStats(a.shape[1]), FeatureStats(b.shape[1])
-    sa.update(a)
-    sb.update(b)
-    return frechet_distance(sa.mean, sa.cov, sb.mean, sb.cov)
 
 
 class PeriodicQuality:
@@ -43,7 +35,7 @@ class PeriodicQuality:
         for c, name in enumerate(CLASS_NAMES):
             real, fake = self.reference.of_class(c).features, generated.of_class(c).features
             stats[f"Metrics/kid_{name}"] = kernel_inception_distance(real, fake, subset_size=self.kid_subset)[0]
-            stats[f"Metrics/fid_{name}"] = _fid(real, fake)
+            stats[f"Metrics/fid_{name}"] = feature_fid(real, fake)
         stats[BEST_METRIC] = float(np.mean([stats[f"Metrics/kid_{n}"] for n in CLASS_NAMES]))
         stats["Metrics/fid_class_mean"] = float(np.mean([stats[f"Metrics/fid_{n}"] for n in CLASS_NAMES]))
         return stats

@@ -48,17 +48,22 @@ def featurize(extractor: LoadedClassifier, images: torch.Tensor, labels: torch.T
     return Evaluated(images.numpy(), labels.numpy(), features)
 
 
+def feature_fid(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between two feature sets [N, D]."""
+    stats_a, stats_b = FeatureStats(a.shape[1]), FeatureStats(b.shape[1])
+    stats_a.update(a)
+    stats_b.update(b)
+    return frechet_distance(stats_a.mean, stats_a.cov, stats_b.mean, stats_b.cov)
+
+
 def compare(reference: Evaluated, other: Evaluated, kid_subset: int = 100, k: int = 3) -> dict:
     """FID, KID (mean, std), k-NN precision/recall and the astrophysical statistics."""
-    ref_stats, other_stats = FeatureStats(reference.features.shape[1]), FeatureStats(other.features.shape[1])
-    ref_stats.update(reference.features)
-    other_stats.update(other.features)
     kid, kid_std = kernel_inception_distance(reference.features, other.features, subset_size=kid_subset)
     precision, recall = precision_recall(reference.features, other.features, k=k)
     return {
         "n_reference": len(reference.labels),
         "n": len(other.labels),
-        "fid": frechet_distance(ref_stats.mean, ref_stats.cov, other_stats.mean, other_stats.cov),
+        "fid": feature_fid(reference.features, other.features),
         "kid": kid,
         "kid_std": kid_std,
         "precision": precision,
