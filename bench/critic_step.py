@@ -23,7 +23,8 @@ from wgan.config import TrainConfig  # noqa: E402
 from wgan.data import DataConfig, load_dataset  # noqa: E402
 from wgan.loss import WGANGPLoss  # noqa: E402
 from wgan.networks import Critic, Generator, preset  # noqa: E402
-from wgan.training_loop import autocast_factory, critic_step  # noqa: E402
+from wgan.run import autocast_factory  # noqa: E402
+from wgan.training_loop import critic_step  # noqa: E402
 from wgan.training_state import build_state  # noqa: E402
 
 

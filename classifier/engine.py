@@ -3,7 +3,6 @@ best epoch on the validation split (never on test)."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from tqdm import tqdm
 
 from wgan.data import CLASS_NAMES, ImageSet, to_unit_range
 from wgan.data.symmetry import random_dihedral, random_rotation
+from wgan.run import autocast_factory
 
 from .metrics import classification_report
 from .models import probabilities
@@ -41,10 +41,6 @@ class TrainSettings:
     patience: int | None = None  # stop after this many epochs without a better validation score
     seed: int = 0
     amp: bool = False  # bf16 autocast (CUDA)
-
-
-def _autocast(device: torch.device, amp: bool):
-    return torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
 
 
 def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -94,7 +90,7 @@ def train_one_epoch(model: nn.Module, data: ImageSet, optimizer, scheduler, sett
             x = random_dihedral(x, rng)
         if settings.rotate:
             x = random_rotation(x, rng)
-        with _autocast(device, settings.amp):
+        with autocast_factory(device, settings.amp)():
             logits = model(x)
         loss = F.cross_entropy(logits.float(), y, weight=loss_weights)
         optimizer.zero_grad(set_to_none=True)
@@ -114,7 +110,7 @@ def predict(model: nn.Module, images: torch.Tensor, device: torch.device, batch_
     out = []
     for start in range(0, images.shape[0], batch_size):
         x = to_unit_range(images[start : start + batch_size].to(device)).unsqueeze(1)
-        with _autocast(device, amp):
+        with autocast_factory(device, amp)():
             out.append(probabilities(model(x)).cpu())
     return torch.cat(out)
 

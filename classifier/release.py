@@ -9,13 +9,13 @@ the command, commit, data, resolution, its own test metrics and the file's SHA-2
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import subprocess
 from pathlib import Path
 
 from wgan.atomic import atomic_path, write_text
+from wgan.data.cache import file_digest
 
 
 def card(run_dir: Path, model_file: Path, command: str) -> dict:
@@ -24,7 +24,7 @@ def card(run_dir: Path, model_file: Path, command: str) -> dict:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     return {
         "file": model_file.name,
-        "sha256": hashlib.sha256(model_file.read_bytes()).hexdigest(),
+        "sha256": file_digest(model_file),
         "command": command,
         "commit": commit or None,
         "model": metrics["model"],

@@ -7,7 +7,6 @@ Both are written to a temporary file and renamed, so a crash never leaves half a
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import zipfile
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .atomic import atomic_path
+from .data.cache import file_digest
 
 TRAINING_STATE = "radiogan-training-state"
 GENERATOR_EXPORT = "radiogan-generator"
@@ -54,8 +54,7 @@ def load(path: str | Path, kind: str) -> dict:
 
 def file_hash(path: str | Path) -> str:
     """Short SHA-256 of a file, used to name the generator in outputs."""
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return digest[:16]
+    return file_digest(path)[:16]
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:

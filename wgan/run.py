@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -22,6 +23,13 @@ def select_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device '{name}' requested but CUDA is not available")
     return device
+
+
+def autocast_factory(device: torch.device, amp: bool):
+    """A context factory: bf16 autocast on `device` when AMP is on, a no-op context otherwise."""
+    if amp:
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
 
 
 def new_run_dir(root: Path, name: str) -> Path:

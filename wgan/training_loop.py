@@ -18,7 +18,7 @@ from .config import TrainConfig
 from .data import ImageSet, to_unit_range
 from .data.symmetry import random_dihedral, random_rotation
 from .loss import WGANGPLoss
-from .run import sample_grid, save_png, select_device
+from .run import autocast_factory, sample_grid, save_png, select_device
 from .stats import StatsLogger
 from .training_state import TrainingState, build_state, generator_export, restore, to_checkpoint
 
@@ -29,13 +29,6 @@ Callback = Callable[[int, TrainingState], "dict[str, float] | None"]
 
 class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-def autocast_factory(device: torch.device, amp: bool):
-    """bf16 autocast on the training device when AMP is on; a no-op context otherwise."""
-    if amp:
-        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext
 
 
 def _grad_norm(module: torch.nn.Module) -> float:
