@@ -31,6 +31,7 @@ USER_ERRORS = (DataError, CheckpointError, ValueError, OSError)
 @click.option("--oversample", is_flag=True, help="Class-balanced sampling of training images.")
 @click.option("--dihedral/--no-dihedral", default=True, help="Random rotations/flips of the square.")
 @click.option("--rotate/--no-rotate", default=False, help="Also rotate by arbitrary angles.")
+@click.option("--tta/--no-tta", default=False, help="Predict with the mean over the 8 rotations/flips.")
 @click.option("--select-on", type=click.Choice(["accuracy", "macro_f1", "loss"]), default="accuracy",
               help="Validation metric that picks the epoch.")
 @click.option("--patience", type=click.IntRange(1), default=None, help="Early stopping after N epochs without gain.")

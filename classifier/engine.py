@@ -15,7 +15,7 @@ from torch import nn
 from tqdm import tqdm
 
 from wgan.data import CLASS_NAMES, ImageSet, to_unit_range
-from wgan.data.symmetry import random_dihedral, random_rotation
+from wgan.data.symmetry import dihedral, random_dihedral, random_rotation
 from wgan.run import autocast_factory
 
 from .metrics import classification_report
@@ -41,6 +41,8 @@ class TrainSettings:
     patience: int | None = None  # stop after this many epochs without a better validation score
     seed: int = 0
     amp: bool = False  # bf16 autocast (CUDA)
+    tta: bool = False  # predict with the mean probability over the 8 rotations/flips (valid and test)
+    steps_per_epoch: int | None = None  # fixed batches per epoch (same compute for sets of any size); None: one pass
 
 
 def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -50,12 +52,15 @@ def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 
 def epoch_order(labels: torch.Tensor, settings: TrainSettings, rng: torch.Generator) -> torch.Tensor:
-    """Indices of one epoch: a permutation, or a class-balanced draw with replacement."""
+    """Indices of one epoch: a permutation (several chained when `steps_per_epoch` asks for more
+    than one pass), or a class-balanced draw with replacement."""
     n = labels.numel()
+    wanted = settings.steps_per_epoch * settings.batch_size if settings.steps_per_epoch else n
     if settings.oversample:
         weights = class_weights(labels, len(CLASS_NAMES))[labels.cpu()]
-        return torch.multinomial(weights, n, replacement=True, generator=rng)
-    return torch.randperm(n, generator=rng)
+        return torch.multinomial(weights, wanted, replacement=True, generator=rng)
+    passes = [torch.randperm(n, generator=rng) for _ in range(math.ceil(wanted / n))]
+    return torch.cat(passes)[:wanted]
 
 
 def make_optimizer(model: nn.Module, settings: TrainSettings, steps_per_epoch: int):
@@ -104,20 +109,22 @@ def train_one_epoch(model: nn.Module, data: ImageSet, optimizer, scheduler, sett
 
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 256,
-            amp: bool = False) -> torch.Tensor:
-    """Class probabilities [N, classes] for uint8 images [N, H, W]."""
+            amp: bool = False, tta: bool = False) -> torch.Tensor:
+    """Class probabilities [N, classes] for uint8 images [N, H, W]; with `tta`, the mean over the
+    8 rotations/flips of each image (the morphology classes have no preferred orientation)."""
     model.eval()
+    views = range(8) if tta else range(1)
     out = []
     for start in range(0, images.shape[0], batch_size):
         x = to_unit_range(images[start : start + batch_size].to(device)).unsqueeze(1)
         with autocast_factory(device, amp)():
-            out.append(probabilities(model(x)).cpu())
+            out.append(sum(probabilities(model(dihedral(x, v))).float() for v in views).cpu() / len(views))
     return torch.cat(out)
 
 
-def evaluate(model: nn.Module, data: ImageSet, device: torch.device, amp: bool = False) -> dict:
+def evaluate(model: nn.Module, data: ImageSet, device: torch.device, amp: bool = False, tta: bool = False) -> dict:
     """The classification report of `data` plus the mean cross-entropy ('loss')."""
-    probs = predict(model, data.images, device, amp=amp)
+    probs = predict(model, data.images, device, amp=amp, tta=tta)
     report = classification_report(data.labels.numpy(), probs.numpy(), list(CLASS_NAMES))
     picked = probs[torch.arange(len(data)), data.labels].clamp(min=1e-12)
     report["loss"] = float(-picked.log().mean())
@@ -136,19 +143,26 @@ class FitResult:
     history: list[dict]  # one dict per epoch: train and valid metrics
 
 
-def fit(model: nn.Module, train: ImageSet, valid: ImageSet, settings: TrainSettings, device: torch.device,
-        log: Callable[[int, dict], None] | None = None, progress: bool = True) -> FitResult:
-    """Train for `settings.epochs` (or until `patience` runs out) and keep the best validation epoch."""
+def fit(model: nn.Module, train: ImageSet | Callable[[int], ImageSet], valid: ImageSet, settings: TrainSettings,
+        device: torch.device, log: Callable[[int, dict], None] | None = None, progress: bool = True) -> FitResult:
+    """Train for `settings.epochs` (or until `patience` runs out) and keep the best validation epoch.
+
+    `train` is a fixed set, or a function of the epoch (1, 2, ...) returning that epoch's set (for
+    training sets that change, e.g. freshly generated images); class weights come from epoch 1's set.
+    """
+    train_for = train if callable(train) else (lambda epoch: train)
     rng = torch.Generator().manual_seed(settings.seed)
     model.to(device)
-    steps = math.ceil(len(train) / settings.batch_size)
+    first = train_for(1)
+    steps = settings.steps_per_epoch or math.ceil(len(first) / settings.batch_size)
     optimizer, scheduler = make_optimizer(model, settings, steps)
-    weights = class_weights(train.labels, len(CLASS_NAMES)).to(device) if settings.class_weighted else None
+    weights = class_weights(first.labels, len(CLASS_NAMES)).to(device) if settings.class_weighted else None
     best, best_epoch, best_state, history = -np.inf, 0, None, []
     bar = tqdm(range(1, settings.epochs + 1), unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
-        train_stats = train_one_epoch(model, train, optimizer, scheduler, settings, rng, device, weights)
-        valid_report = evaluate(model, valid, device, settings.amp)
+        data = first if epoch == 1 else train_for(epoch)
+        train_stats = train_one_epoch(model, data, optimizer, scheduler, settings, rng, device, weights)
+        valid_report = evaluate(model, valid, device, settings.amp, settings.tta)
         row = {"epoch": epoch, **{f"train/{k}": v for k, v in train_stats.items()},
                "valid/loss": valid_report["loss"], "valid/accuracy": valid_report["accuracy"],
                "valid/macro_f1": valid_report["macro_f1"]}

@@ -31,7 +31,7 @@ class ClassifierRun:
             model=opts["model"], epochs=opts["epochs"], batch_size=opts["batch_size"], optimizer=opts["optimizer"],
             lr=opts["lr"], weight_decay=opts["weight_decay"], class_weighted=opts["class_weighted"],
             oversample=opts["oversample"], dihedral=opts["dihedral"], rotate=opts["rotate"], select_on=opts["select_on"],
-            patience=opts["patience"], seed=opts["seed"],
+            patience=opts["patience"], seed=opts["seed"], tta=opts["tta"],
             amp=device.type == "cuda" if opts["amp"] is None else opts["amp"])
         resolution = None if opts["resolution"] == opts["crop"] else opts["resolution"]
         data = DataConfig(source=opts["source"], split=opts["split"], fold=opts["fold"], crop=opts["crop"],
@@ -51,8 +51,8 @@ def run_classifier(run: ClassifierRun, progress: bool = True) -> dict:
         result = fit(model, train, valid, run.settings, device, log=logger.log, progress=progress)
     finally:
         logger.close()
-    test_report = evaluate(result.model, test, device, run.settings.amp)
-    valid_report = evaluate(result.model, valid, device, run.settings.amp)
+    test_report = evaluate(result.model, test, device, run.settings.amp, run.settings.tta)
+    valid_report = evaluate(result.model, valid, device, run.settings.amp, run.settings.tta)
     metrics = {
         "model": run.settings.model,
         "best_epoch": result.best_epoch,

@@ -1,0 +1,1 @@
+"""Mixing generated images into classifier training and measuring the effect per class."""

@@ -1,0 +1,43 @@
+"""Which evaluation images the generator saw during its own training.
+
+A generator trained on images that are later used to test a classifier leaks them into the
+classifier's training set (its samples can copy them), and the measured gain is then partly
+memorisation. The FIRST literature training split, for example, holds 288 of the 400 images
+of the cross-validation test set. The images are compared byte for byte after the same
+preprocessing, so the check does not depend on split names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+
+from wgan.data import DataConfig, ImageSet, load_dataset
+
+
+def image_hashes(data: ImageSet) -> list[str]:
+    return [hashlib.blake2b(image.numpy().tobytes(), digest_size=16).hexdigest() for image in data.images]
+
+
+def generator_training_set(gen_data: DataConfig, resolution: int) -> ImageSet:
+    """The generator's training images, preprocessed at the evaluation's resolution."""
+    return load_dataset(replace(gen_data, resolution=resolution))
+
+
+def overlap(seen: set[str], data: ImageSet) -> int:
+    """How many images of `data` are among the hashes `seen`."""
+    return sum(h in seen for h in image_hashes(data))
+
+
+def check(gen_data: DataConfig, test: ImageSet, valids: dict[int, ImageSet]) -> dict:
+    """Raise ValueError when any test image was in the generator's training data; return the
+    overlap with each fold's validation split (it biases epoch selection, not the test score)."""
+    seen = set(image_hashes(generator_training_set(gen_data, test.resolution)))
+    in_test = overlap(seen, test)
+    if in_test:
+        raise ValueError(f"the generator was trained on {in_test} of the {len(test)} test images "
+                         f"(its data: {gen_data.source} {gen_data.split} split, fold {gen_data.fold}); "
+                         "train it on a cross-validation training split instead")
+    return {"generator_data": {"source": gen_data.source, "split": gen_data.split, "fold": gen_data.fold},
+            "test_images_seen": 0,
+            "valid_images_seen": {str(fold): overlap(seen, valid) for fold, valid in valids.items()}}

@@ -1,0 +1,100 @@
+"""The outputs of `augment-eval`: a printed table, results.json, report.md and gain.png."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from wgan.atomic import atomic_path, write_text
+from wgan.data import CLASS_NAMES
+
+COLUMNS = ["accuracy", "macro_f1", *(f"{c}/f1" for c in CLASS_NAMES)]
+
+
+def _score(summary: dict, arm: str, key: str) -> str:
+    s = summary[arm]["scores"][key]
+    return f"{s['mean']:.3f} ± {s['std']:.3f}"
+
+
+def _gain(summary: dict, arm: str, key: str) -> str:
+    g = summary[arm]["gain"][key]
+    if g["n"] < 2:
+        return f"{g['mean']:+.3f}"
+    return f"{g['mean']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}]{'*' if g['significant'] else ''}"
+
+
+def format_table(summary: dict, reference: str) -> str:
+    """Two blocks: mean ± std per arm, then the paired gain over the reference arm."""
+    width = max(len(a) for a in summary) + 2
+    head = "".join(f"{c:>26s}" for c in COLUMNS)
+    lines = [f"{'arm':{width}s}{head}"]
+    lines += [f"{arm:{width}s}" + "".join(f"{_score(summary, arm, c):>26s}" for c in COLUMNS) for arm in summary]
+    lines += ["", f"gain over {reference} (paired 95 % interval; * excludes 0):", f"{'arm':{width}s}{head}"]
+    lines += [f"{arm:{width}s}" + "".join(f"{_gain(summary, arm, c):>26s}" for c in COLUMNS)
+              for arm in summary if arm != reference]
+    failed = sum(len(s["failures"]) for s in summary.values())
+    lines.append(f"\nruns that failed to learn (kept in the means): {failed}")
+    return "\n".join(lines)
+
+
+def markdown(results: dict) -> str:
+    summary, reference = results["summary"], results["reference_arm"]
+    cfg = results["config"]
+    rows = ["| arm | runs | " + " | ".join(COLUMNS) + " |", "|---|---|" + "---|" * len(COLUMNS)]
+    rows += [f"| {arm} | {s['n_runs']} | " + " | ".join(_score(summary, arm, c) for c in COLUMNS) + " |"
+             for arm, s in summary.items()]
+    gains = ["| arm | " + " | ".join(COLUMNS) + " |", "|---|" + "---|" * len(COLUMNS)]
+    gains += [f"| {arm} | " + " | ".join(_gain(summary, arm, c) for c in COLUMNS) + " |"
+              for arm in summary if arm != reference]
+    significant = [f"{arm}: {key} {summary[arm]['gain'][key]['mean']:+.3f}" for arm in summary if arm != reference
+                   for key in COLUMNS if summary[arm]["gain"][key]["significant"]]
+    failures = [f"- {arm} fold {f['fold']} seed {f['seed']}: {f['reason']}"
+                for arm, s in summary.items() for f in s["failures"]]
+    leak = results.get("leakage") or {}
+    return "\n".join([
+        "# Augmentation study", "",
+        f"Command: `{results['command']}`", "",
+        f"Generator: `{cfg['checkpoint']}` (hash {results.get('generator_hash', 'none')}), model {cfg['base']['model']}, "
+        f"mode {results['mode']}, schedule {cfg['schedule']}, folds {cfg['folds']}, seeds {cfg['seeds']}, "
+        f"budget {cfg['base']['epochs']} passes over the real training split, real fraction {cfg['real_fraction']}.", "",
+        "Test metrics on the real test split, mean ± std over folds x seeds:", "", *rows, "",
+        f"Paired gain over `{reference}` (same fold and seed), 95 % t interval; * marks an interval that excludes 0:",
+        "", *gains, "",
+        "Significant: " + ("; ".join(significant) if significant else "none") + ".", "",
+        f"Runs that failed to learn (kept in the means): {len(failures)}", *failures, "",
+        f"Generator training data: {leak.get('generator_data')}; validation images it saw, per fold: "
+        f"{leak.get('valid_images_seen')} (this biases epoch selection only; it saw no test image).", "",
+        "![gain per class](gain.png)", ""])
+
+
+def plot_gain(summary: dict, reference: str, path: Path) -> None:
+    """Per-class F1 gain (and accuracy) against ratio, with the paired intervals as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ratio_arms = [(float(a[2:]), a) for a in summary if a.startswith("r=")]
+    ratio_arms.sort()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, key in enumerate(["accuracy", *(f"{c}/f1" for c in CLASS_NAMES)]):
+        xs = [r + (i - 2) * 0.04 for r, _ in ratio_arms]
+        gains = [summary[a]["gain"][key] for _, a in ratio_arms]
+        means = [g["mean"] for g in gains]
+        errs = [[g["mean"] - g["low"] if g["n"] > 1 else 0 for g in gains],
+                [g["high"] - g["mean"] if g["n"] > 1 else 0 for g in gains]]
+        ax.errorbar(xs, means, yerr=errs, marker="o", capsize=3, label=key.replace("/f1", " F1"))
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlabel("ratio generated / real")
+    ax.set_ylabel(f"gain over {reference}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def write_outputs(results: dict, out: Path) -> None:
+    write_text(out / "results.json", json.dumps(results, indent=2))
+    write_text(out / "report.md", markdown(results))
+    plot_gain(results["summary"], results["reference_arm"], out / "gain.png")

@@ -1,0 +1,100 @@
+"""An augmentation study from command-line options: every input checked before any training,
+then the sweep, the summary and the report files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from classifier.engine import TrainSettings
+from wgan import checkpoint as ckpt
+from wgan.atomic import write_text
+from wgan.config import TrainConfig
+from wgan.data import CLASS_NAMES, DataConfig, load_dataset
+from wgan.sampling import load_generator
+
+from . import analysis, leakage, mixing, report
+from .sweep import SweepConfig, build_arms, run_sweep
+
+REFERENCE_ARM = mixing.MixSpec().label  # "r=0": real images only, base settings
+
+
+@dataclass
+class Study:
+    config: SweepConfig
+    command: str
+    generator_hash: str | None
+    leakage: dict | None
+
+
+def prepare(opts: dict, command: str) -> Study:
+    """Validate everything (ratios, generator, data, output folder); raises ValueError/OSError."""
+    specs = [mixing.MixSpec(mode=opts["mode"])] + [mixing.parse_ratio(r, opts["mode"]) for r in opts["ratios"]]
+    specs = list({s.label: s for s in specs}.values())  # ratio 0 first, duplicates once
+    base = TrainSettings(model=opts["model"], epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
+                         class_weighted=opts["class_weighted"], dihedral=opts["dihedral"], tta=opts["tta"])
+    data = DataConfig(split="cv", crop=128, resolution=None if opts["resolution"] == 128 else opts["resolution"])
+    needs_generator = any(not s.is_zero for s in specs)
+    config = SweepConfig(
+        checkpoint=opts["checkpoint"] if needs_generator else None,
+        arms=build_arms(specs, base, opts["baselines"]), folds=opts["folds"], seeds=opts["seeds"], base=base,
+        data=data, schedule=opts["schedule"], fresh=opts["fresh"], real_fraction=opts["real_fraction"],
+        out=opts["out"] or Path("runs") / f"augment-{opts['model']}-{opts['mode']}")
+    _check_output(config)
+    if not needs_generator:
+        return Study(config, command, None, None)
+    gen_hash, leaks = _check_generator(config)
+    return Study(config, command, gen_hash, leaks)
+
+
+def _check_generator(config: SweepConfig) -> tuple[str, dict]:
+    path = config.checkpoint
+    if not path.is_file():
+        raise ValueError(f"{path}: no generator export; train one with wgan-train or pass --checkpoint")
+    gen = load_generator(path)
+    gen_data = TrainConfig.from_json(ckpt.load(path, ckpt.GENERATOR_EXPORT)["config"]).data
+    resolution = config.data.resolution or config.data.crop
+    if gen.resolution != resolution:
+        raise ValueError(f"{path}: the generator makes {gen.resolution} px images, the classifier data is {resolution} px "
+                         f"(pass --resolution {gen.resolution})")
+    if list(gen.class_names) != list(CLASS_NAMES):
+        raise ValueError(f"{path}: generator classes {gen.class_names} differ from the data's {list(CLASS_NAMES)}")
+    test = load_dataset(replace(config.data, subset="test"))
+    valids = {f: load_dataset(replace(config.data, fold=f, subset="valid")) for f in config.folds}
+    return gen.file_hash, leakage.check(gen_data, test, valids)
+
+
+def _check_output(config: SweepConfig) -> None:
+    """An output folder holding cells of a different sweep must not be mixed with this one."""
+    saved = config.out / "sweep.json"
+    if saved.exists() and saved.read_text() != config_json(config):
+        raise ValueError(f"{config.out} holds results of a sweep with other settings; pass another --out")
+
+
+def run(study: Study, workers: int, device: str, progress: bool) -> tuple[dict, str]:
+    config = study.config
+    write_text(config.out / "sweep.json", config_json(config))
+    cells = run_sweep(config, workers, device, progress)
+    summary = analysis.summarize(cells, REFERENCE_ARM)
+    results = {
+        "command": study.command,
+        "config": json.loads(json.dumps(asdict(config), default=str)),
+        "generator_hash": study.generator_hash,
+        "leakage": study.leakage,
+        "mode": config.arms[0].spec.mode,
+        "reference_arm": REFERENCE_ARM,
+        "summary": summary,
+        "cells": [{k: c[k] for k in ("arm", "fold", "seed", "best_epoch", "valid_accuracy", "failure")}
+                  | {"test_accuracy": c["test"]["accuracy"]} for c in cells],
+    }
+    report.write_outputs(results, config.out)
+    return results, report.format_table(summary, REFERENCE_ARM)
+
+
+def config_json(config) -> str:
+    """The parts of a sweep that make cell results comparable (arms, folds and seeds may grow)."""
+    d = asdict(config)
+    for key in ("arms", "folds", "seeds", "out"):
+        d.pop(key)
+    return json.dumps(d, indent=2, default=str, sort_keys=True)

@@ -1,0 +1,168 @@
+"""The grid of an augmentation study: arms (ratios and cheap baselines) x folds x seeds.
+
+Every cell trains one classifier from scratch on the (mixed) training split of its fold, picks
+the epoch on that fold's real validation split and tests on the real test split. All arms get
+the same optimisation budget, `epochs` x the batches of one pass over the real training split,
+so a gain cannot come from more optimiser steps on a bigger set. Each cell's result is written
+atomically to its own JSON file; a rerun skips cells whose file exists.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from classifier.engine import TrainSettings, evaluate, fit
+from classifier.models import build_model
+from wgan.atomic import write_text
+from wgan.data import CLASS_NAMES, DataConfig, ImageSet, load_dataset
+from wgan.run import select_device
+from wgan.sampling import load_generator
+from wgan.stats import StatsLogger
+
+from . import mixing, pool
+
+BASELINES = {  # name -> the one training option it adds to the base settings
+    "class-weighted": {"class_weighted": True},
+    "oversample": {"oversample": True},
+    "dihedral": {"dihedral": True},
+}
+SCHEDULES = ("mixed", "pretrain-finetune")
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    spec: mixing.MixSpec = mixing.MixSpec()
+    overrides: tuple[tuple[str, bool], ...] = ()  # training options changed from the base
+
+
+@dataclass
+class SweepConfig:
+    checkpoint: Path | None  # generator export; None only when no arm adds generated images
+    arms: list[Arm]
+    folds: list[int]
+    seeds: list[int]
+    base: TrainSettings  # epochs = budget in passes over the real training split
+    data: DataConfig = field(default_factory=lambda: DataConfig(split="cv", resolution=64))
+    schedule: str = "mixed"
+    fresh: bool = False  # new generated images every epoch instead of one fixed pool
+    real_fraction: float = 1.0
+    out: Path = Path("runs/augment")
+
+    def cell_path(self, arm: Arm, fold: int, seed: int) -> Path:
+        return self.out / "cells" / arm.name / f"fold{fold}-seed{seed}.json"
+
+
+def build_arms(specs: list[mixing.MixSpec], base: TrainSettings, baselines: bool) -> list[Arm]:
+    """One arm per ratio, plus each baseline the base settings do not already include."""
+    arms = [Arm(spec.label, spec) for spec in specs]
+    if baselines:
+        arms += [Arm(f"real+{name}", mixing.MixSpec(), tuple(change.items()))
+                 for name, change in BASELINES.items() if any(getattr(base, k) != v for k, v in change.items())]
+    return arms
+
+
+def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = "cpu") -> dict:
+    """Train and test one classifier; writes and returns the cell's result."""
+    dev = select_device(device)
+    data = replace(config.data, fold=fold)
+    real, valid, test = (load_dataset(replace(data, subset=s)) for s in ("train", "valid", "test"))
+    settings = replace(config.base, seed=seed, steps_per_epoch=math.ceil(len(real) / config.base.batch_size),
+                       **dict(arm.overrides))
+    real = mixing.real_fraction(real, config.real_fraction, seed)
+    counts = mixing.generated_counts(list(real.class_counts().values()), arm.spec)
+    train_for = _training_sets(config, real, counts, seed)
+    trained_on = train_for(1).fingerprint  # real + generated (pool hash); --fresh pools change per epoch
+    model = build_model(settings.model, real.resolution, len(CLASS_NAMES), seed=seed)
+    logger = StatsLogger(config.out / "tensorboard" / arm.name / f"fold{fold}-seed{seed}", resume_step=0)
+    try:
+        if config.schedule == "pretrain-finetune" and sum(counts):
+            model = fit(model, lambda epoch: _generated_only(train_for(epoch), len(real)), valid, settings, dev,
+                        log=lambda e, row: logger.log(e, {f"pretrain/{k}": v for k, v in row.items()}),
+                        progress=False).model
+            train_for = lambda epoch: real  # noqa: E731
+        offset = settings.epochs if config.schedule == "pretrain-finetune" and sum(counts) else 0
+        result = fit(model, train_for, valid, settings, dev, log=lambda e, row: logger.log(offset + e, row),
+                     progress=False)
+    finally:
+        logger.close()
+    test_report = evaluate(result.model, test, dev, settings.amp, settings.tta)
+    best = result.history[result.best_epoch - 1]
+    cell = {
+        "arm": arm.name, "fold": fold, "seed": seed, "ratio": asdict(arm.spec), "overrides": dict(arm.overrides),
+        "schedule": config.schedule, "real_counts": real.class_counts(), "generated_counts": dict(zip(CLASS_NAMES, counts)),
+        "best_epoch": result.best_epoch, "valid_accuracy": best["valid/accuracy"], "test": test_report,
+        "failure": failure(best["valid/accuracy"], test_report),
+        "data_fingerprints": {"train": trained_on, "valid": valid.fingerprint, "test": test.fingerprint},
+    }
+    write_text(config.cell_path(arm, fold, seed), json.dumps(cell, indent=2))
+    return cell
+
+
+def _training_sets(config: SweepConfig, real: ImageSet, counts: list[int], seed: int):
+    """epoch -> training set: the real split plus the generated images of that epoch."""
+    if not sum(counts):
+        return lambda epoch: real
+    gen = load_generator(config.checkpoint)
+    if config.fresh:
+        return lambda epoch: mixing.mix(real, pool.draw(gen, counts, seed, epoch * pool.FRESH_STRIDE, cached=False))
+    mixed = mixing.mix(real, pool.draw(gen, counts, seed))
+    return lambda epoch: mixed
+
+
+def _generated_only(mixed: ImageSet, n_real: int) -> ImageSet:
+    """The generated part of a mixed set (mix puts the real images first)."""
+    keep = torch.arange(len(mixed)) >= n_real
+    return mixed.subset(keep.numpy(), "generated-only")
+
+
+def failure(valid_accuracy: float, test_report: dict) -> str | None:
+    """Why a run did not learn, or None: validation accuracy near chance, or nearly all test
+    predictions in one class. Failed runs stay in every mean; the report counts them."""
+    chance = 1 / len(CLASS_NAMES)
+    if valid_accuracy < chance + 0.1:
+        return f"validation accuracy {valid_accuracy:.3f} near chance ({chance:.2f})"
+    predicted = torch.tensor(test_report["confusion_matrix"]).sum(0).float()
+    if predicted.max() > 0.9 * predicted.sum():
+        return f"collapsed: {predicted.max() / predicted.sum():.0%} of test predictions are {CLASS_NAMES[int(predicted.argmax())]}"
+    return None
+
+
+def cells(config: SweepConfig) -> list[tuple[Arm, int, int]]:
+    return [(arm, fold, seed) for arm in config.arms for fold in config.folds for seed in config.seeds]
+
+
+def _worker(args) -> dict:
+    config, arm, fold, seed, device = args
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread per cell: results do not depend on how many run at once
+    try:
+        return run_cell(config, arm, fold, seed, device)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run_sweep(config: SweepConfig, workers: int = 1, device: str = "auto", progress: bool = True) -> list[dict]:
+    """Run every unfinished cell (in `workers` processes; CUDA devices are shared round-robin)
+    and return all cell results in grid order."""
+    todo = [c for c in cells(config) if not config.cell_path(*c).exists()]
+    n_gpu = torch.cuda.device_count() if device in ("auto", "cuda") else 0
+    jobs = [(config, *c, f"cuda:{i % n_gpu}" if n_gpu else device) for i, c in enumerate(todo)]
+    bar = tqdm(total=len(cells(config)), initial=len(cells(config)) - len(todo), unit="cell", disable=not progress)
+    if workers <= 1:
+        for job in jobs:
+            _worker(job)
+            bar.update()
+    else:
+        with multiprocessing.get_context("spawn").Pool(workers) as procs:
+            for _ in procs.imap_unordered(_worker, jobs):
+                bar.update()
+    bar.close()
+    return [json.loads(config.cell_path(*c).read_text()) for c in cells(config)]

@@ -1,0 +1,92 @@
+"""augment-eval end to end on the real FIRST folds at 32 px with a tiny generator, one epoch."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from augment.cli import augment_eval_command
+from tests.helpers import tiny_config
+from wgan.data import DataConfig, load_dataset
+from wgan.training_loop import train
+
+
+def make_generator(root, **data) -> str:
+    cfg = tiny_config(iters=1)
+    cfg.network.resolution = 32
+    cfg.data = DataConfig(resolution=32, **data)
+    return str(train(cfg, load_dataset(cfg.data), root, progress=False))
+
+
+@pytest.fixture(scope="module")
+def generator(tmp_path_factory, session_cache):
+    return make_generator(tmp_path_factory.mktemp("gen"), split="cv", fold=0)
+
+
+def run(args, out):
+    return CliRunner().invoke(augment_eval_command, [*args, "--resolution", "32", "--out", str(out), "--no-progress"])
+
+
+BASE = ["--ratio", "1.5", "--folds", "0", "--epochs", "1", "--workers", "1"]
+
+
+@pytest.fixture(scope="module")
+def sweep(generator, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep")
+    result = run([*BASE, "--checkpoint", generator], out)
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_every_output_is_written(sweep):
+    out, printed = sweep
+    assert {"results.json", "report.md", "gain.png", "sweep.json"} <= {p.name for p in out.iterdir()}
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["summary"]) == ["r=0", "r=1.5", "real+class-weighted", "real+oversample", "real+dihedral"]
+    assert "gain over r=0" in printed and "failed to learn" in printed
+    assert list((out / "tensorboard" / "r=1.5" / "fold0-seed0").glob("events.out.tfevents.*"))
+    assert results["leakage"]["test_images_seen"] == 0
+    assert results["leakage"]["valid_images_seen"] == {"0": 0}
+
+
+def test_generated_images_reach_training_only(sweep):
+    out, _ = sweep
+    cell = json.loads((out / "cells" / "r=1.5" / "fold0-seed0.json").read_text())
+    real = {s: load_dataset(DataConfig(split="cv", fold=0, subset=s, resolution=32)).fingerprint for s in ("valid", "test")}
+    assert cell["data_fingerprints"]["valid"] == real["valid"] and cell["data_fingerprints"]["test"] == real["test"]
+    assert "generated" in cell["data_fingerprints"]["train"]
+    # balanced 1.5 x 1405 = 2108 generated images, the rarest classes first
+    assert sum(cell["generated_counts"].values()) == 2108
+    assert sum(cell["real_counts"].values()) == 1405
+
+
+def test_a_rerun_skips_finished_cells_and_other_settings_need_another_folder(sweep, generator):
+    out, _ = sweep
+    cell = out / "cells" / "r=0" / "fold0-seed0.json"
+    before = cell.stat().st_mtime_ns
+    assert run([*BASE, "--checkpoint", generator], out).exit_code == 0
+    assert cell.stat().st_mtime_ns == before
+    other = run([*BASE, "--checkpoint", generator, "--lr", "0.01"], out)
+    assert other.exit_code != 0 and "another --out" in other.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--ratio", "-1"], ">= 0"),
+    (["--ratio", "nan"], "finite"),
+    (["--ratio", "Spiral=2"], "unknown class Spiral"),
+    (["--ratio", "1", "--checkpoint", "missing.pt"], "no generator export"),
+    (["--ratio", "1", "--resolution", "64"], "makes 32 px images"),
+    (["--folds", "7"], "folds are 0..4"),
+])
+def test_bad_input_is_a_click_error_before_any_training(args, message, generator, tmp_path):
+    args = args if "--checkpoint" in args else [*args, "--checkpoint", generator]
+    result = CliRunner().invoke(augment_eval_command, [*args, "--out", str(tmp_path / "out"), "--no-progress"])
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_generator_trained_on_test_images_is_refused(tmp_path):
+    leaky = make_generator(tmp_path / "leaky", split="literature")  # holds 288 of the 400 cv test images
+    result = run(["--ratio", "1", "--folds", "0", "--checkpoint", leaky], tmp_path / "out")
+    assert result.exit_code != 0 and "trained on 288 of the 400 test images" in result.output
