@@ -88,3 +88,32 @@ def test_periodic_quality_during_training_exports_the_best(setup, tmp_path):
     assert [x["step"] for x in evals] == [2, 4]
     assert all(np.isfinite(x[f"Metrics/fid_{c}"]) for x in evals for c in ("FRI", "FRII", "Compact", "Bent"))
     assert (tmp_path / "run" / "generator-best.pt").is_file()
+
+
+def test_release_card_carries_scores_floors_and_hash(setup, tmp_path):
+    import subprocess
+    import sys
+
+    export, extractor = setup
+    result = CliRunner().invoke(eval_command, ["--checkpoint", str(export), "--extractor", str(extractor), "--n", "12",
+                                               "--kid-subset", "10", "--out", str(tmp_path / "eval")])
+    assert result.exit_code == 0, result.output
+    target = tmp_path / "released" / "generator"
+    target.parent.mkdir()
+    done = subprocess.run([sys.executable, "-m", "wgan.release", str(export), str(tmp_path / "eval" / "scores.json"),
+                           str(target), "--command", "wgan-train --iters 1"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    card = json.loads(target.with_suffix(".json").read_text())
+    from wgan.data.cache import file_digest
+
+    assert card["sha256"] == file_digest(target.with_suffix(".pt")) == file_digest(export)
+    assert card["command"] == "wgan-train --iters 1" and card["generator_iterations"] == 1
+    assert set(card["scores"]) == set(card["floor"]) == {"overall", "FRI", "FRII", "Compact", "Bent"}
+    assert card["scores"]["Bent"]["kid"] > card["floor"]["Bent"]["kid"]
+
+    from wgan.release import card as make_card
+
+    other = tmp_path / "other.pt"
+    other.write_bytes(export.read_bytes() + b"\0")
+    with pytest.raises(ValueError, match="scores generator"):
+        make_card(other, tmp_path / "eval" / "scores.json", "x")
