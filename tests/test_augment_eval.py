@@ -90,3 +90,21 @@ def test_generator_trained_on_test_images_is_refused(tmp_path):
     leaky = make_generator(tmp_path / "leaky", split="literature")  # holds 288 of the 400 cv test images
     result = run(["--ratio", "1", "--folds", "0", "--checkpoint", leaky], tmp_path / "out")
     assert result.exit_code != 0 and "trained on 288 of the 400 test images" in result.output
+
+
+def test_results_do_not_depend_on_the_number_of_workers(generator, tmp_path):
+    from pathlib import Path
+
+    from augment.mixing import MixSpec
+    from augment.sweep import SweepConfig, build_arms, run_sweep
+    from classifier.engine import TrainSettings
+
+    base = TrainSettings(epochs=1, dihedral=False)
+    results = {}
+    for workers in (1, 2):
+        config = SweepConfig(checkpoint=Path(generator), arms=build_arms([MixSpec(0), MixSpec(1)], base, False),
+                             folds=[0], seeds=[0], base=base, data=DataConfig(split="cv", resolution=32),
+                             out=tmp_path / str(workers))
+        results[workers] = [(c["arm"], c["test"]["confusion_matrix"], c["valid_accuracy"])
+                            for c in run_sweep(config, workers, "cpu", progress=False)]
+    assert results[1] == results[2]
