@@ -43,6 +43,10 @@ def markdown(results: dict) -> str:
     rows = ["| arm | runs | " + " | ".join(COLUMNS) + " |", "|---|---|" + "---|" * len(COLUMNS)]
     rows += [f"| {arm} | {s['n_runs']} | " + " | ".join(_score(summary, arm, c) for c in COLUMNS) + " |"
              for arm, s in summary.items()]
+    pr_cols = [f"{c}/{m}" for c in CLASS_NAMES for m in ("precision", "recall")]
+    pr = ["| arm | " + " | ".join(k.replace("/precision", " P").replace("/recall", " R") for k in pr_cols) + " |",
+          "|---|" + "---|" * len(pr_cols)]
+    pr += [f"| {arm} | " + " | ".join(_score(summary, arm, k) for k in pr_cols) + " |" for arm in summary]
     gains = ["| arm | " + " | ".join(COLUMNS) + " |", "|---|" + "---|" * len(COLUMNS)]
     gains += [f"| {arm} | " + " | ".join(_gain(summary, arm, c) for c in COLUMNS) + " |"
               for arm in summary if arm != reference]
@@ -58,6 +62,7 @@ def markdown(results: dict) -> str:
         f"mode {results['mode']}, schedule {cfg['schedule']}, folds {cfg['folds']}, seeds {cfg['seeds']}, "
         f"budget {cfg['base']['epochs']} passes over the real training split, real fraction {cfg['real_fraction']}.", "",
         "Test metrics on the real test split, mean ± std over folds x seeds:", "", *rows, "",
+        "Per-class precision (P) and recall (R):", "", *pr, "",
         f"Paired gain over `{reference}` (same fold and seed), 95 % t interval; * marks an interval that excludes 0:",
         "", *gains, "",
         "Significant: " + ("; ".join(significant) if significant else "none") + ".", "",

@@ -108,3 +108,16 @@ def test_results_do_not_depend_on_the_number_of_workers(generator, tmp_path):
         results[workers] = [(c["arm"], c["test"]["confusion_matrix"], c["valid_accuracy"])
                             for c in run_sweep(config, workers, "cpu", progress=False)]
     assert results[1] == results[2]
+
+
+def test_pretrain_finetune_with_fresh_images_and_half_the_real_data(generator, tmp_path):
+    result = run(["--ratio", "1", "--folds", "0", "--epochs", "1", "--workers", "1", "--no-baselines",
+                  "--schedule", "pretrain-finetune", "--fresh", "--real-fraction", "0.5", "--checkpoint", generator],
+                 tmp_path)
+    assert result.exit_code == 0, result.output
+    cell = json.loads((tmp_path / "cells" / "r=1" / "fold0-seed0.json").read_text())
+    assert cell["real_counts"] == {"FRI": 158, "FRII": 330, "Compact": 116, "Bent": 99}  # half of 316/659/232/198
+    assert sum(cell["generated_counts"].values()) == 703
+    logged = [json.loads(line) for line in (tmp_path / "tensorboard" / "r=1" / "fold0-seed0" / "stats.jsonl").open()]
+    assert [row["step"] for row in logged] == [1, 2] and "pretrain/valid/accuracy" in logged[0]
+    assert set(json.loads((tmp_path / "results.json").read_text())["summary"]) == {"r=0", "r=1"}
