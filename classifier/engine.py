@@ -123,11 +123,13 @@ def predict(model: nn.Module, images: torch.Tensor, device: torch.device, batch_
 
 
 def evaluate(model: nn.Module, data: ImageSet, device: torch.device, amp: bool = False, tta: bool = False) -> dict:
-    """The classification report of `data` plus the mean cross-entropy ('loss')."""
+    """The classification report of `data` plus the mean cross-entropy ('loss') and the predicted
+    class of every image ('predicted')."""
     probs = predict(model, data.images, device, amp=amp, tta=tta)
     report = classification_report(data.labels.numpy(), probs.numpy(), list(CLASS_NAMES))
     picked = probs[torch.arange(len(data)), data.labels].clamp(min=1e-12)
     report["loss"] = float(-picked.log().mean())
+    report["predicted"] = probs.argmax(1).tolist()  # per image, for corner-case tracking
     return report
 
 

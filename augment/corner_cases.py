@@ -1,0 +1,71 @@
+"""A named, versioned list of difficult test sources, built from the data, and the tracking of
+each case's prediction from one model version to the next.
+
+Kinds of case:
+- `baseline-wrong`: the real-only baseline gets the image wrong in most folds;
+- `blank`: an image with no source pixel at all (the FIRST cv test set holds one);
+- `faint`: the fewest activated (non-zero) pixels, the lowest `faint_quantile` of the test set;
+- `outside-crop`: more than `outside_fraction` of the source's flux lies outside the centre
+  crop the networks see (measured on the full 300 px cutout).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from wgan.data import CLASS_NAMES, ImageSet
+
+FORMAT = "radiogan-corner-cases"
+
+
+def _case_id(index: int, image: np.ndarray) -> str:
+    """Index in the test split plus a hash of the pixels, so a changed data set is noticed."""
+    return f"test-{index:04d}-{hashlib.blake2b(image.tobytes(), digest_size=4).hexdigest()}"
+
+
+def outside_crop_fraction(full: np.ndarray, crop: int) -> np.ndarray:
+    """Per image, the share of summed intensity outside the centre crop x crop."""
+    size = full.shape[-1]
+    lo = (size - crop) // 2
+    total = full.reshape(len(full), -1).sum(1).astype(np.float64)
+    inside = full[:, lo : lo + crop, lo : lo + crop].reshape(len(full), -1).sum(1)
+    return np.where(total > 0, 1 - inside / np.maximum(total, 1), 0.0)
+
+
+def build(test: ImageSet, full_test: ImageSet, crop: int, baseline_predicted: list[list[int]], version: int = 1,
+          faint_quantile: float = 0.05, outside_fraction: float = 0.3) -> dict:
+    """The case list. `baseline_predicted` holds one prediction list per baseline model (fold)."""
+    images = test.images.numpy()
+    labels = test.labels.numpy()
+    wrong = (np.asarray(baseline_predicted) != labels[None]).sum(0) if baseline_predicted else np.zeros(len(labels))
+    activated = (images.reshape(len(images), -1) > 0).sum(1)
+    faint_limit = np.quantile(activated[activated > 0], faint_quantile)
+    outside = outside_crop_fraction(full_test.images.numpy(), crop)
+    kinds = {
+        "baseline-wrong": wrong * 2 > len(baseline_predicted),
+        "blank": activated == 0,
+        "faint": (activated > 0) & (activated <= faint_limit),
+        "outside-crop": outside > outside_fraction,
+    }
+    cases = []
+    for i in np.flatnonzero(np.any(list(kinds.values()), axis=0)):
+        cases.append({"id": _case_id(int(i), images[i]), "index": int(i), "label": CLASS_NAMES[labels[i]],
+                      "kinds": [k for k, mask in kinds.items() if mask[i]],
+                      "activated_pixels": int(activated[i]), "flux_outside_crop": round(float(outside[i]), 4),
+                      "baseline_wrong_folds": int(wrong[i])})
+    return {"format": FORMAT, "version": version, "test_fingerprint": test.fingerprint,
+            "rules": {"baseline_models": len(baseline_predicted), "faint_max_activated_pixels": float(faint_limit),
+                      "outside_fraction": outside_fraction, "crop": crop},
+            "counts": {k: int(m.sum()) for k, m in kinds.items()}, "cases": cases}
+
+
+def outcomes(cases: dict, predicted: list[int]) -> dict[str, bool]:
+    """case id -> predicted correctly, for one model's predictions on the whole test split."""
+    return {c["id"]: CLASS_NAMES[predicted[c["index"]]] == c["label"] for c in cases["cases"]}
+
+
+def flips(before: dict[str, bool], after: dict[str, bool]) -> list[str]:
+    """Cases right before and wrong after (the ones a gate fails on)."""
+    return sorted(case for case, ok in before.items() if ok and not after.get(case, False))
