@@ -1,0 +1,63 @@
+"""Pass/fail of a new generator against the current best, from their report.json contents.
+
+A report holds:
+- `quality`: per class {"kid", "kid_std", "fid"} of the generator's samples;
+- `gain`: per class the paired F1 gain over real-only {"mean", "low", "high", "n"} at the
+  evaluated ratio, plus "accuracy";
+- `corners`: corner-case id -> predicted correctly (classifier trained with the generator);
+- `behaviour`: a list of {"name", "value", "passed"}.
+
+Gates (each a dict with name, passed, detail):
+- a class's F1 gain falls below the best's by more than the new interval's half-width (or by
+  more than `tolerance` when there is no interval) -- this fails even when accuracy rises;
+- a corner case right under the best is wrong under the new one;
+- a class's KID rises by more than 3 combined standard deviations;
+- a behavioural test the best passed now fails.
+"""
+
+from __future__ import annotations
+
+import math
+
+from wgan.data import CLASS_NAMES
+
+
+def _gain_gates(new: dict, best: dict, tolerance: float) -> list[dict]:
+    out = []
+    for name in CLASS_NAMES:
+        g_new, g_best = new["gain"][name], best["gain"][name]
+        half = (g_new["high"] - g_new["low"]) / 2 if g_new.get("n", 0) > 1 and math.isfinite(g_new["high"]) else tolerance
+        drop = g_best["mean"] - g_new["mean"]
+        out.append({"name": f"F1 gain {name}", "passed": drop <= half,
+                    "detail": f"{g_new['mean']:+.3f} vs best {g_best['mean']:+.3f} (allowed drop {half:.3f})"})
+    return out
+
+
+def _quality_gates(new: dict, best: dict) -> list[dict]:
+    out = []
+    for name in CLASS_NAMES:
+        q_new, q_best = new["quality"][name], best["quality"][name]
+        limit = q_best["kid"] + 3 * math.hypot(q_new["kid_std"], q_best["kid_std"])
+        out.append({"name": f"KID {name}", "passed": q_new["kid"] <= limit,
+                    "detail": f"{q_new['kid']:.3f} vs best {q_best['kid']:.3f} (limit {limit:.3f})"})
+    return out
+
+
+def evaluate(new: dict, best: dict | None, tolerance: float = 0.02) -> list[dict]:
+    """Every gate; with no best yet, there is nothing to regress from and the list is empty."""
+    if best is None:
+        return []
+    gates = _gain_gates(new, best, tolerance) + _quality_gates(new, best)
+    flipped = sorted(c for c, ok in best["corners"].items() if ok and not new["corners"].get(c, False))
+    gates.append({"name": "corner cases", "passed": not flipped,
+                  "detail": f"{len(flipped)} flipped from right to wrong" + (f": {', '.join(flipped)}" if flipped else "")})
+    passed_before = {b["name"] for b in best["behaviour"] if b["passed"]}
+    for test in new["behaviour"]:
+        if test["name"] in passed_before:
+            gates.append({"name": f"behaviour: {test['name']}", "passed": test["passed"],
+                          "detail": f"value {test['value']:.3f}"})
+    return gates
+
+
+def passed(gates: list[dict]) -> bool:
+    return all(g["passed"] for g in gates)

@@ -1,0 +1,75 @@
+"""Gate logic on hand-made before/after reports, and atomic registry updates."""
+
+import os
+
+import pytest
+
+from augment import gates, registry
+
+
+def report(f1_gain=0.02, accuracy_gain=0.01, kid=1.0, corners=None, behaviour_passed=True):
+    gain = {c: {"mean": f1_gain, "low": f1_gain - 0.01, "high": f1_gain + 0.01, "n": 5}
+            for c in ("FRI", "FRII", "Compact", "Bent")}
+    gain["accuracy"] = {"mean": accuracy_gain, "low": accuracy_gain - 0.01, "high": accuracy_gain + 0.01, "n": 5}
+    return {"gain": gain, "quality": {c: {"kid": kid, "kid_std": 0.1, "fid": 10.0} for c in ("FRI", "FRII", "Compact", "Bent")},
+            "corners": corners or {"test-0001": True, "test-0002": False},
+            "behaviour": [{"name": "invariance", "value": 0.9, "passed": behaviour_passed}]}
+
+
+def test_same_results_pass():
+    assert gates.passed(gates.evaluate(report(), report()))
+
+
+def test_no_best_yet_has_nothing_to_regress_from():
+    assert gates.evaluate(report(), None) == [] and gates.passed([])
+
+
+def test_accuracy_up_but_one_class_down_fails():
+    best = report()
+    new = report(accuracy_gain=0.05)
+    new["gain"]["FRI"] = {"mean": -0.03, "low": -0.04, "high": -0.02, "n": 5}
+    result = gates.evaluate(new, best)
+    failed = [g["name"] for g in result if not g["passed"]]
+    assert failed == ["F1 gain FRI"]
+
+
+def test_a_drop_within_the_interval_passes():
+    best, new = report(f1_gain=0.02), report(f1_gain=0.015)
+    assert gates.passed(gates.evaluate(new, best))
+
+
+def test_quality_regression_and_flipped_corner_case_and_behaviour_fail():
+    best = report()
+    new = report(kid=2.0, corners={"test-0001": False, "test-0002": True}, behaviour_passed=False)
+    failed = {g["name"]: g["detail"] for g in gates.evaluate(new, best) if not g["passed"]}
+    assert {"KID FRI", "KID Bent", "corner cases", "behaviour: invariance"} <= set(failed)
+    assert "test-0001" in failed["corner cases"]
+
+
+def test_registry_add_promote_and_best(tmp_path):
+    path = tmp_path / "registry.json"
+    first = registry.add(path, "generator", "generator.pt", "ab" * 32, "wgan-train", {"split": "cv"}, {"kid": 1}, promote=True)
+    second = registry.add(path, "generator", "new.pt", "cd" * 32, "wgan-train --kimg 9", {"split": "cv"}, {"kid": 2},
+                          parent=first["id"])
+    reg = registry.load(path)
+    assert registry.best(reg, "generator")["id"] == first["id"] == "generator-abababababab"
+    assert registry.entry(reg, second["id"])["parent"] == first["id"]
+    assert registry.best(reg, "classifier") is None
+    with pytest.raises(registry.RegistryError, match="unknown kind"):
+        registry.add(path, "critic", "x", "00" * 32, "", {}, {})
+
+
+def test_interrupted_registry_write_leaves_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "registry.json"
+    registry.add(path, "generator", "g.pt", "ab" * 32, "cmd", {}, {}, promote=True)
+    before = path.read_text()
+
+    def crash(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        registry.add(path, "generator", "h.pt", "cd" * 32, "cmd", {}, {}, promote=True)
+    assert path.read_text() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["registry.json"]
+    assert registry.load(path)["best"]["generator"] == "generator-abababababab"
