@@ -69,3 +69,38 @@ def outcomes(cases: dict, predicted: list[int]) -> dict[str, bool]:
 def flips(before: dict[str, bool], after: dict[str, bool]) -> list[str]:
     """Cases right before and wrong after (the ones a gate fails on)."""
     return sorted(case for case, ok in before.items() if ok and not after.get(case, False))
+
+
+def main() -> None:
+    """python -m augment.corner_cases SWEEP_DIR checkpoints/corner_cases.json [--version N]
+
+    builds the list from the real-only (r=0) cells of an `augment-eval` sweep: one baseline
+    prediction list per fold and seed."""
+    import argparse
+    import json
+    from dataclasses import replace
+    from pathlib import Path
+
+    from wgan.atomic import write_text
+    from wgan.data import DataConfig, load_dataset
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("sweep", type=Path)
+    parser.add_argument("target", type=Path)
+    parser.add_argument("--version", type=int, default=1)
+    args = parser.parse_args()
+    cells = [json.loads(p.read_text()) for p in sorted((args.sweep / "cells" / "r=0").glob("*.json"))]
+    if not cells:
+        raise SystemExit(f"{args.sweep}: no real-only cells (cells/r=0/*.json)")
+    data = DataConfig(split="cv", subset="test", resolution=cells[0]["test"].get("resolution", 64))
+    test = load_dataset(data)
+    if cells[0]["data_fingerprints"]["test"] != test.fingerprint:
+        raise SystemExit(f"{args.sweep}: cells were tested on another test set than {test.fingerprint}")
+    full = load_dataset(replace(data, crop=None, resolution=None))
+    cases = build(test, full, 128, [c["test"]["predicted"] for c in cells], version=args.version)
+    write_text(args.target, json.dumps(cases, indent=2))
+    print(f"wrote {args.target}: {len(cases['cases'])} cases {cases['counts']}")
+
+
+if __name__ == "__main__":
+    main()

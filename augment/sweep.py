@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from classifier.engine import TrainSettings, evaluate, fit
+from classifier.export import save_classifier
 from classifier.models import build_model
 from wgan.atomic import write_text
 from wgan.data import CLASS_NAMES, DataConfig, ImageSet, load_dataset
@@ -55,6 +56,10 @@ class SweepConfig:
     fresh: bool = False  # new generated images every epoch instead of one fixed pool
     real_fraction: float = 1.0
     out: Path = Path("runs/augment")
+    save_models: bool = False  # also write each cell's classifier export beside its JSON
+
+    def model_path(self, arm: Arm, fold: int, seed: int) -> Path:
+        return self.cell_path(arm, fold, seed).with_suffix(".pt")
 
     def cell_path(self, arm: Arm, fold: int, seed: int) -> Path:
         return self.out / "cells" / arm.name / f"fold{fold}-seed{seed}.json"
@@ -102,7 +107,10 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
         "failure": failure(best["valid/accuracy"], test_report),
         "data_fingerprints": {"train": trained_on, "valid": valid.fingerprint, "test": test.fingerprint},
     }
-    write_text(config.cell_path(arm, fold, seed), json.dumps(cell, indent=2))
+    if config.save_models:
+        save_classifier(result.model, asdict(settings), asdict(data), real.resolution, list(CLASS_NAMES),
+                        {"test": test_report, "best_epoch": result.best_epoch}, config.model_path(arm, fold, seed))
+    write_text(config.cell_path(arm, fold, seed), json.dumps(cell, indent=2))  # last: marks the cell done
     return cell
 
 

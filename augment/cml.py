@@ -1,0 +1,159 @@
+"""Check a new generator end to end and compare it with the registry's current best: quality per
+class, augmentation gain per class, behavioural tests and corner cases, plus the figures."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from classifier.engine import TrainSettings
+from classifier.evaluate_generator import GeneratorEvaluation, evaluate_generator
+from classifier.export import load_classifier
+from classifier.quality import featurize
+from wgan import checkpoint as ckpt
+from wgan.config import TrainConfig
+from wgan.data import CLASS_NAMES, DataConfig, load_dataset
+from wgan.data.cache import file_digest
+from wgan.run import select_device
+from wgan.sampling import load_generator
+
+from . import analysis, behaviour, corner_cases, gates, registry, visuals
+from .mixing import MixSpec
+from .sweep import SweepConfig, build_arms, run_sweep
+
+
+@dataclass
+class CmlSettings:
+    ratio: float = 2.0
+    folds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    epochs: int = 60
+    n_quality: int = 400
+    vit_epochs: int = 30
+    survey_folder: Path | None = None
+    invariance: float = 0.7  # thresholds of the behavioural tests
+    max_survey_drop: float = 0.15
+    minimum_functionality: float = 0.9
+    other_survey: float = 0.6
+
+
+QUICK = {"folds": [0], "seeds": [0], "epochs": 10, "n_quality": 100, "vit_epochs": 2}
+
+
+@dataclass
+class Paths:
+    checkpoint: Path
+    out: Path
+    registry: Path = Path("checkpoints/registry.json")
+    extractor: Path = Path("checkpoints/extractor.pt")
+    corner_cases: Path = Path("checkpoints/corner_cases.json")
+
+
+def _sweep(paths: Paths, s: CmlSettings, model: str, epochs: int, folds: list[int], seeds: list[int],
+           with_baseline: bool) -> tuple[SweepConfig, list[dict]]:
+    base = TrainSettings(model=model, epochs=epochs, dihedral=False)
+    specs = ([MixSpec(0.0)] if with_baseline else []) + [MixSpec(s.ratio)]
+    config = SweepConfig(checkpoint=paths.checkpoint, arms=build_arms(specs, base, False), folds=folds, seeds=seeds,
+                         base=base, data=DataConfig(split="cv", resolution=64), out=paths.out / f"train-{model}",
+                         save_models=True)
+    return config, run_sweep(config, workers=1, progress=True)
+
+
+def run(paths: Paths, s: CmlSettings, device: str = "auto") -> dict:
+    """Everything but the decision; returns report.json's content (figures are written to out)."""
+    dev = select_device(device)
+    gen = load_generator(paths.checkpoint, dev)
+    gen_config = TrainConfig.from_json(ckpt.load(paths.checkpoint, ckpt.GENERATOR_EXPORT)["config"])
+    extractor = load_classifier(paths.extractor, dev)
+    quality, images = evaluate_generator(gen, gen_config, extractor,
+                                         GeneratorEvaluation(s.n_quality, 0, min(100, s.n_quality // 2)))
+    cnn_config, cells = _sweep(paths, s, "cnn", s.epochs, s.folds, s.seeds, True)
+    arm = f"r={s.ratio:g}"
+    summary = analysis.summarize(cells, "r=0")
+    test = load_dataset(DataConfig(split="cv", subset="test", resolution=64))
+    new_cnn = load_classifier(cnn_config.model_path(cnn_config.arms[1], s.folds[0], s.seeds[0]), dev).model
+    base_cnn = load_classifier(cnn_config.model_path(cnn_config.arms[0], s.folds[0], s.seeds[0]), dev).model
+    tests = _behaviour(new_cnn, test, s, dev)
+    cases = _corner_cases(paths, test, [c["test"]["predicted"] for c in cells if c["arm"] == "r=0"])
+    new_cell = next(c for c in cells if c["arm"] == arm and c["fold"] == s.folds[0] and c["seed"] == s.seeds[0])
+    vit_config, _ = _sweep(paths, s, "vit", s.vit_epochs, s.folds[:1], s.seeds[:1], False)
+    vit = load_classifier(vit_config.model_path(vit_config.arms[0], s.folds[0], s.seeds[0]), dev).model
+    _figures(paths.out, images, test, base_cnn, new_cnn, vit, extractor)
+    core = {
+        "quality": {c: {k: quality["scores"][c][k] for k in ("kid", "kid_std", "fid", "precision", "recall")}
+                    for c in CLASS_NAMES},
+        "floor": {c: {k: quality["floor"][c][k] for k in ("kid", "fid")} for c in CLASS_NAMES},
+        "gain": {**{c: summary[arm]["gain"][f"{c}/f1"] for c in CLASS_NAMES},
+                 "accuracy": summary[arm]["gain"]["accuracy"]},
+        "scores": {a: {k: v["mean"] for k, v in summary[a]["scores"].items()} for a in ("r=0", arm)},
+        "corners": corner_cases.outcomes(cases, new_cell["test"]["predicted"]),
+        "behaviour": [t.to_dict() for t in tests],
+    }
+    return {"generator": {"file": str(paths.checkpoint), "sha256": file_digest(paths.checkpoint), "kimg": gen.kimg,
+                          "data": gen_config.data.__dict__},
+            "settings": {k: str(v) if isinstance(v, Path) else v for k, v in s.__dict__.items()},
+            "extractor": quality["extractor"], "failures": sum(len(v["failures"]) for v in summary.values()),
+            "corner_case_list": {"file": str(paths.corner_cases), "version": cases["version"], "n": len(cases["cases"])},
+            "core": core}
+
+
+def _behaviour(model, test, s: CmlSettings, dev) -> list[behaviour.BehaviourResult]:
+    tests = [
+        behaviour.invariance(model, test, dev, s.invariance),
+        behaviour.survey_shift(model, test, dev, 6.0, 20.0, s.max_survey_drop),  # LoTSS-like beam
+        behaviour.survey_shift(model, test, dev, 45.0, 10.0, s.max_survey_drop),  # NVSS-like beam
+        behaviour.minimum_functionality(model, test.resolution, test.pixel_scale_arcsec, dev, s.minimum_functionality),
+    ]
+    if s.survey_folder:
+        other = load_dataset(DataConfig(source=str(s.survey_folder), subset="all", resolution=test.resolution))
+        tests.append(behaviour.other_survey(model, other, dev, s.other_survey))
+    return tests
+
+
+def _corner_cases(paths: Paths, test, baseline_predicted: list[list[int]]) -> dict:
+    """The versioned list in checkpoints/; built from this run's real-only baselines only when
+    the file does not exist yet (the released list comes from a full augment-eval sweep:
+    `python -m augment.corner_cases`)."""
+    if paths.corner_cases.exists():
+        cases = json.loads(paths.corner_cases.read_text())
+        if cases["test_fingerprint"] != test.fingerprint:
+            raise ValueError(f"{paths.corner_cases} was built for another test set ({cases['test_fingerprint']})")
+        return cases
+    from wgan.atomic import write_text
+
+    full = load_dataset(replace(DataConfig(split="cv", subset="test"), crop=None))
+    cases = corner_cases.build(test, full, 128, baseline_predicted)
+    write_text(paths.corner_cases, json.dumps(cases, indent=2))
+    return cases
+
+
+def _figures(out: Path, images: dict, test, base_cnn, new_cnn, vit, extractor) -> None:
+    from torchvision.utils import make_grid
+
+    from wgan.data import to_uint8
+    from wgan.run import save_png
+
+    gen_images, gen_labels = images["generated"]
+    gen_images, gen_labels = torch.as_tensor(gen_images), torch.as_tensor(gen_labels)
+    for c, name in enumerate(CLASS_NAMES):
+        chosen = gen_images[gen_labels == c][:64].float() / 127.5 - 1
+        save_png(to_uint8(make_grid(chosen[:, None], nrow=8, padding=2, pad_value=1.0)[0]).numpy(), out / f"samples_{name}.png")
+    index = visuals.fixed_images(test)
+    shown, labels = test.images[index], test.labels[index]
+    visuals.plot_maps(shown, labels, {"Grad-CAM real-only": visuals.grad_cam(base_cnn, shown),
+                                      "Grad-CAM with generator": visuals.grad_cam(new_cnn, shown)}, out / "gradcam.png")
+    visuals.plot_maps(shown, labels, {"ViT attention": visuals.attention_rollout(vit, shown)}, out / "attention.png")
+    real_images, real_labels = images["real"]
+    real = featurize(extractor, torch.as_tensor(real_images), torch.as_tensor(real_labels))
+    fake = featurize(extractor, gen_images, gen_labels)
+    visuals.embeddings(real.features, real.labels, fake.features, fake.labels, out / "embedding.png")
+
+
+def decide(report: dict, registry_path: Path) -> dict:
+    """Add the gates against the current best generator to the report."""
+    best = registry.best(registry.load(registry_path), "generator")
+    checks = gates.evaluate(report["core"], best["metrics"] if best else None)
+    return {**report, "best": best["id"] if best else None, "gates": checks, "passed": gates.passed(checks)}

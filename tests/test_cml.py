@@ -1,0 +1,71 @@
+"""The generator check end to end on a tiny generator (one fold, one epoch), and its gates."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from augment import cml, cml_report, registry
+from augment.cli import cml_command
+from augment.degrade import degrade
+from tests.helpers import tiny_config
+from wgan.data import DataConfig, load_dataset
+from wgan.training_loop import train
+
+
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory, session_cache):
+    root = tmp_path_factory.mktemp("cml")
+    cfg = tiny_config(iters=1)
+    cfg.network.resolution = 64
+    cfg.data = DataConfig(split="cv", fold=0, resolution=64)
+    export = train(cfg, load_dataset(cfg.data), root / "gen", progress=False)
+    paths = cml.Paths(export, root / "out", root / "registry.json", corner_cases=root / "corner_cases.json")
+    settings = cml.CmlSettings(folds=[0], epochs=1, n_quality=20, vit_epochs=1)
+    report = cml.decide(cml.run(paths, settings, "cpu"), paths.registry)
+    return paths, settings, report
+
+
+def test_every_section_and_figure_is_written(checked):
+    paths, _, report = checked
+    assert report["passed"] and report["best"] is None and report["gates"] == []
+    core = report["core"]
+    assert set(core["quality"]) == set(core["floor"]) == {"FRI", "FRII", "Compact", "Bent"}
+    assert {"FRI", "Bent", "accuracy"} <= set(core["gain"])
+    assert [t["name"] for t in core["behaviour"]][0] == "invariance" and len(core["behaviour"]) == 4
+    assert len(core["corners"]) == json.loads(paths.corner_cases.read_text())["cases"].__len__()
+    for name in ("gradcam.png", "attention.png", "embedding.png", "samples_FRI.png", "samples_Bent.png"):
+        assert (paths.out / name).stat().st_size > 1000, name
+    text = cml_report.markdown(report, None)
+    assert text.startswith("# Generator check: PASSED") and "## Behavioural tests" in text
+
+
+def test_a_regression_against_the_best_fails_and_is_named(checked):
+    paths, settings, report = checked
+    better = json.loads(json.dumps(report["core"]))
+    for q in better["quality"].values():
+        q["kid"], q["kid_std"] = q["kid"] - 100.0, 0.0
+    registry.add(paths.registry, "generator", "best.pt", "ab" * 32, "wgan-train", {}, better, promote=True)
+    again = cml.decide(cml.run(paths, settings, "cpu"), paths.registry)  # cells are reused
+    assert not again["passed"] and again["best"] == "generator-abababababab"
+    failed = [g["name"] for g in again["gates"] if not g["passed"]]
+    assert failed == ["KID FRI", "KID FRII", "KID Compact", "KID Bent"]
+    assert "**KID FRI** regressed" in cml_report.markdown(again, better)
+
+
+def test_degraded_weights_change_the_export(checked, tmp_path):
+    import torch
+
+    from wgan import checkpoint
+
+    paths, _, _ = checked
+    degrade(paths.checkpoint, tmp_path / "worse.pt", noise=0.5)
+    a = checkpoint.load(paths.checkpoint, checkpoint.GENERATOR_EXPORT)["state_dict"]
+    b = checkpoint.load(tmp_path / "worse.pt", checkpoint.GENERATOR_EXPORT)["state_dict"]
+    changed = [k for k in a if not torch.equal(a[k], b[k])]
+    assert changed and not any("running" in k for k in changed)
+
+
+def test_missing_checkpoint_is_a_click_error(tmp_path):
+    result = CliRunner().invoke(cml_command, ["--checkpoint", str(tmp_path / "none.pt"), "--quick"])
+    assert result.exit_code != 0 and "no generator export" in result.output and "Traceback" not in result.output
