@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .data.symmetry import BACKGROUND
+from .distributed import SINGLE, Shard
 
 POLICIES = ("translation", "cutout")
 
@@ -25,11 +26,11 @@ def parse_policy(text: str) -> tuple[str, ...]:
     return names
 
 
-def translate(x: torch.Tensor, generator: torch.Generator, ratio: float = 0.125) -> torch.Tensor:
+def translate(x: torch.Tensor, generator: torch.Generator, ratio: float = 0.125, shard: Shard = SINGLE) -> torch.Tensor:
     """Shift each image by up to ratio*size pixels in x and y, filling with the floor."""
     n, _, h, w = x.shape
     pad = max(1, int(round(h * ratio)))
-    shift = torch.randint(-pad, pad + 1, (n, 2), generator=generator).to(x.device)
+    shift = shard.draw(n, lambda m: torch.randint(-pad, pad + 1, (m, 2), generator=generator)).to(x.device)
     rows = torch.arange(h, device=x.device)[None, :, None] + pad - shift[:, 0, None, None]
     cols = torch.arange(w, device=x.device)[None, None, :] + pad - shift[:, 1, None, None]
     padded = F.pad(x, [pad, pad, pad, pad], value=BACKGROUND)
@@ -37,14 +38,14 @@ def translate(x: torch.Tensor, generator: torch.Generator, ratio: float = 0.125)
     return padded[batch, :, rows, cols].permute(0, 3, 1, 2)  # advanced indexing puts C last
 
 
-def cutout(x: torch.Tensor, generator: torch.Generator, ratio: float = 0.5) -> torch.Tensor:
+def cutout(x: torch.Tensor, generator: torch.Generator, ratio: float = 0.5, shard: Shard = SINGLE) -> torch.Tensor:
     """Blank one random square of side ratio*size per image to the floor."""
     n, _, h, w = x.shape
     size = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    centre = torch.stack([
-        torch.randint(0, h + (1 - size[0] % 2), (n,), generator=generator),
-        torch.randint(0, w + (1 - size[1] % 2), (n,), generator=generator),
-    ], dim=1).to(x.device)
+    centre = shard.draw(n, lambda m: torch.stack([
+        torch.randint(0, h + (1 - size[0] % 2), (m,), generator=generator),
+        torch.randint(0, w + (1 - size[1] % 2), (m,), generator=generator),
+    ], dim=1)).to(x.device)
     rows = torch.arange(h, device=x.device)[None, :, None]
     cols = torch.arange(w, device=x.device)[None, None, :]
     inside = ((rows - centre[:, 0, None, None]).abs() < size[0] / 2) & (
@@ -53,9 +54,10 @@ def cutout(x: torch.Tensor, generator: torch.Generator, ratio: float = 0.5) -> t
     return torch.where(inside[:, None], torch.full_like(x, BACKGROUND), x)
 
 
-def diff_augment(x: torch.Tensor, policy: tuple[str, ...], generator: torch.Generator) -> torch.Tensor:
-    """Apply each op of the policy in order."""
+def diff_augment(x: torch.Tensor, policy: tuple[str, ...], generator: torch.Generator,
+                 shard: Shard = SINGLE) -> torch.Tensor:
+    """Apply each op of the policy in order (x is this rank's shard of the global batch)."""
     ops = {"translation": translate, "cutout": cutout}
     for name in policy:
-        x = ops[name](x, generator)
+        x = ops[name](x, generator, shard=shard)
     return x

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from .diffaug import diff_augment
+from .distributed import SINGLE, Shard
 
 
 @dataclass
@@ -22,13 +23,13 @@ class LossConfig:
 
 
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor,
-                     generator: torch.Generator, autocast=contextlib.nullcontext) -> torch.Tensor:
+                     generator: torch.Generator, autocast=contextlib.nullcontext, shard: Shard = SINGLE) -> torch.Tensor:
     """Per-sample (||grad_x D(x_hat, y)||_2 - 1)^2 at random interpolates x_hat; shape [N].
 
     The score runs under `autocast`, but the norm is taken in float32 so a bf16
     gradient does not round the penalty away.
     """
-    eps = torch.rand(real.shape[0], 1, 1, 1, generator=generator).to(real.device, real.dtype)
+    eps = shard.draw(real.shape[0], lambda m: torch.rand(m, 1, 1, 1, generator=generator)).to(real.device, real.dtype)
     x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
     with autocast():
         scores = critic(x_hat, labels)
@@ -40,11 +41,11 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, labels: tor
 class WGANGPLoss:
     """Critic and generator objectives; `autocast` is a context factory (bf16 on CUDA when AMP is on)."""
 
-    def __init__(self, generator, critic, cfg: LossConfig, autocast=contextlib.nullcontext):
-        self.G, self.D, self.cfg, self.autocast = generator, critic, cfg, autocast
+    def __init__(self, generator, critic, cfg: LossConfig, autocast=contextlib.nullcontext, shard: Shard = SINGLE):
+        self.G, self.D, self.cfg, self.autocast, self.shard = generator, critic, cfg, autocast, shard
 
     def _augment(self, x: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
-        return diff_augment(x, self.cfg.diffaug, rng) if self.cfg.diffaug else x
+        return diff_augment(x, self.cfg.diffaug, rng, self.shard) if self.cfg.diffaug else x
 
     def critic_loss(self, real, labels, z, rng) -> tuple[torch.Tensor, dict[str, float]]:
         """E[D(fake)] - E[D(real)] + lambda * GP (+ drift); fake is drawn without generator grads."""
@@ -55,7 +56,7 @@ class WGANGPLoss:
             # One critic pass over real and fake together: the critic has no batch-coupled layers.
             scores = self.D(torch.cat([real, fake]), torch.cat([labels, labels])).float()
         real_score, fake_score = scores.chunk(2)
-        gp = gradient_penalty(self.D, real, fake, labels, rng, self.autocast).mean()
+        gp = gradient_penalty(self.D, real, fake, labels, rng, self.autocast, self.shard).mean()
         wasserstein = real_score.mean() - fake_score.mean()
         loss = -wasserstein + self.cfg.gp_lambda * gp
         if self.cfg.drift:

@@ -17,6 +17,15 @@ from . import checkpoint
 from .config import TrainConfig
 from .data import ImageSet, to_unit_range
 from .data.symmetry import random_dihedral, random_rotation
+from .distributed import (
+    any_rank,
+    average_gradients,
+    average_stats,
+    from_environment,
+    local_device,
+    synchronise_batch_norm,
+    weight_spread,
+)
 from .loss import WGANGPLoss
 from .run import autocast_factory, sample_grid, save_png, select_device
 from .stats import StatsLogger
@@ -45,8 +54,11 @@ def _check_finite(stats: dict[str, float], step: int) -> None:
 
 def critic_step(state: TrainingState, loss: WGANGPLoss, images: torch.Tensor, labels: torch.Tensor,
                 cfg: TrainConfig) -> dict[str, float]:
-    """One critic update on the next real batch (augmented on the device) and fresh fakes."""
-    device = images.device
+    """One critic update on the next real batch (augmented on the device) and fresh fakes.
+
+    The batch and its random draws are global; this rank trains on its shard (loss.shard).
+    """
+    device, shard = images.device, loss.shard
     index = state.sampler.next().to(device)
     real = to_unit_range(images[index]).unsqueeze(1)
     if cfg.dihedral:
@@ -54,10 +66,12 @@ def critic_step(state: TrainingState, loss: WGANGPLoss, images: torch.Tensor, la
     if cfg.rotate:
         real = random_rotation(real, state.rng)
     z = torch.randn(cfg.batch_size, cfg.network.z_dim, generator=state.rng).to(device)
-    loss_d, stats = loss.critic_loss(real, labels[index], z, state.rng)
+    loss_d, stats = loss.critic_loss(shard.take(real), shard.take(labels[index]), shard.take(z), state.rng)
+    stats = average_stats(stats, shard, device)
     _check_finite(stats, state.step)
     state.opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
+    average_gradients(state.D, shard)
     state.opt_d.step()
     state.nimg += cfg.batch_size
     return stats
@@ -65,20 +79,23 @@ def critic_step(state: TrainingState, loss: WGANGPLoss, images: torch.Tensor, la
 
 def generator_step(state: TrainingState, loss: WGANGPLoss, labels: torch.Tensor, cfg: TrainConfig) -> dict[str, float]:
     """One generator update; fake labels follow the real class mix."""
-    device = labels.device
+    device, shard = labels.device, loss.shard
     fake_labels = labels[torch.randint(0, labels.numel(), (cfg.batch_size,), generator=state.rng).to(device)]
     z = torch.randn(cfg.batch_size, cfg.network.z_dim, generator=state.rng).to(device)
-    loss_g, stats = loss.generator_loss(z, fake_labels, state.rng)
+    loss_g, stats = loss.generator_loss(shard.take(z), shard.take(fake_labels), state.rng)
+    stats = average_stats(stats, shard, device)
     _check_finite(stats, state.step)
     state.opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
+    average_gradients(state.G, shard)
     state.opt_g.step()
     return stats
 
 
 def train_iteration(state: TrainingState, loss: WGANGPLoss, images: torch.Tensor, labels: torch.Tensor,
                     cfg: TrainConfig) -> dict[str, float]:
-    """One generator iteration: n_critic critic updates, then one generator update and the EMA."""
+    """One generator iteration: n_critic critic updates, then one generator update and the EMA
+    (kept by the main rank only: the others hold the same generator)."""
     # Freezing the network that is not being updated skips its weight gradients.
     state.G.requires_grad_(False)
     for _ in range(cfg.n_critic):
@@ -88,7 +105,8 @@ def train_iteration(state: TrainingState, loss: WGANGPLoss, images: torch.Tensor
     state.D.requires_grad_(False)
     stats.update(generator_step(state, loss, labels, cfg))
     state.D.requires_grad_(True)
-    state.ema.update(state.G, state.nimg, cfg.images_per_iter)
+    if loss.shard.is_main:
+        state.ema.update(state.G, state.nimg, cfg.images_per_iter)
     state.step += 1
     stats["Grad/generator"] = _grad_norm(state.G)
     return stats
@@ -176,51 +194,77 @@ class _RunOutputs:
 
 
 def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, resume: Path | None = None,
-          callbacks: Sequence[Callback] = (), best_metric: str | None = None, progress: bool = True) -> Path:
-    """Train (or continue) a run in `run_dir`; returns the path of the generator export.
+          callbacks: Sequence[Callback] = (), best_metric: str | None = None, progress: bool = True) -> Path | None:
+    """Train (or continue) a run in `run_dir`; returns the path of the generator export (None on
+    the non-main ranks of a torchrun launch, which write nothing).
 
     When a callback reports `best_metric` (lower is better) and it improves, the EMA generator
     is also exported as generator-best.pt.
     """
     device = select_device(cfg.device)
+    shard = from_environment(device.type)
+    device = local_device(device)
+    if cfg.batch_size % shard.world:
+        raise ValueError(f"batch size {cfg.batch_size} does not split evenly over {shard.world} processes")
     state = build_state(cfg, len(data), device)
+    if shard.world > 1:
+        synchronise_batch_norm(state.G)
     if resume is not None:
         payload = checkpoint.load(resume, checkpoint.TRAINING_STATE)
         if payload["data_fingerprint"] != data.fingerprint:
             raise checkpoint.CheckpointError(f"{resume}: was trained on different data "
                                              f"({payload['data_fingerprint']} vs {data.fingerprint})")
         restore(state, payload)
-    loss = WGANGPLoss(state.G, state.D, cfg.loss, autocast_factory(device, cfg.amp))
+    loss = WGANGPLoss(state.G, state.D, cfg.loss, autocast_factory(device, cfg.amp), shard)
     images, labels = data.images.to(device), data.labels.to(device)
-    logger = StatsLogger(run_dir, resume_step=state.step if resume else None)
-    if resume is None:
+    main = shard.is_main
+    logger = StatsLogger(run_dir, resume_step=state.step if resume else None) if main else None
+    if main and resume is None:
         logger.hparams(_flat(cfg), ["Loss/wasserstein", "Loss/gp"])
     outputs, ticker = _RunOutputs(run_dir, cfg, data, state, logger, best_metric), _Ticker(state.nimg)
-    bar = tqdm(total=cfg.iters, initial=state.step, unit="it", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=cfg.iters, initial=state.step, unit="it", disable=not (progress and main), dynamic_ncols=True)
+    latest = None
     try:
         with _StopRequest() as stop:
-            while state.step < cfg.iters and not stop.requested:
+            while state.step < cfg.iters and not any_rank(stop.requested, shard, device):
                 ticker.add(train_iteration(state, loss, images, labels, cfg))
-                bar.update(1)
-                for extra in filter(None, (cb(state.step, state) for cb in callbacks)):
-                    outputs.report(extra)
                 last = state.step == cfg.iters
-                if state.step % cfg.log_every == 0 or last:
-                    tick = ticker.summary(state)
-                    logger.log(state.step, tick)
-                    bar.set_postfix(kimg=f"{state.kimg:.1f}", img_s=f"{tick['Speed/img_per_s']:.0f}",
-                                    W=f"{tick['Loss/wasserstein']:.3f}")
-                if state.step % cfg.sample_every == 0 or last:
-                    outputs.grid(device)
-                if state.step % cfg.checkpoint_every == 0:
-                    outputs.save()
-            latest = outputs.save()  # at the end, and on Ctrl-C / SIGTERM
-            if stop.requested:
+                if shard.world > 1 and (state.step % cfg.checkpoint_every == 0 or last):
+                    _check_in_step(state, shard, device)
+                if main:
+                    bar.update(1)
+                    _main_rank_duties(state, cfg, outputs, ticker, callbacks, bar, device, last)
+            if main:
+                latest = outputs.save()  # at the end, and on Ctrl-C / SIGTERM
+            if stop.requested and main:
                 bar.write(f"stopped at iteration {state.step}; resume with --resume auto --run-dir {run_dir}")
     finally:
         bar.close()
-        logger.close()
+        if logger:
+            logger.close()
     return latest
+
+
+def _main_rank_duties(state: TrainingState, cfg: TrainConfig, outputs: _RunOutputs, ticker: _Ticker,
+                      callbacks: Sequence[Callback], bar, device: torch.device, last: bool) -> None:
+    """Callbacks, logging, sample grids and checkpoints: once per run, by the main rank."""
+    for extra in filter(None, (cb(state.step, state) for cb in callbacks)):
+        outputs.report(extra)
+    if state.step % cfg.log_every == 0 or last:
+        tick = ticker.summary(state)
+        outputs.logger.log(state.step, tick)
+        bar.set_postfix(kimg=f"{state.kimg:.1f}", img_s=f"{tick['Speed/img_per_s']:.0f}", W=f"{tick['Loss/wasserstein']:.3f}")
+    if state.step % cfg.sample_every == 0 or last:
+        outputs.grid(device)
+    if state.step % cfg.checkpoint_every == 0:
+        outputs.save()
+
+
+def _check_in_step(state: TrainingState, shard, device: torch.device) -> None:
+    """Ranks must hold identical weights; a difference means the run is no longer one run."""
+    spread = weight_spread([state.G, state.D], shard, device)
+    if spread > 1e-5:
+        raise RuntimeError(f"processes hold different weights at iteration {state.step} (max difference {spread:.2e})")
 
 
 def _flat(cfg: TrainConfig) -> dict:

@@ -1,0 +1,86 @@
+"""Two CPU ranks with gloo train exactly as one process with the same global batch."""
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from tests.helpers import synthetic_set, tiny_config
+from wgan import checkpoint
+from wgan.training_loop import train
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rank_main(rank: int, world: int, port: int, run_dir: str, overrides: dict) -> None:
+    """What torchrun does for each process: set the rendezvous variables, then run train()."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    try:
+        train(tiny_config(**overrides), synthetic_set(), __import__("pathlib").Path(run_dir), progress=False)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def final_state(run_dir):
+    return checkpoint.load(checkpoint.list_checkpoints(run_dir)[-1], checkpoint.TRAINING_STATE)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"rotate": True}])
+def test_two_gloo_ranks_equal_one_process(tmp_path, overrides):
+    overrides = {"iters": 4, "checkpoint_every": 2, **overrides}
+    mp.spawn(rank_main, args=(2, free_port(), str(tmp_path / "ddp"), overrides), nprocs=2, join=True)
+    torch.set_num_threads(1)
+    single_dir = tmp_path / "single"
+    train(tiny_config(**overrides), synthetic_set(), single_dir, progress=False)
+    ddp, single = final_state(tmp_path / "ddp"), final_state(single_dir)
+    assert ddp["step"] == single["step"] == 4 and ddp["nimg"] == single["nimg"]
+    for part in ("generator", "critic", "generator_ema"):
+        for name, tensor in single[part].items():
+            if tensor.is_floating_point():
+                torch.testing.assert_close(ddp[part][name], tensor, rtol=1e-4, atol=1e-5, msg=f"{part}.{name}")
+    # only the main rank writes: one run directory's worth of files
+    def written(run_dir):
+        return sorted("events" if p.name.startswith("events.") else p.name for p in run_dir.iterdir())
+
+    assert written(tmp_path / "ddp") == written(single_dir)
+
+
+def test_resume_with_another_number_of_ranks(tmp_path):
+    overrides = {"iters": 4, "checkpoint_every": 2}
+    train(tiny_config(**{**overrides, "iters": 2}), synthetic_set(), tmp_path / "mixed", progress=False)
+    first = checkpoint.list_checkpoints(tmp_path / "mixed")[-1]
+    mp.spawn(rank_resume, args=(2, free_port(), str(tmp_path / "mixed"), str(first), overrides), nprocs=2, join=True)
+    train(tiny_config(**overrides), synthetic_set(), tmp_path / "single", progress=False)
+    mixed, single = final_state(tmp_path / "mixed"), final_state(tmp_path / "single")
+    for name, tensor in single["generator"].items():
+        if tensor.is_floating_point():
+            torch.testing.assert_close(mixed["generator"][name], tensor, rtol=1e-4, atol=1e-5)
+
+
+def rank_resume(rank: int, world: int, port: int, run_dir: str, resume: str, overrides: dict) -> None:
+    from pathlib import Path
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    try:
+        train(tiny_config(**overrides), synthetic_set(), Path(run_dir), resume=Path(resume), progress=False)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_batch_that_does_not_split_over_the_ranks_is_refused(tmp_path, monkeypatch):
+    from wgan import distributed
+
+    monkeypatch.setattr(distributed, "from_environment", lambda device_type: distributed.Shard(0, 3))
+    monkeypatch.setattr("wgan.training_loop.from_environment", lambda device_type: distributed.Shard(0, 3))
+    with pytest.raises(ValueError, match="does not split evenly over 3 processes"):
+        train(tiny_config(), synthetic_set(), tmp_path, progress=False)
