@@ -8,6 +8,7 @@ import click
 
 from wgan.checkpoint import CheckpointError
 from wgan.data import DataError
+from wgan.distributed import is_main_process
 
 from .models import MODELS
 
@@ -60,6 +61,8 @@ def classifier_train_command(**opts):
             result = run_classifier(run, progress=opts["progress"])
     except USER_ERRORS as error:
         raise click.ClickException(str(error)) from None
+    if not is_main_process():
+        return
     if len(folds) > 1:
         click.echo(f"{len(folds)} folds: test accuracy {summary['accuracy']['mean']:.4f} +- {summary['accuracy']['std']:.4f}, "
                    f"macro F1 {summary['macro_f1']['mean']:.4f} +- {summary['macro_f1']['std']:.4f}")

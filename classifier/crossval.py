@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 
 from wgan.atomic import write_text
+from wgan.distributed import is_main_process
 
 from .training import ClassifierRun, run_classifier
 
@@ -42,5 +43,6 @@ def run_folds(run: ClassifierRun, folds: list[int], progress: bool = True) -> di
         reports[fold] = metrics["test"]
     summary = {"folds": folds, **summarize(list(reports.values())),
                "per_fold_accuracy": {str(k): v["accuracy"] for k, v in reports.items()}}
-    write_text(run.out / "summary.json", json.dumps(summary, indent=2))
+    if is_main_process():
+        write_text(run.out / "summary.json", json.dumps(summary, indent=2))
     return summary

@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from wgan.data import CLASS_NAMES, ImageSet, to_unit_range
 from wgan.data.symmetry import dihedral, random_dihedral, random_rotation
+from wgan.distributed import SINGLE, Shard, average_gradients, average_stats
 from wgan.run import autocast_factory
 
 from .metrics import classification_report
@@ -82,8 +83,13 @@ def make_optimizer(model: nn.Module, settings: TrainSettings, steps_per_epoch: i
 
 
 def train_one_epoch(model: nn.Module, data: ImageSet, optimizer, scheduler, settings: TrainSettings,
-                    rng: torch.Generator, device: torch.device, loss_weights: torch.Tensor | None = None) -> dict:
-    """One pass over the training images; returns {'loss', 'accuracy', 'lr'}."""
+                    rng: torch.Generator, device: torch.device, loss_weights: torch.Tensor | None = None,
+                    shard: Shard = SINGLE) -> dict:
+    """One pass over the training images; returns {'loss', 'accuracy', 'lr'}.
+
+    Under torchrun every rank draws the global batch (and its augmentation) and trains on its
+    slice; gradients are averaged over the ranks, so the result matches one process.
+    """
     model.train()
     order = epoch_order(data.labels, settings, rng)
     total_loss, correct = 0.0, 0
@@ -95,16 +101,31 @@ def train_one_epoch(model: nn.Module, data: ImageSet, optimizer, scheduler, sett
             x = random_dihedral(x, rng)
         if settings.rotate:
             x = random_rotation(x, rng)
+        x, y, y_all = shard.take(x), shard.take(y), y
         with autocast_factory(device, settings.amp)():
             logits = model(x)
-        loss = F.cross_entropy(logits.float(), y, weight=loss_weights)
+        loss = _loss(logits.float(), y, y_all, loss_weights, shard)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        average_gradients(model, shard)
         optimizer.step()
         scheduler.step()
-        total_loss += loss.item() * len(index)
+        total_loss += loss.item() * len(y)
         correct += (logits.argmax(1) == y).sum().item()
-    return {"loss": total_loss / len(order), "accuracy": correct / len(order), "lr": scheduler.get_last_lr()[0]}
+    totals = average_stats({"loss": total_loss, "correct": correct}, shard, device)  # means of per-rank sums
+    return {"loss": totals["loss"] / len(order) * shard.world, "accuracy": totals["correct"] / len(order) * shard.world,
+            "lr": scheduler.get_last_lr()[0]}
+
+
+def _loss(logits: torch.Tensor, y: torch.Tensor, y_all: torch.Tensor, weights: torch.Tensor | None,
+          shard: Shard) -> torch.Tensor:
+    """Cross-entropy, (weighted) mean over the global batch: a rank's share is its sum over the
+    global normaliser times the number of ranks, so the average over ranks is the global mean
+    even when the last batch does not split evenly."""
+    if shard.world == 1:
+        return F.cross_entropy(logits, y, weight=weights)
+    norm = weights[y_all].sum() if weights is not None else torch.tensor(float(len(y_all)))
+    return F.cross_entropy(logits, y, weight=weights, reduction="sum") / norm * shard.world
 
 
 @torch.no_grad()
@@ -146,7 +167,8 @@ class FitResult:
 
 
 def fit(model: nn.Module, train: ImageSet | Callable[[int], ImageSet], valid: ImageSet, settings: TrainSettings,
-        device: torch.device, log: Callable[[int, dict], None] | None = None, progress: bool = True) -> FitResult:
+        device: torch.device, log: Callable[[int, dict], None] | None = None, progress: bool = True,
+        shard: Shard = SINGLE) -> FitResult:
     """Train for `settings.epochs` (or until `patience` runs out) and keep the best validation epoch.
 
     `train` is a fixed set, or a function of the epoch (1, 2, ...) returning that epoch's set (for
@@ -163,7 +185,7 @@ def fit(model: nn.Module, train: ImageSet | Callable[[int], ImageSet], valid: Im
     bar = tqdm(range(1, settings.epochs + 1), unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
         data = first if epoch == 1 else train_for(epoch)
-        train_stats = train_one_epoch(model, data, optimizer, scheduler, settings, rng, device, weights)
+        train_stats = train_one_epoch(model, data, optimizer, scheduler, settings, rng, device, weights, shard)
         valid_report = evaluate(model, valid, device, settings.amp, settings.tta)
         row = {"epoch": epoch, **{f"train/{k}": v for k, v in train_stats.items()},
                "valid/loss": valid_report["loss"], "valid/accuracy": valid_report["accuracy"],

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from wgan.atomic import write_text
 from wgan.data import CLASS_NAMES, DataConfig, load_dataset
+from wgan.distributed import from_environment, local_device, synchronise_batch_norm
 from wgan.run import select_device
 from wgan.stats import StatsLogger
 
@@ -43,14 +44,20 @@ class ClassifierRun:
 def run_classifier(run: ClassifierRun, progress: bool = True) -> dict:
     """Train on `train`, pick the epoch on `valid`, report on `test`; returns the metrics dict."""
     device = select_device(run.device)
+    shard = from_environment(device.type)  # torchrun: one slice of every batch per process
+    device = local_device(device)
     train, valid, test = (load_dataset(replace(run.data, subset=s)) for s in ("train", "valid", "test"))
     model = build_model(run.settings.model, train.resolution, len(CLASS_NAMES), seed=run.settings.seed)
+    if shard.world > 1:
+        synchronise_batch_norm(model)
     run.out.mkdir(parents=True, exist_ok=True)
-    logger = StatsLogger(run.out)
+    logger = StatsLogger(run.out) if shard.is_main else None
     try:
-        result = fit(model, train, valid, run.settings, device, log=logger.log, progress=progress)
+        result = fit(model, train, valid, run.settings, device, log=logger.log if logger else None,
+                     progress=progress and shard.is_main, shard=shard)
     finally:
-        logger.close()
+        if logger:
+            logger.close()
     test_report = evaluate(result.model, test, device, run.settings.amp, run.settings.tta)
     valid_report = evaluate(result.model, valid, device, run.settings.amp, run.settings.tta)
     metrics = {
@@ -64,6 +71,8 @@ def run_classifier(run: ClassifierRun, progress: bool = True) -> dict:
         "test": test_report,
         "history": result.history,
     }
+    if not shard.is_main:
+        return metrics  # every rank holds the same model; only the main one writes
     save_classifier(result.model, asdict(run.settings), asdict(run.data), train.resolution, list(CLASS_NAMES),
                     {"test": test_report, "best_epoch": result.best_epoch}, run.out / "model.pt")
     write_text(run.out / "metrics.json", json.dumps(metrics, indent=2))

@@ -84,3 +84,39 @@ def test_batch_that_does_not_split_over_the_ranks_is_refused(tmp_path, monkeypat
     monkeypatch.setattr("wgan.training_loop.from_environment", lambda device_type: distributed.Shard(0, 3))
     with pytest.raises(ValueError, match="does not split evenly over 3 processes"):
         train(tiny_config(), synthetic_set(), tmp_path, progress=False)
+
+
+def classifier_rank(rank: int, world: int, port: int, out: str) -> None:
+    from wgan.distributed import from_environment
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    try:
+        shard = from_environment("cpu")
+        model = fit_classifier(shard)
+        torch.save(model.state_dict(), f"{out}/rank{rank}.pt")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def fit_classifier(shard):
+    from classifier.engine import TrainSettings, fit
+    from classifier.models import build_model
+
+    data, valid = synthetic_set(48, 32, seed=0), synthetic_set(16, 32, seed=1)
+    # batch 7 over 2 ranks: slices of 4 and 3, and a last batch of 6; class weights on
+    settings = TrainSettings(epochs=2, batch_size=7, class_weighted=True, rotate=True, seed=3)
+    model = build_model("cnn", 32, seed=3)
+    return fit(model, data, valid, settings, torch.device("cpu"), progress=False, shard=shard).model
+
+
+def test_classifier_on_two_gloo_ranks_equals_one_process(tmp_path):
+    from wgan.distributed import SINGLE
+
+    mp.spawn(classifier_rank, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    torch.set_num_threads(1)
+    single = fit_classifier(SINGLE).state_dict()
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    for name, tensor in single.items():
+        assert torch.equal(ranks[0][name], ranks[1][name]), name
+        torch.testing.assert_close(ranks[0][name], tensor, rtol=1e-4, atol=1e-5, msg=name)

@@ -31,9 +31,9 @@ class Shard:
         return self.rank == 0
 
     def take(self, x: torch.Tensor) -> torch.Tensor:
-        """This rank's contiguous slice of a global-batch tensor (batch divisible by world)."""
-        k = x.shape[0] // self.world
-        return x[self.rank * k : (self.rank + 1) * k]
+        """This rank's contiguous slice of a global-batch tensor (sizes differ by at most one
+        when the batch does not divide evenly)."""
+        return x if self.world == 1 else torch.tensor_split(x, self.world)[self.rank]
 
     def draw(self, n: int, sample) -> torch.Tensor:
         """`sample(total)` draws for the global batch of n * world; returns this rank's slice."""
@@ -41,6 +41,11 @@ class Shard:
 
 
 SINGLE = Shard()
+
+
+def is_main_process() -> bool:
+    """False in the non-main processes of a torchrun launch (they print and write nothing)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def from_environment(device_type: str) -> Shard:
