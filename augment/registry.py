@@ -61,3 +61,27 @@ def add(path: Path, kind: str, file: str, sha256: str, command: str, data: dict,
         registry["best"][kind] = new["id"]
     write_text(path, json.dumps(registry, indent=2))
     return new
+
+
+def main() -> None:
+    """python -m augment.registry CARD.json [--registry checkpoints/registry.json] [--promote]
+
+    registers a released classifier from its card (written by `python -m classifier.release`);
+    generators enter the registry through `augment-cml --promote`, which records the metrics the
+    gates compare."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("card", type=Path)
+    parser.add_argument("--registry", type=Path, default=Path("checkpoints/registry.json"))
+    parser.add_argument("--promote", action="store_true")
+    args = parser.parse_args()
+    card = json.loads(args.card.read_text())
+    file = str(args.card.with_name(card["file"]))
+    new = add(args.registry, "classifier", file, card["sha256"], card["command"], card["data"],
+              {"test": card["test"], "model": card["model"]}, promote=args.promote)
+    print(f"registered {new['id']} in {args.registry}")
+
+
+if __name__ == "__main__":
+    main()
