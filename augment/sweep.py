@@ -87,13 +87,14 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
     trained_on = train_for(1).fingerprint  # real + generated (pool hash); --fresh pools change per epoch
     model = build_model(settings.model, real.resolution, len(CLASS_NAMES), seed=seed)
     logger = StatsLogger(config.out / "tensorboard" / arm.name / f"fold{fold}-seed{seed}", resume_step=0)
+    pretrain = config.schedule == "pretrain-finetune" and sum(counts) > 0
     try:
-        if config.schedule == "pretrain-finetune" and sum(counts):
+        if pretrain:  # generated images only, then the real split alone; logged as epochs 1..2E
             model = fit(model, lambda epoch: _generated_only(train_for(epoch), len(real)), valid, settings, dev,
                         log=lambda e, row: logger.log(e, {f"pretrain/{k}": v for k, v in row.items()}),
                         progress=False).model
             train_for = lambda epoch: real  # noqa: E731
-        offset = settings.epochs if config.schedule == "pretrain-finetune" and sum(counts) else 0
+        offset = settings.epochs if pretrain else 0
         result = fit(model, train_for, valid, settings, dev, log=lambda e, row: logger.log(offset + e, row),
                      progress=False)
     finally:
