@@ -12,6 +12,16 @@ from wgan import checkpoint
 from wgan.training_loop import train
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Compare with one process at one thread, as each rank runs; restore the count afterwards
+    (other tests compare runs made with the default count)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -37,7 +47,6 @@ def final_state(run_dir):
 def test_two_gloo_ranks_equal_one_process(tmp_path, overrides):
     overrides = {"iters": 4, "checkpoint_every": 2, **overrides}
     mp.spawn(rank_main, args=(2, free_port(), str(tmp_path / "ddp"), overrides), nprocs=2, join=True)
-    torch.set_num_threads(1)
     single_dir = tmp_path / "single"
     train(tiny_config(**overrides), synthetic_set(), single_dir, progress=False)
     ddp, single = final_state(tmp_path / "ddp"), final_state(single_dir)
@@ -114,7 +123,6 @@ def test_classifier_on_two_gloo_ranks_equals_one_process(tmp_path):
     from wgan.distributed import SINGLE
 
     mp.spawn(classifier_rank, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
-    torch.set_num_threads(1)
     single = fit_classifier(SINGLE).state_dict()
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     for name, tensor in single.items():
