@@ -67,12 +67,7 @@ def critic_step(state: TrainingState, loss: WGANGPLoss, images: torch.Tensor, la
         real = random_rotation(real, state.rng)
     z = torch.randn(cfg.batch_size, cfg.network.z_dim, generator=state.rng).to(device)
     loss_d, stats = loss.critic_loss(shard.take(real), shard.take(labels[index]), shard.take(z), state.rng)
-    stats = average_stats(stats, shard, device)
-    _check_finite(stats, state.step)
-    state.opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    average_gradients(state.D, shard)
-    state.opt_d.step()
+    stats = _update(state, state.D, state.opt_d, loss_d, stats, shard, device)
     state.nimg += cfg.batch_size
     return stats
 
@@ -83,12 +78,19 @@ def generator_step(state: TrainingState, loss: WGANGPLoss, labels: torch.Tensor,
     fake_labels = labels[torch.randint(0, labels.numel(), (cfg.batch_size,), generator=state.rng).to(device)]
     z = torch.randn(cfg.batch_size, cfg.network.z_dim, generator=state.rng).to(device)
     loss_g, stats = loss.generator_loss(shard.take(z), shard.take(fake_labels), state.rng)
+    return _update(state, state.G, state.opt_g, loss_g, stats, shard, device)
+
+
+def _update(state: TrainingState, network, optimizer, loss_value: torch.Tensor, stats: dict[str, float], shard,
+            device: torch.device) -> dict[str, float]:
+    """Stats averaged over the ranks (and checked finite), then one optimiser step on the
+    gradient averaged over the ranks."""
     stats = average_stats(stats, shard, device)
     _check_finite(stats, state.step)
-    state.opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
-    average_gradients(state.G, shard)
-    state.opt_g.step()
+    optimizer.zero_grad(set_to_none=True)
+    loss_value.backward()
+    average_gradients(network, shard)
+    optimizer.step()
     return stats
 
 
