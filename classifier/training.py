@@ -8,7 +8,7 @@ from pathlib import Path
 
 from wgan.atomic import write_text
 from wgan.data import CLASS_NAMES, DataConfig, load_dataset
-from wgan.distributed import from_environment, local_device, synchronise_batch_norm
+from wgan.distributed import from_environment, local_device, synchronise_batch_norm, wait_for_all
 from wgan.run import select_device
 from wgan.stats import StatsLogger
 
@@ -72,9 +72,11 @@ def run_classifier(run: ClassifierRun, progress: bool = True) -> dict:
         "history": result.history,
     }
     if not shard.is_main:
+        wait_for_all(shard)
         return metrics  # every rank holds the same model; only the main one writes
     save_classifier(result.model, asdict(run.settings), asdict(run.data), train.resolution, list(CLASS_NAMES),
                     {"test": test_report, "best_epoch": result.best_epoch}, run.out / "model.pt")
     write_text(run.out / "metrics.json", json.dumps(metrics, indent=2))
     plot_confusion_matrix(test_report, run.out / "confusion_matrix.png")
+    wait_for_all(shard)
     return metrics

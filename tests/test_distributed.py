@@ -36,6 +36,7 @@ def rank_main(rank: int, world: int, port: int, run_dir: str, overrides: dict) -
     try:
         train(tiny_config(**overrides), synthetic_set(), __import__("pathlib").Path(run_dir), progress=False)
     finally:
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 
@@ -83,6 +84,7 @@ def rank_resume(rank: int, world: int, port: int, run_dir: str, resume: str, ove
     try:
         train(tiny_config(**overrides), synthetic_set(), Path(run_dir), resume=Path(resume), progress=False)
     finally:
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 
@@ -105,6 +107,7 @@ def classifier_rank(rank: int, world: int, port: int, out: str) -> None:
         model = fit_classifier(shard)
         torch.save(model.state_dict(), f"{out}/rank{rank}.pt")
     finally:
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 

@@ -59,6 +59,13 @@ def from_environment(device_type: str) -> Shard:
     return Shard(dist.get_rank(), dist.get_world_size())
 
 
+def wait_for_all(shard: Shard) -> None:
+    """A barrier: ranks leave a run together (gloo can abort a process whose peers tear down
+    their connections while it is still writing)."""
+    if shard.world > 1:
+        dist.barrier()
+
+
 def local_device(device: torch.device) -> torch.device:
     """Under torchrun on CUDA, each process uses the GPU of its LOCAL_RANK."""
     if device.type == "cuda" and "LOCAL_RANK" in os.environ:

@@ -24,6 +24,7 @@ from .distributed import (
     from_environment,
     local_device,
     synchronise_batch_norm,
+    wait_for_all,
     weight_spread,
 )
 from .loss import WGANGPLoss
@@ -240,6 +241,7 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, resume: Path | None =
                 latest = outputs.save()  # at the end, and on Ctrl-C / SIGTERM
             if stop.requested and main:
                 bar.write(f"stopped at iteration {state.step}; resume with --resume auto --run-dir {run_dir}")
+        wait_for_all(shard)
     finally:
         bar.close()
         if logger:
