@@ -4,7 +4,7 @@ class, augmentation gain per class, behavioural tests and corner cases, plus the
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -124,8 +124,7 @@ def _corner_cases(paths: Paths, test, baseline_predicted: list[list[int]]) -> di
         return cases
     from wgan.atomic import write_text
 
-    full = load_dataset(replace(DataConfig(split="cv", subset="test"), crop=None))
-    cases = corner_cases.build(test, full, 128, baseline_predicted)
+    cases = corner_cases.build_for(DataConfig(split="cv", resolution=test.resolution), baseline_predicted)
     write_text(paths.corner_cases, json.dumps(cases, indent=2))
     return cases
 
@@ -133,13 +132,13 @@ def _corner_cases(paths: Paths, test, baseline_predicted: list[list[int]]) -> di
 def _figures(out: Path, images: dict, test, base_cnn, new_cnn, vit, extractor) -> None:
     from torchvision.utils import make_grid
 
-    from wgan.data import to_uint8
+    from wgan.data import to_uint8, to_unit_range
     from wgan.run import save_png
 
     gen_images, gen_labels = images["generated"]
     gen_images, gen_labels = torch.as_tensor(gen_images), torch.as_tensor(gen_labels)
     for c, name in enumerate(CLASS_NAMES):
-        chosen = gen_images[gen_labels == c][:64].float() / 127.5 - 1
+        chosen = to_unit_range(gen_images[gen_labels == c][:64])
         save_png(to_uint8(make_grid(chosen[:, None], nrow=8, padding=2, pad_value=1.0)[0]).numpy(), out / f"samples_{name}.png")
     index = visuals.fixed_images(test)
     shown, labels = test.images[index], test.labels[index]

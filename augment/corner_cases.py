@@ -12,10 +12,11 @@ Kinds of case:
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 import numpy as np
 
-from wgan.data import CLASS_NAMES, ImageSet
+from wgan.data import CLASS_NAMES, DataConfig, ImageSet, load_dataset
 
 FORMAT = "radiogan-corner-cases"
 
@@ -61,6 +62,14 @@ def build(test: ImageSet, full_test: ImageSet, crop: int, baseline_predicted: li
             "counts": {k: int(m.sum()) for k, m in kinds.items()}, "cases": cases}
 
 
+def build_for(test_data: DataConfig, baseline_predicted: list[list[int]], version: int = 1) -> dict:
+    """The case list for the test split `test_data` describes (its crop is the one the networks
+    see; the full cutouts are loaded for the flux outside it)."""
+    test = load_dataset(replace(test_data, subset="test"))
+    full = load_dataset(replace(test_data, subset="test", crop=None, resolution=None))
+    return build(test, full, test_data.crop, baseline_predicted, version=version)
+
+
 def outcomes(cases: dict, predicted: list[int]) -> dict[str, bool]:
     """case id -> predicted correctly, for one model's predictions on the whole test split."""
     return {c["id"]: CLASS_NAMES[predicted[c["index"]]] == c["label"] for c in cases["cases"]}
@@ -78,11 +87,9 @@ def main() -> None:
     prediction list per fold and seed."""
     import argparse
     import json
-    from dataclasses import replace
     from pathlib import Path
 
     from wgan.atomic import write_text
-    from wgan.data import DataConfig, load_dataset
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("sweep", type=Path)
@@ -92,12 +99,10 @@ def main() -> None:
     cells = [json.loads(p.read_text()) for p in sorted((args.sweep / "cells" / "r=0").glob("*.json"))]
     if not cells:
         raise SystemExit(f"{args.sweep}: no real-only cells (cells/r=0/*.json)")
-    data = DataConfig(split="cv", subset="test", resolution=cells[0]["test"].get("resolution", 64))
-    test = load_dataset(data)
-    if cells[0]["data_fingerprints"]["test"] != test.fingerprint:
-        raise SystemExit(f"{args.sweep}: cells were tested on another test set than {test.fingerprint}")
-    full = load_dataset(replace(data, crop=None, resolution=None))
-    cases = build(test, full, 128, [c["test"]["predicted"] for c in cells], version=args.version)
+    data = DataConfig(**json.loads((args.sweep / "sweep.json").read_text())["data"])
+    cases = build_for(data, [c["test"]["predicted"] for c in cells], version=args.version)
+    if cells[0]["data_fingerprints"]["test"] != cases["test_fingerprint"]:
+        raise SystemExit(f"{args.sweep}: cells were tested on another test set than {cases['test_fingerprint']}")
     write_text(args.target, json.dumps(cases, indent=2))
     print(f"wrote {args.target}: {len(cases['cases'])} cases {cases['counts']}")
 
