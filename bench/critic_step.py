@@ -22,8 +22,10 @@ from flops import critic_step_flops, forward_flops  # noqa: E402
 from wgan.config import TrainConfig  # noqa: E402
 from wgan.data import DataConfig, load_dataset  # noqa: E402
 from wgan.loss import WGANGPLoss  # noqa: E402
-from wgan.networks import Critic, Generator, preset  # noqa: E402
-from wgan.run import autocast_factory  # noqa: E402
+from wgan.networks import Critic, Generator  # noqa: E402
+from wgan.presets import PRESETS  # noqa: E402
+from wgan.presets import network as preset  # noqa: E402
+from wgan.run import autocast_factory, native_bf16  # noqa: E402
 from wgan.training_loop import critic_step  # noqa: E402
 from wgan.training_state import build_state  # noqa: E402
 
@@ -98,16 +100,9 @@ def ours(net_cfg, batch: int, steps: int, amp: bool, channels_last: bool) -> lis
     return times
 
 
-def native_bf16() -> bool:
-    """bf16 convolutions run natively on CUDA and on CPUs with AVX-512 BF16 or AMX."""
-    if torch.cuda.is_available():
-        return True
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--preset", default="paper")
+    parser.add_argument("--preset", default="paper", choices=sorted(PRESETS))
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=4, help="measured steps per variant")
     parser.add_argument("--warmup", type=int, default=1)
@@ -126,7 +121,7 @@ def main() -> None:
     }
     results = []
     for name in args.variants.split(","):
-        if name == "ours-bf16" and not native_bf16():
+        if name == "ours-bf16" and not native_bf16(torch.device("cuda" if torch.cuda.is_available() else "cpu")):
             results.append({"variant": name, "skipped": "no native bf16 on this device (emulated bf16 convs "
                             "measured about 70x slower than fp32 on an AVX2-only CPU)"})
             continue

@@ -5,12 +5,14 @@ import json
 import h5py
 import numpy as np
 import pytest
+import torch
 from astropy.io import fits
 from click.testing import CliRunner
 from PIL import Image
 
 from wgan.cli import sample_command, train_command
 from wgan.data import DataConfig, load_dataset
+from wgan.run import native_bf16
 
 
 def invoke(command, args):
@@ -40,6 +42,54 @@ def test_resume_auto_extends_the_run(trained, tmp_path):
     assert result.exit_code == 0, result.output
     assert "resuming from" in result.output and "ignoring lr_g" in result.output
     assert [json.loads(x)["step"] for x in (trained / "stats.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+
+
+def test_resume_without_length_options_keeps_the_saved_schedule(tmp_path):
+    """A run stopped early and resumed with no length option runs to its own saved length with
+    its own intervals, not the command line's defaults."""
+    run_dir = tmp_path / "run"
+    base = ["--resolution", 32, "--batch-size", 16, "--n-critic", 1, "--run-dir", run_dir, "--no-progress"]
+    result = invoke(train_command, [*base, "--iters", 2, "--log-every", 1, "--checkpoint-every", 1, "--keep", 5])
+    assert result.exit_code == 0, result.output
+    config = json.loads((run_dir / "config.json").read_text())
+    config["iters"] = 4  # as if the run had been started with --iters 4 and stopped at 2
+    (run_dir / "config.json").write_text(json.dumps(config))
+    state = sorted((run_dir / "checkpoints").glob("*.pt"))[-1]
+    payload = torch.load(state, weights_only=True)
+    payload["config"] = json.dumps(config)
+    torch.save(payload, state)
+    dry = invoke(train_command, ["--resume", "auto", "--run-dir", run_dir, "--dry-run"])
+    assert json.loads(dry.stdout)["iters"] == 4  # checked first: a regression would otherwise train for hours
+    result = invoke(train_command, ["--resume", "auto", "--run-dir", run_dir, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    steps = [json.loads(x)["step"] for x in (run_dir / "stats.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]  # saved length 4 and saved log interval 1, not 2000 kimg and 50
+    assert len(list((run_dir / "checkpoints").glob("*.pt"))) == 4  # saved --keep 5, not the default 3
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert (saved["iters"], saved["log_every"], saved["keep_checkpoints"]) == (4, 1, 5)
+
+
+@pytest.mark.parametrize("args, expected", [
+    ([], {"preset": "small", "n_critic": 5, "lr_d": 1e-4, "upsample": "transposed"}),
+    (["--preset", "small-resize"], {"n_critic": 2, "lr_g": 1e-4, "lr_d": 2e-4, "upsample": "nearest"}),
+    (["--preset", "small-resize", "--n-critic", 3, "--lr-d", 4e-4, "--upsample", "bilinear"],
+     {"n_critic": 3, "lr_d": 4e-4, "upsample": "bilinear"}),
+    (["--loss", "logistic-r1", "--gp-every", 4], {"loss": "logistic-r1", "gp_every": 4}),
+    (["--no-amp"], {"amp": False}),
+])
+def test_presets_give_defaults_that_options_override(args, expected):
+    result = invoke(train_command, ["--dry-run", *args])
+    assert result.exit_code == 0, result.output
+    config = json.loads(result.stdout)
+    flat = {"preset": config["preset"], "n_critic": config["n_critic"], "lr_g": config["optim"]["lr_g"],
+            "lr_d": config["optim"]["lr_d"], "upsample": config["network"]["upsample"], "amp": config["amp"],
+            "loss": config["loss"]["name"], "gp_every": config["loss"]["gp_every"]}
+    assert {k: flat[k] for k in expected} == expected
+
+
+def test_amp_defaults_to_native_bf16():
+    result = invoke(train_command, ["--dry-run"])
+    assert json.loads(result.stdout)["amp"] == native_bf16(torch.device("cpu"))
 
 
 def test_dry_run_prints_config_and_writes_nothing(tmp_path):

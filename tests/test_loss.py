@@ -4,7 +4,7 @@ import torch
 from tests.helpers import tiny_network
 from wgan.diffaug import cutout, diff_augment, parse_policy, translate
 from wgan.ema import EMA
-from wgan.loss import LossConfig, WGANGPLoss, gradient_penalty
+from wgan.loss import LOSSES, LossConfig, build_loss, gradient_penalty
 from wgan.networks import Critic, Generator
 
 
@@ -35,16 +35,18 @@ def test_gradient_penalty_matches_analytic_value_for_linear_critic(scale):
     assert torch.allclose(critic.w.grad, 2 * (scale - 1) * w / scale, atol=1e-5)
 
 
-def test_losses_finite_and_all_critic_parameters_get_gradients():
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_losses_finite_and_all_critic_parameters_get_gradients(name):
     cfg = tiny_network()
     torch.manual_seed(0)
     G, D = Generator(cfg), Critic(cfg)
-    loss = WGANGPLoss(G, D, LossConfig(diffaug=("translation", "cutout")))
+    loss = build_loss(G, D, LossConfig(name=name, diffaug=("translation", "cutout")))
     rng = torch.Generator().manual_seed(0)
     real, labels, z = torch.rand(6, 1, 16, 16) * 2 - 1, torch.arange(6) % 4, torch.randn(6, cfg.z_dim)
     loss_d, stats = loss.critic_loss(real, labels, z, rng)
     loss_d.backward()
     assert all(torch.isfinite(torch.tensor(v)) for v in stats.values())
+    assert set(stats) <= set(loss.STATS) and loss.PROGRESS[1] in stats
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in D.parameters())
     assert all(p.grad is None for p in G.parameters()), "critic step must not touch generator grads"
     loss_g, _ = loss.generator_loss(z, labels, rng)
@@ -97,3 +99,44 @@ def test_ema_rampup_shortens_early_half_life():
     ema = EMA(torch.nn.Linear(1, 1), half_life_kimg=10.0, rampup=0.05)
     assert ema.beta(images_seen=1000, batch_size=50) == pytest.approx(0.5)
     assert ema.beta(images_seen=10**7, batch_size=50) == pytest.approx(0.5 ** (50 / 10000))
+
+
+def _critic_loss(name, gp_every, step, seed=0):
+    cfg = tiny_network()
+    torch.manual_seed(seed)
+    G, D = Generator(cfg), Critic(cfg)
+    loss = build_loss(G, D, LossConfig(name=name, gp_every=gp_every))
+    real, labels, z = torch.rand(6, 1, 16, 16) * 2 - 1, torch.arange(6) % 4, torch.randn(6, cfg.z_dim)
+    return loss.critic_loss(real, labels, z, torch.Generator().manual_seed(0), critic_step=step)
+
+
+@pytest.mark.parametrize("name, key", [("wgan-gp", "Loss/gp"), ("logistic-r1", "Loss/r1")])
+def test_lazy_penalty_on_every_kth_step_weighted_by_k(name, key):
+    full, full_stats = _critic_loss(name, 1, step=5)
+    lazy, lazy_stats = _critic_loss(name, 4, step=8)
+    skipped, skipped_stats = _critic_loss(name, 4, step=9)
+    assert key in full_stats and key in lazy_stats and key not in skipped_stats
+    assert lazy_stats[key] == pytest.approx(full_stats[key], rel=1e-5)  # same draws, same penalty
+    weight = 10.0 if name == "wgan-gp" else 5.0  # lambda, or gamma / 2 for R1
+    assert (lazy - skipped).item() == pytest.approx(4 * weight * lazy_stats[key], rel=1e-4)
+    assert (full - skipped).item() == pytest.approx(weight * full_stats[key], rel=1e-4)
+
+
+def test_r1_matches_analytic_value_for_linear_critic():
+    """R1 = E ||grad_x D(x)||^2 = |w|^2 for a linear critic."""
+    torch.manual_seed(0)
+    w = torch.randn(1, 1, 8, 8)
+    critic = LinearCritic(w)
+    generator = lambda z, y: torch.zeros(len(y), 1, 8, 8)  # noqa: E731
+    loss = build_loss(generator, critic, LossConfig(name="logistic-r1"))
+    _, stats = loss.critic_loss(torch.randn(5, 1, 8, 8), torch.arange(5) % 4, torch.randn(5, 3),
+                                torch.Generator().manual_seed(0))
+    assert stats["Loss/r1"] == pytest.approx(w.square().sum().item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("cfg, message", [(LossConfig(name="hinge"), "unknown loss 'hinge'"),
+                                          (LossConfig(gp_every=0), "gp_every")])
+def test_bad_loss_config_rejected(cfg, message):
+    net = tiny_network()
+    with pytest.raises(ValueError, match=message):
+        build_loss(Generator(net), Critic(net), cfg)

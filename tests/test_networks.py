@@ -2,7 +2,9 @@ import pytest
 import torch
 
 from tests.helpers import tiny_network
-from wgan.networks import PRESETS, Critic, Generator, parameter_count, preset
+from wgan.networks import UPSAMPLERS, Critic, Generator, NetworkConfig, parameter_count
+from wgan.presets import PRESETS
+from wgan.presets import network as preset
 
 
 @pytest.mark.parametrize("name, g_params, d_params", [("paper", 12.0e6, 11.2e6)])
@@ -14,7 +16,7 @@ def test_paper_parameter_counts(name, g_params, d_params):
 
 
 def test_small_is_smaller_and_documented_size():
-    cfg = PRESETS["small"]
+    cfg = PRESETS["small"].network
     assert cfg.resolution == 64
     assert parameter_count(Generator(cfg)) < 1.0e6
     assert parameter_count(Critic(cfg)) < 1.0e6
@@ -22,9 +24,10 @@ def test_small_is_smaller_and_documented_size():
 
 @pytest.mark.parametrize("resolution", [8, 16, 32, 64])
 @pytest.mark.parametrize("output", ["clamp", "tanh"])
-def test_shapes_range_and_gradients(resolution, output):
+@pytest.mark.parametrize("upsample", list(UPSAMPLERS))
+def test_shapes_range_and_gradients(resolution, output, upsample):
     cfg = tiny_network(resolution)
-    cfg.output = output
+    cfg.output, cfg.upsample = output, upsample
     torch.manual_seed(0)
     G, D = Generator(cfg), Critic(cfg)
     z, y = torch.randn(5, cfg.z_dim), torch.tensor([0, 1, 2, 3, 1])
@@ -41,7 +44,7 @@ def test_shapes_range_and_gradients(resolution, output):
 
 
 def test_critic_has_no_batchnorm():
-    for cfg in PRESETS.values():
+    for cfg in (p.network for p in PRESETS.values()):
         assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in Critic(cfg).modules())
 
 
@@ -79,3 +82,32 @@ def test_critic_is_per_sample():
 def test_bad_resolution_rejected(bad):
     with pytest.raises(ValueError, match="power of two"):
         Generator(tiny_network(bad))
+
+
+def test_presets_name_their_upsampling_and_schedule():
+    assert PRESETS["paper"].network.upsample == PRESETS["small"].network.upsample == "transposed"
+    resize = PRESETS["small-resize"]
+    assert resize.network.upsample == "nearest" and resize.n_critic == 2 and resize.lr_d == 2 * resize.lr_g
+    with pytest.raises(ValueError, match="unknown preset 'huge'"):
+        preset("huge")
+    with pytest.raises(ValueError, match="unknown upsampling 'cubic'"):
+        Generator(NetworkConfig(resolution=16, upsample="cubic"))
+
+
+@pytest.mark.parametrize("name, lattice", [("transposed", True), ("nearest", False), ("bilinear", False)])
+def test_only_transposed_upsampling_prints_a_lattice(name, lattice):
+    """On a constant input, a stride-2 4x4 transposed convolution gives an output that alternates
+    with period 2 (the dot lattice of the released generator's samples); resize + 3x3 convolution
+    gives a constant interior."""
+    torch.manual_seed(0)
+    stage = UPSAMPLERS[name](3, 2, False)
+    with torch.no_grad():
+        out = stage(torch.ones(1, 3, 8, 8))[0, :, 2:-2, 2:-2]  # interior: away from the zero padding
+    spread = (out - out.mean(dim=(1, 2), keepdim=True)).abs().max().item()
+    assert (spread > 1e-3) == lattice, spread
+
+
+def test_transposed_state_dict_keys_unchanged():
+    """Exports of the `small` and `paper` presets made before the upsampling registry still load."""
+    keys = set(Generator(preset("small")).state_dict())
+    assert {"body.0.weight", "body.1.running_mean", "to_image.weight", "to_image.bias"} <= keys

@@ -11,6 +11,7 @@ import torch
 
 from tests.helpers import synthetic_set, tiny_config
 from wgan import checkpoint
+from wgan.config import TrainConfig
 from wgan.training_loop import TrainingDiverged, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,13 +53,43 @@ def test_run_writes_logs_checkpoints_and_export(tmp_path):
     assert not list(tmp_path.rglob("*.tmp"))
 
 
-def test_resume_continues_at_same_step_with_identical_result(tmp_path):
+RECIPES = {
+    "published": {},
+    # the small-resize recipe: resize-convolutions, two-time-scale, fewer critic steps, plus a lazy penalty
+    "resize-lazy": {"network": {"upsample": "nearest"}, "n_critic": 3, "optim": {"lr_d": 2e-4}, "loss": {"gp_every": 2}},
+    "logistic-r1": {"loss": {"name": "logistic-r1", "gp_every": 2}},
+}
+
+
+def recipe_config(name: str, **overrides) -> TrainConfig:
+    cfg = tiny_config(**overrides)
+    for key, value in RECIPES[name].items():
+        if isinstance(value, dict):
+            for field, v in value.items():
+                setattr(getattr(cfg, key), field, v)
+        else:
+            setattr(cfg, key, value)
+    return cfg
+
+
+@pytest.mark.parametrize("recipe", list(RECIPES))
+def test_resume_continues_at_same_step_with_identical_result(tmp_path, recipe):
     data = synthetic_set()
-    train(tiny_config(iters=6), data, tmp_path / "full", progress=False)
-    train(tiny_config(iters=4), data, tmp_path / "part", progress=False)
+    train(recipe_config(recipe, iters=6), data, tmp_path / "full", progress=False)
+    train(recipe_config(recipe, iters=4), data, tmp_path / "part", progress=False)
     resume = checkpoint.list_checkpoints(tmp_path / "part")[-1]
-    train(tiny_config(iters=6), data, tmp_path / "part", resume=resume, progress=False)
+    train(recipe_config(recipe, iters=6), data, tmp_path / "part", resume=resume, progress=False)
     assert_same_tensors(final_state(tmp_path / "full"), final_state(tmp_path / "part"))
+
+
+def test_a_second_loss_runs_through_the_loop_and_progress_bar(tmp_path, capsys):
+    """The loop knows only critic and generator steps: another loss logs its own stats and
+    shows its own progress key; a lazy penalty's stat is averaged over the steps that computed it."""
+    train(recipe_config("logistic-r1", n_critic=3), synthetic_set(), tmp_path, progress=True)
+    lines = [json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert all(k in lines[-1] for k in ("Loss/critic", "Loss/margin", "Loss/r1", "Loss/generator"))
+    assert "Loss/wasserstein" not in lines[-1] and "Loss/gp" not in lines[-1]
+    assert "margin=" in capsys.readouterr().err
 
 
 KILLED_RUN = textwrap.dedent("""

@@ -9,13 +9,19 @@ import click
 
 from .checkpoint import CheckpointError
 from .data import CLASS_NAMES, DataError
+from .loss import LOSSES
+from .networks import UPSAMPLERS
+from .presets import DEFAULT_PRESET, PRESETS
 from .writers import FORMATS
 
 USER_ERRORS = (DataError, CheckpointError, ValueError, OSError)
 
 
 @click.command(context_settings={"show_default": True})
-@click.option("--preset", type=click.Choice(["small", "paper"]), default="small", help="Network preset.")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULT_PRESET,
+              help="Recipe: network plus critic schedule (README: Networks and training).")
+@click.option("--upsample", type=click.Choice(list(UPSAMPLERS)), default=None,
+              help="How the generator doubles its resolution; default: the preset's.")
 @click.option("--resolution", type=int, default=None, help="Image size (power of two); default: the preset's.")
 @click.option("--data", "source", default="first", help="'first' (bundled FIRST set), a class folder, or an .h5 file.")
 @click.option("--split", type=click.Choice(["literature", "cv"]), default="literature")
@@ -24,10 +30,13 @@ USER_ERRORS = (DataError, CheckpointError, ValueError, OSError)
 @click.option("--batch-size", type=click.IntRange(1), default=64)
 @click.option("--kimg", type=click.FloatRange(0, min_open=True), default=2000.0, help="Length in thousands of real images shown to the critic.")
 @click.option("--iters", type=click.IntRange(1), default=None, help="Length in generator iterations (overrides --kimg).")
-@click.option("--n-critic", type=click.IntRange(1), default=5)
-@click.option("--gp-lambda", type=click.FloatRange(0), default=10.0)
-@click.option("--lr-g", type=click.FloatRange(0, min_open=True), default=1e-4)
-@click.option("--lr-d", type=click.FloatRange(0, min_open=True), default=1e-4)
+@click.option("--n-critic", type=click.IntRange(1), default=None, help="Critic steps per generator step; default: the preset's.")
+@click.option("--loss", type=click.Choice(list(LOSSES)), default="wgan-gp")
+@click.option("--gp-lambda", type=click.FloatRange(0), default=10.0, help="Penalty weight (R1's gamma for logistic-r1).")
+@click.option("--gp-every", type=click.IntRange(1), default=1,
+              help="Lazy penalty: on every k-th critic step only, weighted by k.")
+@click.option("--lr-g", type=click.FloatRange(0, min_open=True), default=None, help="Generator lr; default: the preset's.")
+@click.option("--lr-d", type=click.FloatRange(0, min_open=True), default=None, help="Critic lr; default: the preset's.")
 @click.option("--betas", type=(float, float), default=(0.0, 0.9), help="Adam betas.")
 @click.option("--ema-kimg", type=click.FloatRange(0, min_open=True), default=10.0, help="EMA half-life in kimg.")
 @click.option("--ema-rampup", type=click.FloatRange(0), default=0.05, help="Cap half-life at this x images seen (0: off).")
@@ -37,7 +46,8 @@ USER_ERRORS = (DataError, CheckpointError, ValueError, OSError)
 @click.option("--rotate/--no-rotate", default=False, help="Also rotate real images by arbitrary angles.")
 @click.option("--seed", type=int, default=0)
 @click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
-@click.option("--amp/--no-amp", default=None, help="bf16 autocast; default: on with CUDA.")
+@click.option("--amp/--no-amp", default=None,
+              help="bf16 autocast; default: on where bf16 is native (CUDA, CPUs with AVX-512 BF16 or AMX).")
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None, help="Run directory; default: a new numbered one under --runs-root.")
 @click.option("--runs-root", type=click.Path(path_type=Path), default=Path("runs"))
 @click.option("--resume", default=None, help="'auto' (latest checkpoint of --run-dir, or of the latest run) or a checkpoint path.")

@@ -6,9 +6,10 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 
+from . import presets
 from .data import DataConfig
 from .loss import LossConfig
-from .networks import NetworkConfig, preset
+from .networks import NetworkConfig
 
 
 @dataclass
@@ -21,9 +22,9 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    preset: str = "small"
+    preset: str = presets.DEFAULT_PRESET
     data: DataConfig = field(default_factory=DataConfig)
-    network: NetworkConfig = field(default_factory=lambda: preset("small"))
+    network: NetworkConfig = field(default_factory=lambda: presets.network(presets.DEFAULT_PRESET))
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     batch_size: int = 64  # real images per critic step
@@ -35,7 +36,7 @@ class TrainConfig:
     rotate: bool = False  # plus arbitrary-angle rotation
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = False  # bf16 autocast (CUDA)
+    amp: bool = False  # bf16 autocast (CUDA, or a CPU with native bf16)
     log_every: int = 50  # generator iterations between stats lines
     sample_every: int = 1000  # ... between sample grids in TensorBoard
     checkpoint_every: int = 1000  # ... between training-state checkpoints

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import click
 
-from . import checkpoint
+from . import checkpoint, presets
 from .config import OptimConfig, TrainConfig
 from .data import DataConfig, load_dataset
 from .diffaug import parse_policy
 from .loss import LossConfig
-from .networks import preset
-from .run import latest_run_dir, new_run_dir, select_device
+from .run import latest_run_dir, native_bf16, new_run_dir, select_device
 
 # Options that may change when a run is resumed; the rest come from the run's saved config.
 RESUMABLE = {"kimg", "iters", "log_every", "sample_every", "checkpoint_every", "keep", "device", "progress",
@@ -20,37 +19,55 @@ RESUMABLE = {"kimg", "iters", "log_every", "sample_every", "checkpoint_every", "
 
 
 def config_from_options(opts: dict) -> TrainConfig:
-    """Build the config of a new run from the CLI options."""
-    network = preset(opts["preset"], output=opts["output_activation"],
-                     **({"resolution": opts["resolution"]} if opts["resolution"] else {}))
+    """Build the config of a new run from the CLI options; options left at None take the preset's value."""
+    recipe = presets.get(opts["preset"])
+    network = presets.network(opts["preset"], output=opts["output_activation"],
+                              **{k: opts[k] for k in ("resolution", "upsample") if opts[k]})
     network.validate()
     crop = opts["crop"]
     data = DataConfig(source=opts["source"], split=opts["split"], fold=opts["fold"], subset="train", crop=crop,
                       resolution=None if network.resolution == crop else network.resolution)
+    device = select_device(opts["device"])
     cfg = TrainConfig(
         preset=opts["preset"],
         data=data,
         network=network,
-        loss=LossConfig(gp_lambda=opts["gp_lambda"], diffaug=parse_policy(opts["diffaug"])),
-        optim=OptimConfig(lr_g=opts["lr_g"], lr_d=opts["lr_d"], beta1=opts["betas"][0], beta2=opts["betas"][1]),
+        loss=LossConfig(name=opts["loss"], gp_lambda=opts["gp_lambda"], gp_every=opts["gp_every"],
+                        diffaug=parse_policy(opts["diffaug"])),
+        optim=OptimConfig(lr_g=_or(opts["lr_g"], recipe.lr_g), lr_d=_or(opts["lr_d"], recipe.lr_d),
+                          beta1=opts["betas"][0], beta2=opts["betas"][1]),
         batch_size=opts["batch_size"],
-        n_critic=opts["n_critic"],
+        n_critic=_or(opts["n_critic"], recipe.n_critic),
         ema_half_life_kimg=opts["ema_kimg"],
         ema_rampup=opts["ema_rampup"] or None,
         dihedral=opts["dihedral"],
         rotate=opts["rotate"],
         seed=opts["seed"],
         device=opts["device"],
-        amp=select_device(opts["device"]).type == "cuda" if opts["amp"] is None else opts["amp"],
+        amp=native_bf16(device) if opts["amp"] is None else opts["amp"],
     )
-    return apply_schedule(cfg, opts)
+    return apply_schedule(cfg, opts, given=set(opts))
 
 
-def apply_schedule(cfg: TrainConfig, opts: dict) -> TrainConfig:
-    """Length and intervals: the options that may differ between a run and its resumption."""
-    cfg.iters = opts["iters"] or cfg.iters_for_kimg(opts["kimg"])
-    cfg.log_every, cfg.sample_every = opts["log_every"], opts["sample_every"]
-    cfg.checkpoint_every, cfg.keep_checkpoints, cfg.device = opts["checkpoint_every"], opts["keep"], opts["device"]
+def _or(value, default):
+    return default if value is None else value
+
+
+def apply_schedule(cfg: TrainConfig, opts: dict, given: set[str]) -> TrainConfig:
+    """Length and intervals: the options that may differ between a run and its resumption.
+
+    Only the options in `given` are applied, so a resumed run keeps its saved length and
+    intervals unless the command line names new ones.
+    """
+    if "iters" in given and opts["iters"]:
+        cfg.iters = opts["iters"]
+    elif "kimg" in given:
+        cfg.iters = cfg.iters_for_kimg(opts["kimg"])
+    for option, attribute in (("log_every", "log_every"), ("sample_every", "sample_every"),
+                              ("checkpoint_every", "checkpoint_every"), ("keep", "keep_checkpoints"),
+                              ("device", "device")):
+        if option in given:
+            setattr(cfg, attribute, opts[option])
     return cfg
 
 
@@ -67,10 +84,10 @@ def run_training(opts: dict, ctx: click.Context) -> None:
     resume = resolve_resume(opts["resume"], opts["run_dir"], opts["runs_root"]) if opts["resume"] else None
     if resume is not None:
         payload = checkpoint.load(resume, checkpoint.TRAINING_STATE)
-        cfg = apply_schedule(TrainConfig.from_json(payload["config"]), opts)
+        given = {k for k in opts if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+        cfg = apply_schedule(TrainConfig.from_json(payload["config"]), opts, given)
         run_dir = opts["run_dir"] or resume.parent.parent
-        ignored = [k for k in opts if k not in RESUMABLE | {"resume", "run_dir", "runs_root", "dry_run"}
-                   and ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE]
+        ignored = sorted(given - RESUMABLE - {"resume", "run_dir", "runs_root", "dry_run"})
         if ignored:
             click.echo(f"resuming {run_dir}: the run's saved config is used; ignoring {', '.join(ignored)}", err=True)
         click.echo(f"resuming from {resume} at generator iteration {payload['step']}", err=True)

@@ -25,6 +25,14 @@ def select_device(name: str = "auto") -> torch.device:
     return device
 
 
+def native_bf16(device: torch.device) -> bool:
+    """bf16 convolutions run natively on CUDA (Ampere and newer) and on CPUs with AVX-512 BF16
+    or AMX; elsewhere they are emulated, measured about 70x slower than float32 on an AVX2 CPU."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
 def autocast_factory(device: torch.device, amp: bool):
     """A context factory: bf16 autocast on `device` when AMP is on, a no-op context otherwise."""
     if amp:

@@ -27,7 +27,7 @@ from .distributed import (
     wait_for_all,
     weight_spread,
 )
-from .loss import WGANGPLoss
+from .loss import build_loss
 from .run import autocast_factory, sample_grid, save_png, select_device
 from .stats import StatsLogger
 from .training_state import TrainingState, build_state, generator_export, restore, to_checkpoint
@@ -53,7 +53,7 @@ def _check_finite(stats: dict[str, float], step: int) -> None:
                                "the last good checkpoint is kept (try a lower learning rate)")
 
 
-def critic_step(state: TrainingState, loss: WGANGPLoss, images: torch.Tensor, labels: torch.Tensor,
+def critic_step(state: TrainingState, loss, images: torch.Tensor, labels: torch.Tensor,
                 cfg: TrainConfig) -> dict[str, float]:
     """One critic update on the next real batch (augmented on the device) and fresh fakes.
 
@@ -67,13 +67,14 @@ def critic_step(state: TrainingState, loss: WGANGPLoss, images: torch.Tensor, la
     if cfg.rotate:
         real = random_rotation(real, state.rng)
     z = torch.randn(cfg.batch_size, cfg.network.z_dim, generator=state.rng).to(device)
-    loss_d, stats = loss.critic_loss(shard.take(real), shard.take(labels[index]), shard.take(z), state.rng)
+    loss_d, stats = loss.critic_loss(shard.take(real), shard.take(labels[index]), shard.take(z), state.rng,
+                                     critic_step=state.nimg // cfg.batch_size)
     stats = _update(state, state.D, state.opt_d, loss_d, stats, shard, device)
     state.nimg += cfg.batch_size
     return stats
 
 
-def generator_step(state: TrainingState, loss: WGANGPLoss, labels: torch.Tensor, cfg: TrainConfig) -> dict[str, float]:
+def generator_step(state: TrainingState, loss, labels: torch.Tensor, cfg: TrainConfig) -> dict[str, float]:
     """One generator update; fake labels follow the real class mix."""
     device, shard = labels.device, loss.shard
     fake_labels = labels[torch.randint(0, labels.numel(), (cfg.batch_size,), generator=state.rng).to(device)]
@@ -95,14 +96,16 @@ def _update(state: TrainingState, network, optimizer, loss_value: torch.Tensor, 
     return stats
 
 
-def train_iteration(state: TrainingState, loss: WGANGPLoss, images: torch.Tensor, labels: torch.Tensor,
+def train_iteration(state: TrainingState, loss, images: torch.Tensor, labels: torch.Tensor,
                     cfg: TrainConfig) -> dict[str, float]:
-    """One generator iteration: n_critic critic updates, then one generator update and the EMA
-    (kept by the main rank only: the others hold the same generator)."""
+    """One generator iteration: n_critic critic updates (their stats averaged), then one generator
+    update and the EMA (kept by the main rank only: the others hold the same generator)."""
     # Freezing the network that is not being updated skips its weight gradients.
     state.G.requires_grad_(False)
+    critic = _Mean()
     for _ in range(cfg.n_critic):
-        stats = critic_step(state, loss, images, labels, cfg)
+        critic.add(critic_step(state, loss, images, labels, cfg))
+    stats = critic.mean()
     stats["Grad/critic"] = _grad_norm(state.D)
     state.G.requires_grad_(True)
     state.D.requires_grad_(False)
@@ -138,6 +141,22 @@ class _StopRequest:
             signal.signal(sig, handler)
 
 
+class _Mean:
+    """Per-key mean of stats dicts; a key counts only where it was reported (a lazy penalty
+    reports on some critic steps, not all)."""
+
+    def __init__(self):
+        self.totals, self.counts = defaultdict(float), defaultdict(int)
+
+    def add(self, stats: dict[str, float]) -> None:
+        for key, value in stats.items():
+            self.totals[key] += value
+            self.counts[key] += 1
+
+    def mean(self) -> dict[str, float]:
+        return {k: v / self.counts[k] for k, v in self.totals.items()}
+
+
 class _Ticker:
     """Averages the per-iteration stats over a log interval and measures the speed."""
 
@@ -145,17 +164,15 @@ class _Ticker:
         self.reset(nimg)
 
     def reset(self, nimg: int) -> None:
-        self.totals, self.count = defaultdict(float), 0
+        self.stats = _Mean()
         self.time, self.nimg = time.perf_counter(), nimg
 
     def add(self, stats: dict[str, float]) -> None:
-        for key, value in stats.items():
-            self.totals[key] += value
-        self.count += 1
+        self.stats.add(stats)
 
     def summary(self, state: TrainingState) -> dict[str, float]:
         rate = (state.nimg - self.nimg) / max(time.perf_counter() - self.time, 1e-9)
-        tick = {k: v / self.count for k, v in self.totals.items()}
+        tick = self.stats.mean()
         tick.update({"Progress/kimg": state.kimg, "Speed/img_per_s": rate, "Speed/s_per_kimg": 1000 / max(rate, 1e-9),
                      "LR/generator": state.opt_g.param_groups[0]["lr"], "LR/critic": state.opt_d.param_groups[0]["lr"]})
         self.reset(state.nimg)
@@ -218,12 +235,12 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, resume: Path | None =
             raise checkpoint.CheckpointError(f"{resume}: was trained on different data "
                                              f"({payload['data_fingerprint']} vs {data.fingerprint})")
         restore(state, payload)
-    loss = WGANGPLoss(state.G, state.D, cfg.loss, autocast_factory(device, cfg.amp), shard)
+    loss = build_loss(state.G, state.D, cfg.loss, autocast_factory(device, cfg.amp), shard)
     images, labels = data.images.to(device), data.labels.to(device)
     main = shard.is_main
     logger = StatsLogger(run_dir, resume_step=state.step if resume else None) if main else None
     if main and resume is None:
-        logger.hparams(_flat(cfg), ["Loss/wasserstein", "Loss/gp"])
+        logger.hparams(_flat(cfg), [loss.PROGRESS[1]])
     outputs, ticker = _RunOutputs(run_dir, cfg, data, state, logger, best_metric), _Ticker(state.nimg)
     bar = tqdm(total=cfg.iters, initial=state.step, unit="it", disable=not (progress and main), dynamic_ncols=True)
     latest = None
@@ -236,7 +253,7 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, resume: Path | None =
                     _check_in_step(state, shard, device)
                 if main:
                     bar.update(1)
-                    _main_rank_duties(state, cfg, outputs, ticker, callbacks, bar, device, last)
+                    _main_rank_duties(state, cfg, outputs, ticker, callbacks, bar, device, last, loss.PROGRESS)
             if main:
                 latest = outputs.save()  # at the end, and on Ctrl-C / SIGTERM
             if stop.requested and main:
@@ -250,14 +267,16 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, resume: Path | None =
 
 
 def _main_rank_duties(state: TrainingState, cfg: TrainConfig, outputs: _RunOutputs, ticker: _Ticker,
-                      callbacks: Sequence[Callback], bar, device: torch.device, last: bool) -> None:
+                      callbacks: Sequence[Callback], bar, device: torch.device, last: bool,
+                      progress_key: tuple[str, str]) -> None:
     """Callbacks, logging, sample grids and checkpoints: once per run, by the main rank."""
     for extra in filter(None, (cb(state.step, state) for cb in callbacks)):
         outputs.report(extra)
     if state.step % cfg.log_every == 0 or last:
         tick = ticker.summary(state)
         outputs.logger.log(state.step, tick)
-        bar.set_postfix(kimg=f"{state.kimg:.1f}", img_s=f"{tick['Speed/img_per_s']:.0f}", W=f"{tick['Loss/wasserstein']:.3f}")
+        label, key = progress_key
+        bar.set_postfix({"kimg": f"{state.kimg:.1f}", "img_s": f"{tick['Speed/img_per_s']:.0f}", label: f"{tick[key]:.3f}"})
     if state.step % cfg.sample_every == 0 or last:
         outputs.grid(device)
     if state.step % cfg.checkpoint_every == 0:

@@ -1,0 +1,217 @@
+"""Time to quality: generator scores against CPU-minutes of training, several recipes side by side.
+
+Each recipe is a set of `wgan-train` options. It trains on the real cv fold 0 training split
+(unless its options say otherwise) for a fixed budget of process CPU time, exporting the EMA
+generator at every mark; only training counts toward the budget (exports are not timed).
+After training, every snapshot is scored per class with the released extractor, exactly as
+`wgan-eval` scores a generator (FID, KID, precision, recall, activated-pixel and
+summed-intensity W1, each beside its real-vs-real floor). Recipes run in separate processes,
+`--parallel` at a time with `--threads` each, so a comparison shares one machine and one run.
+
+    python bench/time_to_quality.py --minutes 25 --every 5 --parallel 2 \\
+        --recipe "published=--preset small" --recipe "resize=--preset small-resize"
+
+Writes `<out>/<recipe>/` (snapshots, final sample grid, scores.json), `<out>/time_to_quality.json`
+(every recipe, the machine's CPU flags and thread count, and the variant `wgan-train` picks by
+default on this machine) and `<out>/time_to_quality.png`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CLASSES = ("FRI", "FRII", "Compact", "Bent")
+FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def recipe_config(args: str):
+    """The TrainConfig `wgan-train ARGS` would train (cv fold 0 unless ARGS name a split)."""
+    from wgan.cli import train_command
+    from wgan.launch import config_from_options
+
+    argv = shlex.split(args)
+    if "--split" not in argv:
+        argv += ["--split", "cv", "--fold", "0"]
+    ctx = train_command.make_context("wgan-train", argv)
+    return config_from_options(ctx.params)
+
+
+def train_for(cfg, minutes: float, every: float, out: Path) -> list[dict]:
+    """Train until `minutes` of process CPU time; export the EMA generator at every mark."""
+    import torch
+
+    from wgan import checkpoint
+    from wgan.data import load_dataset
+    from wgan.loss import build_loss
+    from wgan.run import autocast_factory, sample_grid, save_png
+    from wgan.training_loop import train_iteration
+    from wgan.training_state import build_state, generator_export
+
+    data = load_dataset(cfg.data)
+    device = torch.device("cpu")
+    state = build_state(cfg, len(data), device)
+    loss = build_loss(state.G, state.D, cfg.loss, autocast_factory(device, cfg.amp))
+    images, labels = data.images.to(device), data.labels.to(device)
+    marks, trained, wall = [], 0.0, 0.0
+    next_mark = every
+    while next_mark <= minutes + 1e-9:
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        train_iteration(state, loss, images, labels, cfg)
+        trained += (time.process_time() - cpu0) / 60
+        wall += (time.perf_counter() - wall0) / 60
+        if trained >= next_mark:
+            path = out / f"snapshot-{round(next_mark):04d}min.pt"
+            checkpoint.save(generator_export(state, cfg, data.fingerprint, data.pixel_scale_arcsec), path)
+            marks.append({"cpu_minutes": round(trained, 3), "wall_minutes": round(wall, 3), "iters": state.step,
+                          "kimg": round(state.kimg, 2), "snapshot": path.name})
+            print(f"[{out.name}] {trained:.1f} CPU-min, {state.step} it, {state.kimg:.1f} kimg", flush=True)
+            next_mark += every
+    save_png(sample_grid(state.ema.model, cfg.network, device)[0].numpy(), out / "grid-final.png")
+    return marks
+
+
+def score(out: Path, marks: list[dict], cfg, extractor_path: Path, n: int) -> dict:
+    """Per-class scores of every snapshot (and the floors once), as wgan-eval computes them."""
+    from classifier.evaluate_generator import GeneratorEvaluation, evaluate_generator
+    from classifier.export import load_classifier
+    from wgan.sampling import load_generator
+
+    extractor = load_classifier(extractor_path, "cpu")
+    floor = None
+    for mark in marks:
+        result, _ = evaluate_generator(load_generator(out / mark["snapshot"]), cfg, extractor,
+                                       GeneratorEvaluation(n_per_class=n))
+        mark["scores"] = {c: _summary(result["scores"][c]) for c in ("overall", *CLASSES)}
+        floor = {c: _summary(result["floor"][c]) for c in ("overall", *CLASSES)}
+    return {"floor": floor, "extractor": {"path": str(extractor_path), "file_hash": extractor.file_hash}}
+
+
+def _summary(s: dict) -> dict:
+    return {"fid": s["fid"], "kid": s["kid"], "precision": s["precision"], "recall": s["recall"],
+            "activated_w1": s["astro"]["activated_pixels"]["wasserstein"],
+            "intensity_sum_w1": s["astro"]["intensity_sum"]["wasserstein"]}
+
+
+def worker(args) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    name, options = args.worker.split("=", 1)
+    out = args.out / name
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = recipe_config(options)
+    marks = train_for(cfg, args.minutes, args.every, out)
+    extra = score(out, marks, cfg, args.extractor, args.n)
+    result = {"recipe": name, "options": options, "config": json.loads(cfg.to_json()), "threads": args.threads,
+              "marks": marks, **extra}
+    (out / "scores.json").write_text(json.dumps(result, indent=2))
+
+
+def cpu_flags() -> list[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    return [f for f in FLAGS if f in line.split()]
+
+
+def machine() -> dict:
+    import torch
+
+    default = recipe_config("")
+    return {"cpu": platform.processor() or platform.machine(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(),
+            "torch": torch.__version__,
+            "wgan_train_default": {"preset": default.preset, "amp_bf16": default.amp,
+                                   "upsample": default.network.upsample, "n_critic": default.n_critic}}
+
+
+def run_all(args) -> None:
+    """Run every recipe in its own process, `parallel` at a time, then merge and plot."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    pending, running = list(args.recipe), []
+    common = ["--minutes", str(args.minutes), "--every", str(args.every), "--threads", str(args.threads),
+              "--n", str(args.n), "--extractor", str(args.extractor), "--out", str(args.out)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    while pending or running:
+        while pending and len(running) < args.parallel:
+            recipe = pending.pop(0)
+            running.append(subprocess.Popen([sys.executable, __file__, "--worker", recipe, *common], env=env))
+        time.sleep(2)
+        for proc in [p for p in running if p.poll() is not None]:
+            running.remove(proc)
+            if proc.returncode:
+                print(f"recipe process {proc.args[3]} failed with exit code {proc.returncode}", file=sys.stderr)
+    merge(args)
+
+
+def merge(args) -> None:
+    recipes = [json.loads(p.read_text()) for p in sorted(args.out.glob("*/scores.json"))]
+    summary = {"benchmark": "time_to_quality", "machine": machine(), "budget_cpu_minutes": args.minutes,
+               "recipes": recipes}
+    (args.out / "time_to_quality.json").write_text(json.dumps(summary, indent=2))
+    plot(recipes, args.out / "time_to_quality.png")
+    table = {r["recipe"]: {f"{m['cpu_minutes']:.1f}min": [round(m["scores"][c]["fid"], 1) for c in CLASSES]
+                           for m in r["marks"]} for r in recipes}
+    print(json.dumps({"machine": summary["machine"], "fid_per_class_FRI_FRII_Compact_Bent": table}, indent=2))
+
+
+def plot(recipes: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 4, figsize=(16, 7), sharex=True)
+    for row, (metric, label) in enumerate((("fid", "FID"), ("recall", "recall"))):
+        for ax, c in zip(axes[row], CLASSES):
+            for r in recipes:
+                ax.plot([m["cpu_minutes"] for m in r["marks"]], [m["scores"][c][metric] for m in r["marks"]],
+                        marker="o", label=r["recipe"])
+            if recipes and recipes[0]["floor"]:
+                ax.axhline(recipes[0]["floor"][c][metric], color="grey", ls="--", lw=1, label="real-vs-real floor")
+            ax.set_title(f"{c}: {label}")
+            ax.set_yscale("log" if metric == "fid" else "linear")
+            ax.set_xlabel("training CPU-minutes")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe", action="append", default=[], help="NAME=WGAN_TRAIN_OPTIONS (repeat)")
+    parser.add_argument("--minutes", type=float, default=25.0, help="training budget per recipe, CPU-minutes")
+    parser.add_argument("--every", type=float, default=5.0, help="CPU-minutes between snapshots")
+    parser.add_argument("--parallel", type=int, default=2, help="recipes trained at once")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per recipe")
+    parser.add_argument("--n", type=int, default=400, help="samples per class per score")
+    parser.add_argument("--extractor", type=Path, default=ROOT / "checkpoints" / "extractor.pt")
+    parser.add_argument("--out", type=Path, default=Path("runs/time_to_quality"))
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--merge-only", action="store_true", help="re-merge finished recipes in --out")
+    args = parser.parse_args()
+    if args.worker:
+        worker(args)
+    elif args.merge_only:
+        merge(args)
+    else:
+        if not args.recipe:
+            parser.error("give at least one --recipe NAME=OPTIONS")
+        run_all(args)
+
+
+if __name__ == "__main__":
+    main()
