@@ -12,7 +12,7 @@ import torch
 from tests.helpers import synthetic_set, tiny_config
 from wgan import checkpoint
 from wgan.config import TrainConfig
-from wgan.training_loop import TrainingDiverged, train
+from wgan.training_loop import TrainingDiverged, TrainingStopped, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -167,8 +167,9 @@ def test_sigterm_and_ctrl_c_checkpoint_then_stop(tmp_path, sig):
             os.kill(os.getpid(), sig)
 
     before = signal.getsignal(sig)
-    export = train(tiny_config(iters=8), synthetic_set(), tmp_path, callbacks=[interrupt], progress=False)
-    assert export.is_file()
+    with pytest.raises(TrainingStopped) as stopped:
+        train(tiny_config(iters=8), synthetic_set(), tmp_path, callbacks=[interrupt], progress=False)
+    assert stopped.value.signal == sig and stopped.value.export.is_file()
     assert checkpoint.list_checkpoints(tmp_path)[-1].name == "training-state-00000003.pt"
     assert signal.getsignal(sig) is before  # the run's handler is removed again
 

@@ -12,9 +12,10 @@ from .data import CLASS_NAMES, DataError
 from .loss import LOSSES
 from .networks import UPSAMPLERS
 from .presets import DEFAULT_PRESET, PRESETS
+from .workdir import DirectoryBusy
 from .writers import FORMATS
 
-USER_ERRORS = (DataError, CheckpointError, ValueError, OSError)
+USER_ERRORS = (DataError, CheckpointError, ValueError, OSError, DirectoryBusy)
 
 
 @click.command(context_settings={"show_default": True})
@@ -50,7 +51,9 @@ USER_ERRORS = (DataError, CheckpointError, ValueError, OSError)
               help="bf16 autocast; default: on where bf16 is native (CUDA, CPUs with AVX-512 BF16 or AMX).")
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None, help="Run directory; default: a new numbered one under --runs-root.")
 @click.option("--runs-root", type=click.Path(path_type=Path), default=Path("runs"))
-@click.option("--resume", default=None, help="'auto' (latest checkpoint of --run-dir, or of the latest run) or a checkpoint path.")
+@click.option("--resume", default=None,
+              help="'auto': continue --run-dir (or the newest run), refused when there is none; 'if-any': continue "
+                   "if there is a run, else start one (for resubmitted jobs); or a checkpoint path.")
 @click.option("--log-every", type=click.IntRange(1), default=50, help="Generator iterations between stats lines.")
 @click.option("--sample-every", type=click.IntRange(1), default=1000)
 @click.option("--checkpoint-every", type=click.IntRange(1), default=1000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
@@ -10,8 +11,10 @@ from . import checkpoint, presets
 from .config import OptimConfig, TrainConfig
 from .data import DataConfig, load_dataset
 from .diffaug import parse_policy
+from .distributed import is_main_process
 from .loss import LossConfig
 from .run import latest_run_dir, native_bf16, new_run_dir, select_device
+from .workdir import exclusive
 
 # Options that may change when a run is resumed; the rest come from the run's saved config.
 RESUMABLE = {"kimg", "iters", "log_every", "sample_every", "checkpoint_every", "keep", "device", "progress",
@@ -72,12 +75,25 @@ def apply_schedule(cfg: TrainConfig, opts: dict, given: set[str]) -> TrainConfig
 
 
 def resolve_resume(resume: str, run_dir: Path | None, runs_root: Path) -> Path | None:
-    """The checkpoint to resume from; None when 'auto' finds nothing (a fresh run starts)."""
-    if resume != "auto":
+    """The checkpoint to resume from. 'auto' continues --run-dir (or the newest run under
+    runs_root) and refuses when there is no run to continue; 'if-any' does the same but starts a
+    fresh run when there is none (for job scripts that are resubmitted); else a checkpoint path."""
+    if resume not in ("auto", "if-any"):
         return Path(resume)
-    run_dir = run_dir or latest_run_dir(runs_root)
-    found = checkpoint.list_checkpoints(run_dir) if run_dir else []
-    return found[-1] if found else None
+    where = run_dir or latest_run_dir(runs_root)
+    found = checkpoint.list_checkpoints(where) if where else []
+    if found or resume == "if-any":
+        return found[-1] if found else None
+    if run_dir is None:
+        raise click.UsageError(f"--resume auto: no run with a checkpoint under {runs_root}; "
+                               "start one without --resume")
+    raise click.UsageError(f"--resume auto: {run_dir} holds no run to continue (no checkpoints/); check the "
+                           "path, or start a run there without --resume")
+
+
+def holds_run(run_dir: Path) -> bool:
+    """Whether a directory already has a run's files (a config or training states)."""
+    return (run_dir / "config.json").exists() or bool(checkpoint.list_checkpoints(run_dir))
 
 
 def run_training(opts: dict, ctx: click.Context) -> None:
@@ -94,6 +110,9 @@ def run_training(opts: dict, ctx: click.Context) -> None:
     else:
         cfg = config_from_options(opts)
         run_dir = opts["run_dir"]
+        if run_dir is not None and holds_run(run_dir):
+            raise click.UsageError(f"{run_dir} already holds a run; continue it with --resume auto, "
+                                   "or choose another --run-dir")
     if opts["dry_run"]:
         click.echo(cfg.to_json())
         click.echo(f"# run directory: {run_dir or opts['runs_root'] / ('<next>-' + cfg.run_name())}", err=True)
@@ -103,18 +122,30 @@ def run_training(opts: dict, ctx: click.Context) -> None:
     callbacks, best_metric = quality_monitor(opts, data, cfg.device)  # before anything is written
     if run_dir is None:
         run_dir = new_run_dir(opts["runs_root"], cfg.run_name())
-    run_dir.mkdir(parents=True, exist_ok=True)
-    from .atomic import write_text
-    from .training_loop import TrainingDiverged, train
+    # Only the main process of a torchrun launch writes, so only it takes the directory's lock.
+    with exclusive(run_dir, "wgan-train") if is_main_process() else contextlib.nullcontext():
+        if resume is None and holds_run(run_dir):  # checked again under the lock: a writer may have just started
+            raise click.UsageError(f"{run_dir} already holds a run; continue it with --resume auto")
+        _train_in(run_dir, cfg, data, resume, callbacks, best_metric, opts["progress"])
 
-    write_text(run_dir / "config.json", cfg.to_json())
+
+def _train_in(run_dir: Path, cfg: TrainConfig, data, resume, callbacks, best_metric, progress: bool) -> None:
+    from .atomic import write_text
+    from .training_loop import TrainingDiverged, TrainingStopped, train
+
+    if is_main_process():
+        write_text(run_dir / "config.json", cfg.to_json())
     click.echo(f"run directory: {run_dir} ({len(data)} images, {cfg.iters} iterations = {cfg.total_kimg:.1f} kimg, "
                f"device {select_device(cfg.device)})", err=True)
     try:
         export = train(cfg, data, run_dir, resume=resume, callbacks=callbacks, best_metric=best_metric,
-                       progress=opts["progress"])
+                       progress=progress)
     except TrainingDiverged as error:
         raise click.ClickException(str(error)) from None
+    except TrainingStopped as stopped:
+        # 128 + signal (130 for Ctrl-C, 143 for SIGTERM): a scheduler records a stopped job, not a finished one.
+        ctx = click.get_current_context()
+        ctx.exit(128 + stopped.signal)
     click.echo(f"generator export: {export}")
 
 

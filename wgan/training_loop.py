@@ -41,6 +41,15 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
 
 
+class TrainingStopped(Exception):
+    """SIGINT or SIGTERM stopped the run after it wrote a checkpoint; `signal` is the signal's number
+    (a command exits with 128 + signal, so a scheduler sees a stopped job, not a finished one)."""
+
+    def __init__(self, signal_number: int, export: Path | None):
+        super().__init__(f"stopped by signal {signal_number}")
+        self.signal, self.export = signal_number, export
+
+
 def _grad_norm(module: torch.nn.Module) -> float:
     norms = [p.grad.detach().norm() for p in module.parameters() if p.grad is not None]
     return torch.stack(norms).norm().item() if norms else 0.0
@@ -123,6 +132,7 @@ class _StopRequest:
 
     def __init__(self):
         self.requested = False
+        self.signal = 0  # the first signal received
         self._previous = {}
 
     def __enter__(self):
@@ -134,7 +144,7 @@ class _StopRequest:
     def _handle(self, signum, frame):
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested, self.signal = True, self.signal or signum
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -216,7 +226,8 @@ class _RunOutputs:
 def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, resume: Path | None = None,
           callbacks: Sequence[Callback] = (), best_metric: str | None = None, progress: bool = True) -> Path | None:
     """Train (or continue) a run in `run_dir`; returns the path of the generator export (None on
-    the non-main ranks of a torchrun launch, which write nothing).
+    the non-main ranks of a torchrun launch, which write nothing). A run stopped by SIGINT or
+    SIGTERM writes its checkpoint and raises TrainingStopped.
 
     When a callback reports `best_metric` (lower is better) and it improves, the EMA generator
     is also exported as generator-best.pt.
@@ -263,6 +274,9 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, resume: Path | None =
         bar.close()
         if logger:
             logger.close()
+    if stop.requested:
+        # A rank stopped by another rank's signal reports SIGTERM, as a scheduler would send.
+        raise TrainingStopped(stop.signal or signal.SIGTERM, latest)
     return latest
 
 
