@@ -2,13 +2,16 @@
 
 Two artifacts, as in most GAN trainers: a full training state (for resume) and a
 generator export (EMA weights + network config, what wgan-sample reads).
-Both are written to a temporary file and renamed, so a crash never leaves half a file.
+Both are written to a temporary file and renamed, so a crash never leaves half a file, and
+both carry a SHA-256 digest of their whole content, checked on every load, so a file damaged
+on disk or in transfer is refused instead of sampling or training from altered weights.
 """
 
 from __future__ import annotations
 
-import pickle
-import zipfile
+import hashlib
+import sys
+import warnings
 from pathlib import Path
 
 import torch
@@ -28,9 +31,36 @@ class CheckpointError(ValueError):
 
 
 def save(payload: dict, path: str | Path) -> None:
-    """Atomically write a checkpoint dict (tensors, numbers, strings, lists, dicts only)."""
+    """Atomically write a checkpoint dict (tensors, numbers, strings, lists, dicts only) with its digest."""
+    payload = {k: v for k, v in payload.items() if k != "digest"}
+    payload["digest"] = content_digest(payload)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
+
+
+def content_digest(value) -> str:
+    """SHA-256 over every key, number, string and tensor (dtype, shape and bytes) in a fixed order."""
+    digest = hashlib.sha256()
+    _feed(digest, value)
+    return digest.hexdigest()
+
+
+def _feed(digest, value) -> None:
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"tensor:{flat.dtype}:{tuple(value.shape)}:".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        digest.update(f"dict:{len(value)}:".encode())
+        for key in sorted(value, key=repr):  # int and str keys (optimizer states) sort together by repr
+            digest.update(f"{key!r}=".encode())
+            _feed(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"list:{len(value)}:".encode())
+        for item in value:
+            _feed(digest, item)
+    else:
+        digest.update(f"{type(value).__name__}:{value!r};".encode())
 
 
 def load(path: str | Path, kind: str) -> dict:
@@ -39,17 +69,45 @@ def load(path: str | Path, kind: str) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{path}: truncated, corrupt or not a safe checkpoint ({first_line[:200]})") from None
+        with warnings.catch_warnings():  # a damaged file makes torch warn before it fails; the error says it all
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # any failure to parse the file is the file's fault, never a traceback
+        raise CheckpointError(f"{path}: {_why_unreadable(path, error)}; it cannot be used "
+                              "(restore it from a copy, or use an older checkpoint of the run)") from None
     if not isinstance(payload, dict) or payload.get("format") not in KINDS:
         raise CheckpointError(f"{path}: not a radiogan checkpoint")
     if payload["format"] != kind:
         raise CheckpointError(f"{path}: is a {payload['format']} file, expected a {kind} file")
-    if int(payload.get("version", 0)) > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: format version {payload['version']} is newer than this radiogan supports")
+    if not isinstance(payload.get("version", 0), int) or payload.get("version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format version {payload['version']} is newer than this radiogan supports; "
+                              "upgrade radiogan to read it")
+    _check_digest(path, payload)
     return payload
+
+
+def _why_unreadable(path: Path, error: Exception) -> str:
+    """What is wrong with a file torch.load refused, without passing on torch's advice to load
+    unsafely (a file of unknown origin must never be unpickled)."""
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if head != b"PK\x03\x04":
+        return "not a PyTorch checkpoint file (it is not a zip archive)"
+    text = str(error)
+    if "weights_only" in text or "Unsupported global" in text or "Unpickler" in text:
+        return ("damaged, or holds Python objects other than tensors and plain values (radiogan never "
+                "writes those, and will not unpickle them)")
+    return "truncated or damaged (its archive cannot be read)"
+
+
+def _check_digest(path: Path, payload: dict) -> None:
+    stored = payload.pop("digest", None)
+    if stored is None:
+        print(f"note: {path} has no content digest (written before digests were added); "
+              "it cannot be checked for damage", file=sys.stderr)
+    elif stored != content_digest(payload):
+        raise CheckpointError(f"{path}: damaged: its content does not match the digest stored in it; "
+                              "restore it from a copy, or use an older checkpoint of the run")
 
 
 def file_hash(path: str | Path) -> str:

@@ -1,0 +1,123 @@
+"""Checkpoints prove their integrity: a damaged file is refused by name, never loaded silently,
+never a traceback, and no error advises loading unsafely."""
+
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.helpers import synthetic_set, tiny_config
+from wgan import checkpoint
+from wgan.sampling import load_generator
+from wgan.training_loop import train
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("integrity")
+    train(tiny_config(iters=2), synthetic_set(), run_dir, progress=False)
+    return run_dir
+
+
+def files(run: Path) -> dict[str, tuple[Path, str]]:
+    return {"export": (run / "generator.pt", checkpoint.GENERATOR_EXPORT),
+            "state": (checkpoint.list_checkpoints(run)[-1], checkpoint.TRAINING_STATE)}
+
+
+def tensor_offsets(path: Path) -> list[int]:
+    """Byte offsets in the file of the stored tensor data (torch's zip keeps it uncompressed)."""
+    offsets = []
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if "/data/" in info.filename and info.file_size >= 16:
+                with open(path, "rb") as handle:
+                    handle.seek(info.header_offset + 26)
+                    name_len, extra_len = (int.from_bytes(handle.read(2), "little") for _ in range(2))
+                start = info.header_offset + 30 + name_len + extra_len
+                offsets.append(start + info.file_size // 2)
+    return offsets
+
+
+@pytest.mark.parametrize("kind", ["export", "state"])
+def test_a_byte_changed_inside_a_tensor_is_refused_as_damaged(run, kind, tmp_path):
+    path, fmt = files(run)[kind]
+    data = bytearray(path.read_bytes())
+    offsets = tensor_offsets(path)
+    assert offsets
+    for offset in offsets[:5]:
+        damaged = bytearray(data)
+        damaged[offset] ^= 0x10
+        target = tmp_path / path.name
+        target.write_bytes(bytes(damaged))
+        with pytest.raises(checkpoint.CheckpointError, match=f"{target.name}: damaged"):
+            checkpoint.load(target, fmt)
+
+
+@pytest.mark.parametrize("kind", ["export", "state"])
+def test_any_single_byte_mutation_is_refused_or_harmless(run, kind, tmp_path_factory):
+    path, fmt = files(run)[kind]
+    original = path.read_bytes()
+    reference = checkpoint.load(path, fmt)
+    target = tmp_path_factory.mktemp("fuzz") / path.name
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(position=st.integers(0, len(original) - 1), value=st.integers(1, 255))
+    def mutate(position, value):
+        damaged = bytearray(original)
+        damaged[position] ^= value
+        target.write_bytes(bytes(damaged))
+        try:
+            payload = checkpoint.load(target, fmt)
+        except checkpoint.CheckpointError as error:
+            assert str(error).startswith(f"{target}: ") and "\n" not in str(error)
+            assert "weights_only" not in str(error)
+            return
+        # It loaded: then the bytes changed were not content (zip padding, a timestamp, ...).
+        assert checkpoint.content_digest(payload) == checkpoint.content_digest(reference)
+
+    mutate()
+
+
+def test_unsafe_pickle_error_never_advises_disabling_weights_only(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": checkpoint.GENERATOR_EXPORT, "obj": Path("x")}, path)
+    with pytest.raises(checkpoint.CheckpointError) as error:
+        checkpoint.load(path, checkpoint.GENERATOR_EXPORT)
+    message = str(error.value)
+    assert "weights_only" not in message and "Python objects" in message and "\n" not in message
+    assert "will not unpickle" in message
+
+
+@pytest.mark.parametrize("case, message", [
+    ("not-zip", "not a PyTorch checkpoint file"),
+    ("truncated", "truncated or damaged"),
+    ("newer", "newer than this radiogan supports; upgrade"),
+    ("classifier", "is a radiogan-classifier file, expected a radiogan-generator file"),
+])
+def test_errors_say_what_is_wrong(run, tmp_path, case, message):
+    path = tmp_path / "x.pt"
+    source = (run / "generator.pt").read_bytes()
+    if case == "not-zip":
+        path.write_bytes(b"SIMPLE  =                    T" + b" " * 100)  # e.g. a FITS file
+    elif case == "truncated":
+        path.write_bytes(source[: len(source) // 2])
+    else:
+        payload = checkpoint.load(run / "generator.pt", checkpoint.GENERATOR_EXPORT)
+        if case == "newer":
+            payload["version"] = checkpoint.FORMAT_VERSION + 1
+        else:
+            payload["format"] = checkpoint.CLASSIFIER_EXPORT
+        checkpoint.save(payload, path)
+    with pytest.raises(checkpoint.CheckpointError, match=message):
+        checkpoint.load(path, checkpoint.GENERATOR_EXPORT)
+
+
+def test_files_without_a_digest_still_load_with_a_notice(run, tmp_path, capsys):
+    payload = checkpoint.load(run / "generator.pt", checkpoint.GENERATOR_EXPORT)
+    old = tmp_path / "old.pt"
+    torch.save(payload, old)  # as written before digests existed
+    assert load_generator(old).kimg == payload["kimg"]
+    assert "has no content digest" in capsys.readouterr().err
