@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -124,7 +126,24 @@ def test_cache_key_function(parts, other):
     assert cache.cache_key(parts) != cache.cache_key(other)
 
 
+def rewritten(data: bytes, change) -> bytes:
+    """A valid npz whose arrays were changed by `change(arrays)` (the stored digest kept as it was)."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        arrays = {name: archive[name].copy() for name in archive.files}
+    change(arrays)
+    out = io.BytesIO()
+    np.savez(out, **arrays)
+    return out.getvalue()
+
+
+def _flip_pixel(arrays):
+    arrays["images"][0, 0, 0] ^= 1
+
+
 CORRUPTIONS = {
+    "missing-array": lambda data: rewritten(data, lambda arrays: arrays.pop("labels")),
+    "altered-pixel": lambda data: rewritten(data, _flip_pixel),
+    "no-digest": lambda data: rewritten(data, lambda arrays: arrays.pop(cache.DIGEST_NAME)),
     "garbage": lambda data: b"this is not an npz file" * 10,
     "empty": lambda data: b"",
     "truncated": lambda data: data[: len(data) // 2],

@@ -96,6 +96,10 @@ def load_dataset(config: DataConfig) -> ImageSet:
     selected = full.subset(arrays["split"] == config.subset, f"{config.split}/{config.fold}/{config.subset}")
     if len(selected) == 0:
         raise DataError(f"{path}: no images in subset '{config.subset}'")
+    present = [CLASS_NAMES[c] for c in selected.labels.unique().tolist()]
+    if config.subset == "train" and len(present) < 2:
+        raise DataError(f"{path}: the training images hold only class {', '.join(present)}; class-conditional "
+                        "training and classifiers need images of at least two classes")
     return selected
 
 

@@ -1,4 +1,8 @@
-"""On-disk cache of preprocessed arrays, keyed by a hash of everything that made them."""
+"""On-disk cache of preprocessed arrays, keyed by a hash of everything that made them.
+
+Each entry also stores a digest of its own arrays; an entry that is damaged, incomplete or
+altered fails that check and is rebuilt, never used.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ import numpy as np
 from ..atomic import atomic_path
 
 # Bump when the preprocessing code changes what it produces, so old entries are not reused.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: entries carry DIGEST_NAME
+DIGEST_NAME = "__digest__"
 
 
 def cache_dir() -> Path:
@@ -39,16 +44,30 @@ def cache_key(parts: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
+def arrays_digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over every array's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}:{array.dtype.str}:{array.shape}:".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 def load(key: str) -> dict[str, np.ndarray] | None:
-    """The cached arrays for `key`, or None when absent or unreadable (then rebuilt)."""
+    """The cached arrays for `key`, or None when absent, unreadable, incomplete or altered (then rebuilt)."""
     path = cache_dir() / f"{key}.npz"
     if not path.exists():
         return None
     try:
         with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError):
         return None
+    stored = arrays.pop(DIGEST_NAME, None)
+    if stored is None or str(stored) != arrays_digest(arrays):
+        return None
+    return arrays
 
 
 def save(key: str, arrays: dict[str, np.ndarray]) -> None:
@@ -56,6 +75,6 @@ def save(key: str, arrays: dict[str, np.ndarray]) -> None:
     try:
         with atomic_path(cache_dir() / f"{key}.npz") as tmp:
             with open(tmp, "wb") as handle:
-                np.savez(handle, **arrays)
+                np.savez(handle, **arrays, **{DIGEST_NAME: np.array(arrays_digest(arrays))})
     except OSError:
         pass  # a read-only cache directory only costs speed

@@ -45,26 +45,18 @@ def read_schema(h5: h5py.File, name: str) -> RawImages:
     images, labels, split, ra, dec, source = [], [], [], [], [], []
     for key in groups:
         where = f"{name}:{key}"
-        group = h5[key]
-        if "Img" not in group or "Label_literature" not in group:
-            raise DataError(f"{where}: missing 'Img' or 'Label_literature'")
-        img = np.asarray(group["Img"][()])
-        if img.ndim != 2 or img.shape[0] != img.shape[1]:
-            raise DataError(f"{where}: image has shape {img.shape}, expected a square 2-D image")
+        try:
+            img, label, meta = _read_group(h5[key], where)
+        except DataError:
+            raise
+        except Exception as error:  # h5py raises many types for a malformed group
+            raise DataError(f"{where}: malformed group ({type(error).__name__}: {error})") from None
         if images and img.shape != images[0].shape:
             raise DataError(f"{where}: image is {img.shape}, the first image is {images[0].shape}")
-        if img.dtype != np.uint8:
-            raise DataError(f"{where}: image dtype is {img.dtype}, the FIRST schema stores uint8")
-        label = float(group["Label_literature"][()])
-        if label not in range(len(CLASS_NAMES)):
-            raise DataError(f"{where}: unknown class label {label:g}")
-        attrs = group["Img"].attrs
         images.append(img)
-        labels.append(int(label))
-        split.append(_text(group["Split_literature"]) if "Split_literature" in group else "train")
-        ra.append(float(attrs.get("RA", np.nan)))
-        dec.append(float(attrs.get("DEC", np.nan)))
-        source.append(_text(attrs.get("Source", "")))
+        labels.append(label)
+        for column, value in zip((split, ra, dec, source), meta):
+            column.append(value)
     return RawImages(
         images=np.stack(images),
         labels=np.asarray(labels, dtype=np.int64),
@@ -73,6 +65,28 @@ def read_schema(h5: h5py.File, name: str) -> RawImages:
         dec=np.asarray(dec, dtype=np.float64),
         source=np.asarray(source),
     )
+
+
+def _read_group(group, where: str) -> tuple[np.ndarray, int, tuple]:
+    """One image, its label and (split, RA, DEC, source); DataError naming `where` when malformed."""
+    if not isinstance(group, h5py.Group) or "Img" not in group or "Label_literature" not in group:
+        raise DataError(f"{where}: missing 'Img' or 'Label_literature'")
+    img = np.asarray(group["Img"][()])
+    if img.ndim != 2 or img.shape[0] != img.shape[1]:
+        raise DataError(f"{where}: image has shape {img.shape}, expected a square 2-D image")
+    if img.dtype != np.uint8:
+        raise DataError(f"{where}: image dtype is {img.dtype}, the FIRST schema stores uint8")
+    raw_label = group["Label_literature"][()]
+    try:
+        label = float(raw_label)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: class label {raw_label!r} is not a number (0 FRI, 1 FRII, 2 Compact, 3 Bent)") from None
+    if label not in range(len(CLASS_NAMES)):
+        raise DataError(f"{where}: unknown class label {label:g}")
+    attrs = group["Img"].attrs
+    split = _text(group["Split_literature"]) if "Split_literature" in group else "train"
+    return img, int(label), (split, float(attrs.get("RA", np.nan)), float(attrs.get("DEC", np.nan)),
+                             _text(attrs.get("Source", "")))
 
 
 def write_group(h5: h5py.File, index: int, image: np.ndarray, label: int, source: str,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import io
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -129,17 +130,39 @@ def scale_to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def _read_png(path: Path) -> np.ndarray:
+    """Pixel values of a PNG, whatever its mode: palette images through their palette, 1-bit as
+    0/255, 16-bit as they are (scaled per image later); refused by name when colour, partly
+    transparent, or larger than Pillow reads safely."""
     try:
-        with Image.open(path) as img:
-            array = np.asarray(img)
-    except (OSError, UnidentifiedImageError) as error:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                return _grey_pixels(img, path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError(f"{path}: image too large to decode safely (over {Image.MAX_IMAGE_PIXELS} pixels; "
+                        "a decompression bomb?)") from None
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
         raise DataError(f"{path}: unreadable PNG ({error})") from None
-    if array.ndim == 3:
-        colour = array[..., :3]
+
+
+def _grey_pixels(img: Image.Image, path: Path) -> np.ndarray:
+    if img.mode in ("P", "PA"):
+        img = img.convert("RGBA")  # a palette image's pixels are indices: read them through the palette
+    elif img.mode == "1":
+        img = img.convert("L")
+    if "A" in img.mode or "a" in img.mode:
+        if (np.asarray(img.getchannel("A")) != 255).any():
+            raise DataError(f"{path}: image has transparent pixels ({img.mode}); save it without an alpha channel")
+        img = img.convert("L" if img.mode.startswith("L") else "RGB")
+    if img.mode == "RGB":
+        colour = np.asarray(img)
         if not (np.array_equal(colour[..., 0], colour[..., 1]) and np.array_equal(colour[..., 0], colour[..., 2])):
             raise DataError(f"{path}: colour image; radio images must be single-channel")
-        array = colour[..., 0]
-    return array
+        return colour[..., 0]
+    if img.mode not in ("L", "I", "I;16", "I;16B", "I;16L", "F"):
+        raise DataError(f"{path}: unsupported PNG mode {img.mode}; save it as 8- or 16-bit greyscale")
+    return np.asarray(img)
 
 
 def _read_fits(path: Path) -> np.ndarray:
