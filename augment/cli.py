@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from classifier.models import MODELS
+from wgan.cli import DEVICE
 
 DEFAULT_GENERATOR = Path("checkpoints/generator.pt")
 
@@ -50,7 +51,7 @@ def _int_list(ctx, param, value: str) -> list[int]:
 @click.option("--tta", is_flag=True, help="Base setting for every arm: predict with the mean over the 8 rotations/flips.")
 @click.option("--resolution", type=click.IntRange(8), default=64)
 @click.option("--workers", type=click.IntRange(1), default=None, help="Cells run at once; default: CPU cores (or GPUs).")
-@click.option("--device", default="auto")
+@click.option("--device", type=DEVICE, default="auto")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Default runs/augment-<model>-<mode>.")
 @click.option("--progress/--no-progress", default=True)
 def augment_eval_command(**opts):
@@ -96,7 +97,7 @@ def _default_workers(device: str) -> int:
 @click.option("--corner-cases", type=click.Path(path_type=Path), default=Path("checkpoints/corner_cases.json"))
 @click.option("--promote", is_flag=True, help="Record a passing generator in the registry as the new best.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Default runs/cml-<hash>.")
-@click.option("--device", default="auto")
+@click.option("--device", type=DEVICE, default="auto")
 def cml_command(checkpoint, quick, ratio, folds, seeds, epochs, survey_folder, registry_path, extractor,
                 corner_cases, promote, out, device):
     """Check a new generator against the current best: per-class quality and augmentation gain,

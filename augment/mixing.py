@@ -68,6 +68,8 @@ def parse_ratio(text: str, mode: str) -> MixSpec:
     per_class = {}
     for item in text.split(","):
         name, _, value = item.partition("=")
+        if name.strip() in per_class:
+            raise ValueError(f"ratio '{text}': class {name.strip()} is given twice")
         try:
             per_class[name.strip()] = float(value)
         except ValueError:

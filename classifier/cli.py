@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from wgan.checkpoint import CheckpointError
+from wgan.cli import DEVICE, SEED
 from wgan.data import DataError
 from wgan.distributed import is_main_process
 
@@ -36,8 +37,8 @@ USER_ERRORS = (DataError, CheckpointError, ValueError, OSError)
 @click.option("--select-on", type=click.Choice(["accuracy", "macro_f1", "loss"]), default="accuracy",
               help="Validation metric that picks the epoch.")
 @click.option("--patience", type=click.IntRange(1), default=None, help="Early stopping after N epochs without gain.")
-@click.option("--seed", type=int, default=0)
-@click.option("--device", default="auto")
+@click.option("--seed", type=SEED, default=0)
+@click.option("--device", type=DEVICE, default="auto")
 @click.option("--amp/--no-amp", default=None, help="bf16 autocast; default: on with CUDA.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder; default runs/classifier-<model>-<split><fold>-s<seed>.")
 @click.option("--progress/--no-progress", default=True)
@@ -83,12 +84,12 @@ def classifier_train_command(**opts):
 @click.option("--extractor", type=click.Path(path_type=Path), default=Path("checkpoints/extractor.pt"),
               help="Frozen classifier whose features the scores use.")
 @click.option("--n", "n_per_class", type=click.IntRange(2), default=400, help="Generated images per class.")
-@click.option("--seed", type=click.IntRange(0), default=0)
+@click.option("--seed", type=SEED, default=0)
 @click.option("--kid-subset", type=click.IntRange(2), default=100, help="Subset size of the KID estimate.")
 @click.option("--tstr-epochs", type=click.IntRange(0), default=0,
               help="Also train the baseline CNN on generated images only (this many epochs) and test on real.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder; default: eval/ beside the checkpoint.")
-@click.option("--device", default="auto")
+@click.option("--device", type=DEVICE, default="auto")
 def eval_command(checkpoint, extractor, n_per_class, seed, kid_subset, tstr_epochs, out, device):
     """Score a generator per class (FID, KID, precision/recall, astrophysical statistics) beside
     the real-vs-real floor.

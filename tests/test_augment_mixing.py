@@ -43,7 +43,8 @@ def test_ratio_zero_adds_nothing_and_leaves_the_real_set_unchanged(mode):
 
 
 @pytest.mark.parametrize("text, message", [("-1", ">= 0"), ("nan", "finite"), ("inf", "finite"),
-                                           ("Spiral=2", "unknown class Spiral"), ("FRI=x", "not a number")])
+                                           ("Spiral=2", "unknown class Spiral"), ("FRI=x", "not a number"),
+                                           ("FRI=2,FRI=3", "class FRI is given twice")])
 def test_bad_ratios_are_refused_with_the_reason(text, message):
     with pytest.raises(ValueError, match=message):
         mixing.parse_ratio(text, "balanced")

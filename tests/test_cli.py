@@ -10,6 +10,7 @@ from astropy.io import fits
 from click.testing import CliRunner
 from PIL import Image
 
+from wgan import checkpoint
 from wgan.cli import sample_command, train_command
 from wgan.data import DataConfig, load_dataset
 from wgan.run import native_bf16
@@ -55,9 +56,9 @@ def test_resume_without_length_options_keeps_the_saved_schedule(tmp_path):
     config["iters"] = 4  # as if the run had been started with --iters 4 and stopped at 2
     (run_dir / "config.json").write_text(json.dumps(config))
     state = sorted((run_dir / "checkpoints").glob("*.pt"))[-1]
-    payload = torch.load(state, weights_only=True)
+    payload = checkpoint.load(state, checkpoint.TRAINING_STATE)
     payload["config"] = json.dumps(config)
-    torch.save(payload, state)
+    checkpoint.save(payload, state)
     dry = invoke(train_command, ["--resume", "auto", "--run-dir", run_dir, "--dry-run"])
     assert json.loads(dry.stdout)["iters"] == 4  # checked first: a regression would otherwise train for hours
     result = invoke(train_command, ["--resume", "auto", "--run-dir", run_dir, "--no-progress"])
@@ -109,6 +110,11 @@ def test_dry_run_prints_config_and_writes_nothing(tmp_path):
     (["--resume", "/no/such.pt"], "no such checkpoint"),
     (["--crop", 100, "--resolution", 64], "must divide"),
     (["--resolution", 32, "--eval-every", 5, "--eval-extractor", "/no/extractor.pt"], "no such checkpoint"),
+    (["--device", "foo"], "no device 'foo' here; available: auto, cpu"),
+    (["--device", "cuda:7"], "no device 'cuda:7'"),
+    (["--seed", 2**63], "range 0<=x<=9223372036854775807"),
+    (["--kimg", "inf"], "inf is not a finite number"),
+    (["--kimg", "nan"], "not a finite number"),
 ])
 def test_train_bad_input_is_a_click_error(args, message, tmp_path):
     result = invoke(train_command, [*args, "--iters", 1, "--runs-root", tmp_path, "--no-progress"])
@@ -181,3 +187,15 @@ def test_sample_grid_with_fewer_images_than_classes(trained, tmp_path):
                                      "--no-progress"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.glob("grid_*.png")) == ["grid_FRI.png", "grid_FRII.png"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--n", 10**12], "need about"),
+    (["--n", 10, "--seed", 2**63 - 5], "pass 9223372036854775807"),
+    (["--n", 2, "--device", "tpu"], "no device 'tpu'"),
+])
+def test_sample_values_that_cannot_work_are_refused_up_front(trained, tmp_path, args, message):
+    result = invoke(sample_command, ["--checkpoint", trained / "generator.pt", *args, "--out", tmp_path / "out",
+                                     "--no-progress"])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()

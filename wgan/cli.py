@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -16,6 +18,36 @@ from .workdir import DirectoryBusy
 from .writers import FORMATS
 
 USER_ERRORS = (DataError, CheckpointError, ValueError, OSError, DirectoryBusy)
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
+
+
+class DeviceType(click.ParamType):
+    """A device that exists on this machine: auto, cpu, cuda or cuda:N (shared by every command)."""
+
+    name = "device"
+
+    def convert(self, value, param, ctx):
+        from .run import select_device
+
+        try:
+            select_device(value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+        return value
+
+
+class FiniteFloat(click.FloatRange):
+    """A float range that also refuses inf and nan."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value} is not a finite number", param, ctx)
+        return number
+
+
+DEVICE = DeviceType()
+SEED = click.IntRange(0, MAX_SEED)
 
 
 @click.command(context_settings={"show_default": True})
@@ -29,7 +61,7 @@ USER_ERRORS = (DataError, CheckpointError, ValueError, OSError, DirectoryBusy)
 @click.option("--fold", type=click.IntRange(0, 4), default=0, help="Cross-validation fold (with --split cv).")
 @click.option("--crop", type=click.IntRange(8), default=128, help="Centre crop in source pixels.")
 @click.option("--batch-size", type=click.IntRange(1), default=64)
-@click.option("--kimg", type=click.FloatRange(0, min_open=True), default=2000.0, help="Length in thousands of real images shown to the critic.")
+@click.option("--kimg", type=FiniteFloat(0, min_open=True), default=2000.0, help="Length in thousands of real images shown to the critic.")
 @click.option("--iters", type=click.IntRange(1), default=None, help="Length in generator iterations (overrides --kimg).")
 @click.option("--n-critic", type=click.IntRange(1), default=None, help="Critic steps per generator step; default: the preset's.")
 @click.option("--loss", type=click.Choice(list(LOSSES)), default="wgan-gp")
@@ -45,8 +77,8 @@ USER_ERRORS = (DataError, CheckpointError, ValueError, OSError, DirectoryBusy)
 @click.option("--diffaug", default="none", help="Critic-input augmentation: none, translation, cutout or 'translation,cutout'.")
 @click.option("--dihedral/--no-dihedral", default=True, help="Random rotations/flips of the square on real images.")
 @click.option("--rotate/--no-rotate", default=False, help="Also rotate real images by arbitrary angles.")
-@click.option("--seed", type=int, default=0)
-@click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
+@click.option("--seed", type=SEED, default=0)
+@click.option("--device", type=DEVICE, default="auto", help="auto, cpu, cuda or cuda:N.")
 @click.option("--amp/--no-amp", default=None,
               help="bf16 autocast; default: on where bf16 is native (CUDA, CPUs with AVX-512 BF16 or AMX).")
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None, help="Run directory; default: a new numbered one under --runs-root.")
@@ -88,12 +120,12 @@ def train_command(**opts):
               help="Generator export; default: the newest runs/*/generator.pt, else checkpoints/generator.pt.")
 @click.option("--class", "class_name", type=click.Choice([*CLASS_NAMES, "all"]), default="all",
               help="One class, or all (equal numbers per class).")
-@click.option("--seed", type=click.IntRange(0), default=0, help="Image i gets seed SEED+i.")
+@click.option("--seed", type=SEED, default=0, help="Image i gets seed SEED+i.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("samples"), help="Folder (or .npz/.h5 file).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="png")
 @click.option("--grid", is_flag=True, help="Also write one PNG grid per class.")
 @click.option("--batch-size", type=click.IntRange(1), default=256)
-@click.option("--device", default="auto")
+@click.option("--device", type=DEVICE, default="auto")
 @click.option("--progress/--no-progress", default=True)
 def sample_command(n, checkpoint, class_name, seed, out, fmt, grid, batch_size, device, progress):
     """Draw images from a trained generator.
@@ -111,7 +143,10 @@ def sample_command(n, checkpoint, class_name, seed, out, fmt, grid, batch_size, 
         path = checkpoint or _default_generator()
         gen = load_generator(path, select_device(device))
         classes = list(range(len(gen.class_names))) if class_name == "all" else [gen.class_names.index(class_name)]
+        if seed + n - 1 > MAX_SEED:
+            raise click.BadParameter(f"seeds {seed}..{seed + n - 1} pass {MAX_SEED}", param_hint="'--seed' / '--n'")
         _check_writable(output_folder(out, fmt))
+        _check_space(output_folder(out, fmt), n, gen.resolution, fmt)
         target = write_samples(gen, n, classes, seed, out, fmt, grid, batch_size, progress)
     except USER_ERRORS as error:
         raise click.ClickException(str(error)) from None
@@ -140,3 +175,21 @@ def _check_writable(folder: Path) -> None:
             pass
     except OSError as error:
         raise ValueError(f"{existing}: cannot write output ({error.strerror})") from None
+
+
+# Bytes one image takes on disk at most, per format: PNG and NPZ hold about one byte a pixel
+# (PNG compresses the floor well, but noise does not compress), FITS four plus its header blocks.
+_BYTES_PER_PIXEL = {"png": 1.1, "npz": 1.0, "h5": 1.1, "fits": 4.0}
+_BYTES_PER_IMAGE = {"png": 200, "npz": 16, "h5": 2048, "fits": 2 * 2880}
+
+
+def _check_space(folder: Path, n: int, resolution: int, fmt: str) -> None:
+    """Refuse before writing anything when n images cannot fit on the disk."""
+    existing = folder
+    while not existing.exists():
+        existing = existing.parent
+    need = n * (resolution * resolution * _BYTES_PER_PIXEL[fmt] + _BYTES_PER_IMAGE[fmt])
+    free = shutil.disk_usage(existing).free
+    if need > free:
+        raise click.BadParameter(f"{n} images of {resolution} px as {fmt} need about {need / 1e9:.3g} GB, "
+                                 f"but {existing} has {free / 1e9:.3g} GB free", param_hint="'--n'")

@@ -15,13 +15,24 @@ from .networks import NetworkConfig
 GRID_SEED = 2**31 - 1  # grids use fixed noise, so successive grids show the same draws
 
 
+def available_devices() -> list[str]:
+    return ["auto", "cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+
+
 def select_device(name: str = "auto") -> torch.device:
-    """'auto' picks CUDA when present, else the CPU."""
+    """'auto' picks CUDA when present, else the CPU; a device that does not exist is a ValueError
+    that lists the ones that do."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device '{name}' requested but CUDA is not available")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    count = torch.cuda.device_count()
+    exists = device is not None and (device.type == "cpu" or (
+        device.type == "cuda" and count > 0 and (device.index is None or device.index < count)))
+    if not exists:
+        raise ValueError(f"no device '{name}' here; available: {', '.join(available_devices())}")
     return device
 
 
