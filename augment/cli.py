@@ -53,6 +53,8 @@ def _int_list(ctx, param, value: str) -> list[int]:
 @click.option("--workers", type=click.IntRange(1), default=None, help="Cells run at once; default: CPU cores (or GPUs).")
 @click.option("--device", type=DEVICE, default="auto")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Default runs/augment-<model>-<mode>.")
+@click.option("--overwrite", is_flag=True,
+              help="Recompute finished cells in --out that were computed under other settings (default: refuse).")
 @click.option("--progress/--no-progress", default=True)
 def augment_eval_command(**opts):
     """Measure what generated images do to a classifier, per class.

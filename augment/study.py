@@ -15,7 +15,7 @@ from wgan.data import CLASS_NAMES, DataConfig, load_dataset
 from wgan.sampling import load_generator
 
 from . import analysis, leakage, mixing, report
-from .sweep import SweepConfig, build_arms, run_sweep
+from .sweep import SweepConfig, build_arms, check_reuse, run_sweep
 
 REFERENCE_ARM = mixing.MixSpec().label  # "r=0": real images only, base settings
 
@@ -41,7 +41,9 @@ def prepare(opts: dict, command: str) -> Study:
         arms=build_arms(specs, base, opts["baselines"]), folds=opts["folds"], seeds=opts["seeds"], base=base,
         data=data, schedule=opts["schedule"], fresh=opts["fresh"], real_fraction=opts["real_fraction"],
         out=opts["out"] or Path("runs") / f"augment-{opts['model']}-{opts['mode']}")
-    _check_output(config)
+    if needs_generator and not config.checkpoint.is_file():
+        raise ValueError(f"{config.checkpoint}: no generator export; train one with wgan-train or pass --checkpoint")
+    check_reuse(config, overwrite=opts.get("overwrite", False))
     if not needs_generator:
         return Study(config, command, None, None)
     gen_hash, leaks = _check_generator(config)
@@ -50,8 +52,6 @@ def prepare(opts: dict, command: str) -> Study:
 
 def _check_generator(config: SweepConfig) -> tuple[str, dict]:
     path = config.checkpoint
-    if not path.is_file():
-        raise ValueError(f"{path}: no generator export; train one with wgan-train or pass --checkpoint")
     gen = load_generator(path)
     gen_data = TrainConfig.from_json(ckpt.load(path, ckpt.GENERATOR_EXPORT)["config"]).data
     resolution = config.data.resolution or config.data.crop
@@ -63,13 +63,6 @@ def _check_generator(config: SweepConfig) -> tuple[str, dict]:
     test = load_dataset(replace(config.data, subset="test"))
     valids = {f: load_dataset(replace(config.data, fold=f, subset="valid")) for f in config.folds}
     return gen.file_hash, leakage.check(gen_data, test, valids)
-
-
-def _check_output(config: SweepConfig) -> None:
-    """An output folder holding cells of a different sweep must not be mixed with this one."""
-    saved = config.out / "sweep.json"
-    if saved.exists() and saved.read_text() != config_json(config):
-        raise ValueError(f"{config.out} holds results of a sweep with other settings; pass another --out")
 
 
 def run(study: Study, workers: int, device: str, progress: bool) -> tuple[dict, str]:
@@ -93,7 +86,8 @@ def run(study: Study, workers: int, device: str, progress: bool) -> tuple[dict, 
 
 
 def config_json(config) -> str:
-    """The parts of a sweep that make cell results comparable (arms, folds and seeds may grow)."""
+    """The sweep's shared settings, for tools that read the folder (e.g. augment.corner_cases); each
+    cell records its own full identity, which is what decides reuse."""
     d = asdict(config)
     for key in ("arms", "folds", "seeds", "out"):
         d.pop(key)

@@ -4,7 +4,9 @@ Every cell trains one classifier from scratch on the (mixed) training split of i
 the epoch on that fold's real validation split and tests on the real test split. All arms get
 the same optimisation budget, `epochs` x the batches of one pass over the real training split,
 so a gain cannot come from more optimiser steps on a bigger set. Each cell's result is written
-atomically to its own JSON file; a rerun skips cells whose file exists.
+atomically to its own JSON file with the full identity of what produced it (every setting that
+changes its number, and the generator's content hash rather than its path); a rerun reuses a
+cell only when the whole identity matches, and refuses to mix cells of another sweep.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tqdm import tqdm
 from classifier.engine import TrainSettings, evaluate, fit
 from classifier.export import save_classifier
 from classifier.models import build_model
+from wgan import checkpoint as ckpt
 from wgan.atomic import write_text
 from wgan.data import CLASS_NAMES, DataConfig, ImageSet, load_dataset
 from wgan.run import select_device
@@ -74,6 +77,68 @@ def build_arms(specs: list[mixing.MixSpec], base: TrainSettings, baselines: bool
     return arms
 
 
+class CellMismatch(ValueError):
+    """A finished cell in the output folder was computed under other settings."""
+
+
+def cell_identity(config: SweepConfig, arm: Arm, fold: int, seed: int, generator_hash: str | None) -> dict:
+    """Everything that changes a cell's numbers. The mixing mode and generator only count for an
+    arm that adds generated images (the real-only cells of a balanced and a realistic sweep are
+    the same computation)."""
+    adds = not arm.spec.is_zero
+    return {
+        "arm": arm.name, "fold": fold, "seed": seed,
+        "mixing": asdict(arm.spec) if adds else None, "overrides": dict(arm.overrides),
+        "generator_sha256": generator_hash if adds else None,
+        "fresh": config.fresh if adds else None,
+        "schedule": config.schedule if adds else "mixed",
+        "base": asdict(config.base), "data": asdict(config.data), "real_fraction": config.real_fraction,
+    }
+
+
+def generator_hash(config: SweepConfig) -> str | None:
+    return ckpt.file_hash(config.checkpoint) if config.checkpoint else None
+
+
+def check_reuse(config: SweepConfig, overwrite: bool = False) -> None:
+    """Refuse (CellMismatch, naming the first differing setting) when a finished cell of this grid
+    was computed under another identity; with `overwrite`, delete such cells so they are recomputed."""
+    gen_hash = generator_hash(config)
+    for arm, fold, seed in cells(config):
+        path = config.cell_path(arm, fold, seed)
+        if not path.exists():
+            continue
+        want = cell_identity(config, arm, fold, seed, gen_hash)
+        have = _stored_identity(path)
+        if have == want:
+            continue
+        if overwrite:
+            path.unlink()
+            continue
+        raise CellMismatch(f"{config.out}: cell {arm.name} fold {fold} seed {seed} was computed with "
+                           f"{_first_difference(have, want)}; pass another --out, or --overwrite to recompute it")
+
+
+def _stored_identity(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text()).get("identity")
+    except (OSError, ValueError, AttributeError):
+        return None  # unreadable: treated as computed under another identity
+
+
+def _first_difference(have: dict | None, want: dict, prefix: str = "") -> str:
+    if have is None:
+        return "no recorded identity (an older or damaged result)"
+    for key in want:
+        if isinstance(want[key], dict) and isinstance(have.get(key), dict):
+            inner = _first_difference(have[key], want[key], f"{prefix}{key}.")
+            if inner:
+                return inner
+        elif have.get(key, "<missing>") != want[key]:
+            return f"{prefix}{key} = {have.get(key, '<missing>')!r}, this run has {want[key]!r}"
+    return ""
+
+
 def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = "cpu") -> dict:
     """Train and test one classifier; writes and returns the cell's result."""
     dev = select_device(device)
@@ -107,6 +172,7 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
         "best_epoch": result.best_epoch, "valid_accuracy": best["valid/accuracy"], "test": test_report,
         "failure": failure(best["valid/accuracy"], test_report),
         "data_fingerprints": {"train": trained_on, "valid": valid.fingerprint, "test": test.fingerprint},
+        "identity": cell_identity(config, arm, fold, seed, generator_hash(config)),
     }
     if config.save_models:
         save_classifier(result.model, asdict(settings), asdict(data), real.resolution, list(CLASS_NAMES),
@@ -160,7 +226,8 @@ def _worker(args) -> dict:
 
 def run_sweep(config: SweepConfig, workers: int = 1, device: str = "auto", progress: bool = True) -> list[dict]:
     """Run every unfinished cell (in `workers` processes; CUDA devices are shared round-robin)
-    and return all cell results in grid order."""
+    and return all cell results in grid order. Finished cells are reused only under the same identity."""
+    check_reuse(config)
     todo = [c for c in cells(config) if not config.cell_path(*c).exists()]
     n_gpu = torch.cuda.device_count() if device in ("auto", "cuda") else 0
     jobs = [(config, *c, f"cuda:{i % n_gpu}" if n_gpu else device) for i, c in enumerate(todo)]

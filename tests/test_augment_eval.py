@@ -1,6 +1,7 @@
 """augment-eval end to end on the real FIRST folds at 32 px with a tiny generator, one epoch."""
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -68,6 +69,34 @@ def test_a_rerun_skips_finished_cells_and_other_settings_need_another_folder(swe
     assert cell.stat().st_mtime_ns == before
     other = run([*BASE, "--checkpoint", generator, "--lr", "0.01"], out)
     assert other.exit_code != 0 and "another --out" in other.output
+    assert "base.lr = 0.001, this run has 0.01" in other.output
+
+
+def test_a_cell_is_reused_only_under_its_whole_identity(sweep, generator, tmp_path):
+    """Another mixing mode or another generator file at the same path must not reuse a finished
+    cell (both did before cells carried their identity); the real-only cell is shared."""
+    out, _ = sweep
+    realistic = run([*BASE, "--checkpoint", generator, "--mode", "realistic"], out)
+    assert realistic.exit_code != 0 and "cell r=1.5 fold 0 seed 0" in realistic.output
+    assert "mixing.mode = 'balanced', this run has 'realistic'" in realistic.output
+    replaced = tmp_path / "generator.pt"
+    replaced.write_bytes(Path(generator).read_bytes())
+    assert run([*BASE, "--checkpoint", replaced, "--no-baselines"], out).exit_code == 0  # same content: reused
+    other = make_generator(tmp_path / "other", split="cv", fold=0, crop=64)
+    replaced.write_bytes(Path(other).read_bytes())
+    changed = run([*BASE, "--checkpoint", replaced, "--no-baselines"], out)
+    assert changed.exit_code != 0 and "generator_sha256" in changed.output and "Traceback" not in changed.output
+
+
+def test_overwrite_recomputes_only_the_cells_that_differ(generator, tmp_path):
+    args = ["--ratio", "1", "--folds", "0", "--epochs", "1", "--workers", "1", "--no-baselines", "--checkpoint", generator]
+    assert run(args, tmp_path).exit_code == 0
+    real_only, mixed = (tmp_path / "cells" / arm / "fold0-seed0.json" for arm in ("r=0", "r=1"))
+    before = real_only.stat().st_mtime_ns, mixed.stat().st_mtime_ns
+    again = run([*args, "--mode", "realistic", "--overwrite"], tmp_path)
+    assert again.exit_code == 0, again.output
+    assert real_only.stat().st_mtime_ns == before[0] and mixed.stat().st_mtime_ns != before[1]
+    assert json.loads(mixed.read_text())["identity"]["mixing"]["mode"] == "realistic"
 
 
 @pytest.mark.parametrize("args, message", [
