@@ -162,7 +162,7 @@ def test_sample_one_class(trained, tmp_path):
     result = invoke(sample_command, ["--checkpoint", trained / "generator.pt", "--n", 3, "--class", "Bent",
                                      "--out", tmp_path, "--no-progress"])
     assert result.exit_code == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"Bent_seed{i:010d}.png" for i in range(3)]
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [f"Bent_seed{i:010d}.png" for i in range(3)]
 
 
 @pytest.mark.parametrize("case", ["n0", "class", "missing", "foreign", "unwritable"])
@@ -199,3 +199,22 @@ def test_sample_values_that_cannot_work_are_refused_up_front(trained, tmp_path, 
                                      "--no-progress"])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_sample_never_mixes_generators_in_one_folder(trained, tmp_path):
+    out = tmp_path / "samples"
+    first = ["--checkpoint", trained / "generator.pt", "--out", out, "--no-progress"]
+    assert invoke(sample_command, [*first, "--n", 4]).exit_code == 0
+    assert invoke(sample_command, [*first, "--n", 8, "--seed", 4]).exit_code == 0  # same generator: more images
+    assert len(list(out.glob("*.png"))) == 12
+    other = tmp_path / "other.pt"
+    payload = checkpoint.load(trained / "generator.pt", checkpoint.GENERATOR_EXPORT)
+    payload["state_dict"] = {k: v + 1 if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    checkpoint.save(payload, other)
+    result = invoke(sample_command, ["--checkpoint", other, "--out", out, "--n", 4, "--no-progress"])
+    assert result.exit_code != 0 and "holds images of another generator" in result.output
+    assert len(list(out.glob("*.png"))) == 12
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("my own files")
+    result = invoke(sample_command, ["--checkpoint", other, "--out", tmp_path / "mine", "--n", 4, "--no-progress"])
+    assert result.exit_code != 0 and "is not empty" in result.output

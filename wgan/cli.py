@@ -137,7 +137,7 @@ def sample_command(n, checkpoint, class_name, seed, out, fmt, grid, batch_size, 
     """
     from .run import select_device
     from .sampling import load_generator, write_samples
-    from .writers import output_folder
+    from .writers import PER_IMAGE, claim_folder, output_folder
 
     try:
         path = checkpoint or _default_generator()
@@ -147,6 +147,8 @@ def sample_command(n, checkpoint, class_name, seed, out, fmt, grid, batch_size, 
             raise click.BadParameter(f"seeds {seed}..{seed + n - 1} pass {MAX_SEED}", param_hint="'--seed' / '--n'")
         _check_writable(output_folder(out, fmt))
         _check_space(output_folder(out, fmt), n, gen.resolution, fmt)
+        if fmt in PER_IMAGE or grid:
+            claim_folder(output_folder(out, fmt), gen.file_hash)
         target = write_samples(gen, n, classes, seed, out, fmt, grid, batch_size, progress)
     except USER_ERRORS as error:
         raise click.ClickException(str(error)) from None

@@ -4,13 +4,14 @@ written to a temporary file and renamed at the end, per-image formats file by fi
 from __future__ import annotations
 
 import contextlib
+import json
 import zipfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from .atomic import atomic_path
+from .atomic import atomic_path, write_text
 from .data.schema import write_group
 from .run import save_png
 
@@ -119,3 +120,25 @@ def output_folder(out: Path, fmt: str) -> Path:
     """The folder that receives the files (and the --grid PNGs)."""
     target = output_path(out, fmt)
     return target if fmt in PER_IMAGE else target.parent
+
+
+SAMPLES_MARKER = ".radiogan-samples.json"
+
+
+def claim_folder(folder: Path, generator_hash: str) -> None:
+    """Make sure a folder of per-image files (or grids) holds images of one generator only: an
+    empty folder is claimed for this generator; one claimed by the same generator is reused
+    (image i of a seed is the same image every time); anything else is refused."""
+    marker = folder / SAMPLES_MARKER
+    if marker.is_file():
+        try:
+            owner = json.loads(marker.read_text()).get("generator_hash")
+        except (OSError, ValueError, AttributeError):
+            owner = None
+        if owner == generator_hash:
+            return
+        raise ValueError(f"{folder}: holds images of another generator ({owner}); choose another --out")
+    if folder.is_dir() and any(folder.iterdir()):
+        raise ValueError(f"{folder}: is not empty and holds no images of this generator; choose another --out")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text(marker, json.dumps({"generator_hash": generator_hash}) + "\n")
