@@ -13,6 +13,7 @@ import click
 
 from classifier.models import MODELS
 from wgan.cli import DEVICE
+from wgan.workdir import DirectoryBusy, exclusive
 
 DEFAULT_GENERATOR = Path("checkpoints/generator.pt")
 
@@ -69,10 +70,11 @@ def augment_eval_command(**opts):
 
     try:
         study = prepare(opts, command=shlex.join(["augment-eval", *sys.argv[1:]]))
-    except (ValueError, OSError) as error:
+        workers = opts["workers"] or _default_workers(opts["device"])
+        with exclusive(study.config.out, "augment-eval"):
+            results, table = run(study, workers, opts["device"], opts["progress"], overwrite=opts["overwrite"])
+    except (ValueError, OSError, DirectoryBusy) as error:
         raise click.ClickException(str(error)) from None
-    workers = opts["workers"] or _default_workers(opts["device"])
-    results, table = run(study, workers, opts["device"], opts["progress"])
     click.echo(table)
     click.echo(f"wrote {study.config.out / 'results.json'}, report.md and gain.png")
 
@@ -124,11 +126,12 @@ def cml_command(checkpoint, quick, ratio, folds, seeds, epochs, survey_folder, r
     paths = cml.Paths(checkpoint, out, registry_path, extractor, corner_cases)
     try:
         best = registry.best(registry.load(registry_path), "generator")
-        report = cml.decide(cml.run(paths, settings, device), registry_path)
-    except (ValueError, OSError) as error:
+        with exclusive(out, "augment-cml"):
+            report = cml.decide(cml.run(paths, settings, device), registry_path)
+            write_text(out / "report.json", json.dumps(report, indent=2))
+            write_text(out / "report.md", cml_report.markdown(report, best["metrics"] if best else None))
+    except (ValueError, OSError, DirectoryBusy) as error:
         raise click.ClickException(str(error)) from None
-    write_text(out / "report.json", json.dumps(report, indent=2))
-    write_text(out / "report.md", cml_report.markdown(report, best["metrics"] if best else None))
     for gate in report["gates"]:
         click.echo(f"{'pass' if gate['passed'] else 'FAIL'}  {gate['name']}: {gate['detail']}")
     click.echo(f"{'PASSED' if report['passed'] else 'FAILED'}; wrote {out / 'report.md'}")

@@ -43,7 +43,8 @@ def prepare(opts: dict, command: str) -> Study:
         out=opts["out"] or Path("runs") / f"augment-{opts['model']}-{opts['mode']}")
     if needs_generator and not config.checkpoint.is_file():
         raise ValueError(f"{config.checkpoint}: no generator export; train one with wgan-train or pass --checkpoint")
-    check_reuse(config, overwrite=opts.get("overwrite", False))
+    if not opts.get("overwrite"):
+        check_reuse(config)  # read-only here; run() deletes differing cells under the folder's lock
     if not needs_generator:
         return Study(config, command, None, None)
     gen_hash, leaks = _check_generator(config)
@@ -65,8 +66,9 @@ def _check_generator(config: SweepConfig) -> tuple[str, dict]:
     return gen.file_hash, leakage.check(gen_data, test, valids)
 
 
-def run(study: Study, workers: int, device: str, progress: bool) -> tuple[dict, str]:
+def run(study: Study, workers: int, device: str, progress: bool, overwrite: bool = False) -> tuple[dict, str]:
     config = study.config
+    check_reuse(config, overwrite)
     write_text(config.out / "sweep.json", config_json(config))
     cells = run_sweep(config, workers, device, progress)
     summary = analysis.summarize(cells, REFERENCE_ARM)

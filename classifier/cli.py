@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
@@ -10,10 +11,11 @@ from wgan.checkpoint import CheckpointError
 from wgan.cli import DEVICE, SEED
 from wgan.data import DataError
 from wgan.distributed import is_main_process
+from wgan.workdir import DirectoryBusy, exclusive
 
 from .models import MODELS
 
-USER_ERRORS = (DataError, CheckpointError, ValueError, OSError)
+USER_ERRORS = (DataError, CheckpointError, ValueError, OSError, DirectoryBusy)
 
 
 @click.command(context_settings={"show_default": True})
@@ -56,10 +58,12 @@ def classifier_train_command(**opts):
     folds = sorted(set(opts["fold"]))
     try:
         run = ClassifierRun.from_options({**opts, "fold": folds[0]})
-        if len(folds) > 1:
-            summary = run_folds(run, folds, progress=opts["progress"])
-        else:
-            result = run_classifier(run, progress=opts["progress"])
+        # One writer per output folder; under torchrun only the main process writes.
+        with exclusive(run.out, "classifier-train") if is_main_process() else contextlib.nullcontext():
+            if len(folds) > 1:
+                summary = run_folds(run, folds, progress=opts["progress"])
+            else:
+                result = run_classifier(run, progress=opts["progress"])
     except USER_ERRORS as error:
         raise click.ClickException(str(error)) from None
     if not is_main_process():

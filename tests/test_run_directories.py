@@ -107,3 +107,23 @@ def test_a_stopped_run_exits_128_plus_signal(tmp_path, monkeypatch, sig, code):
     result = invoke([*TINY, "--run-dir", tmp_path / "run"])
     assert result.exit_code == code
     assert launch.holds_run(tmp_path / "run")  # its config was written before training began
+
+
+@pytest.mark.parametrize("command", ["augment-eval", "classifier-train", "augment-cml"])
+def test_every_writing_command_refuses_a_second_writer(tmp_path, command):
+    from augment.cli import augment_eval_command, cml_command
+    from classifier.cli import classifier_train_command
+
+    out = tmp_path / "out"
+    args = {
+        "augment-eval": (augment_eval_command, ["--ratio", "0", "--folds", "0", "--epochs", "1", "--workers", "1",
+                                                "--no-baselines", "--resolution", "32", "--no-progress"]),
+        "classifier-train": (classifier_train_command, ["--split", "cv", "--fold", "0", "--epochs", "1",
+                                                        "--resolution", "32", "--no-progress"]),
+        "augment-cml": (cml_command, ["--checkpoint", ROOT / "checkpoints" / "generator.pt", "--quick"]),
+    }
+    cli, extra = args[command]
+    with exclusive(out, command):
+        result = CliRunner().invoke(cli, [str(a) for a in [*extra, "--out", out]])
+    assert result.exit_code == 1 and f"another {command} (PID {os.getpid()})" in result.output
+    assert "Traceback" not in result.output
