@@ -127,3 +127,18 @@ def test_every_writing_command_refuses_a_second_writer(tmp_path, command):
         result = CliRunner().invoke(cli, [str(a) for a in [*extra, "--out", out]])
     assert result.exit_code == 1 and f"another {command} (PID {os.getpid()})" in result.output
     assert "Traceback" not in result.output
+
+
+def test_resume_at_another_thread_count_warns(run_dir):
+    import torch
+
+    saved = json.loads((run_dir / "config.json").read_text())["threads"]
+    assert saved == torch.get_num_threads()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2 if threads == 1 else 1)
+    try:
+        result = invoke([*TINY, "--resume", "auto", "--run-dir", run_dir, "--iters", 5])
+    finally:
+        torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output
+    assert f"started with {saved} CPU threads" in result.output and f"OMP_NUM_THREADS={saved}" in result.output

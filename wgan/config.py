@@ -41,6 +41,7 @@ class TrainConfig:
     sample_every: int = 1000  # ... between sample grids in TensorBoard
     checkpoint_every: int = 1000  # ... between training-state checkpoints
     keep_checkpoints: int = 3
+    threads: int | None = None  # CPU threads the run started with; a resume at another count is not bit-exact
 
     @property
     def images_per_iter(self) -> int:

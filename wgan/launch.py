@@ -6,6 +6,7 @@ import contextlib
 from pathlib import Path
 
 import click
+import torch
 
 from . import checkpoint, presets
 from .config import OptimConfig, TrainConfig
@@ -48,6 +49,7 @@ def config_from_options(opts: dict) -> TrainConfig:
         seed=opts["seed"],
         device=opts["device"],
         amp=native_bf16(device) if opts["amp"] is None else opts["amp"],
+        threads=torch.get_num_threads(),
     )
     return apply_schedule(cfg, opts, given=set(opts))
 
@@ -107,6 +109,10 @@ def run_training(opts: dict, ctx: click.Context) -> None:
         if ignored:
             click.echo(f"resuming {run_dir}: the run's saved config is used; ignoring {', '.join(ignored)}", err=True)
         click.echo(f"resuming from {resume} at generator iteration {payload['step']}", err=True)
+        if cfg.threads and cfg.threads != torch.get_num_threads() and select_device(cfg.device).type == "cpu":
+            click.echo(f"warning: the run started with {cfg.threads} CPU threads and resumes with "
+                       f"{torch.get_num_threads()}; the result will differ from an uninterrupted run in the last "
+                       f"bits (set OMP_NUM_THREADS={cfg.threads} for a bit-exact continuation)", err=True)
     else:
         cfg = config_from_options(opts)
         run_dir = opts["run_dir"]

@@ -134,7 +134,11 @@ class Critic(nn.Module):
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         image_features = F.leaky_relu(self.image_in(images), 0.2)
-        label_features = self.class_planes(image_features.dtype, images.device)[labels]
+        planes = self.class_planes(image_features.dtype, images.device)
+        # A one-hot product, not planes[labels]: indexing's backward accumulates with atomics
+        # across threads, so two runs at the same thread count would differ in the last bits.
+        onehot = F.one_hot(labels, self.cfg.num_classes).to(planes.dtype)
+        label_features = (onehot @ planes.flatten(1)).view(len(labels), *planes.shape[1:])
         x = torch.cat([image_features, label_features], dim=1)
         return self.to_score(self.body(x)).flatten()
 
