@@ -1,0 +1,1 @@
+"""This project's tests; a regular package, so that another distribution's top-level `tests` cannot shadow it."""
