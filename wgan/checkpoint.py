@@ -30,12 +30,24 @@ class CheckpointError(ValueError):
     """A checkpoint file that is missing, damaged, or not of the expected kind."""
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (e.g. a full disk); the file it would replace is intact."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
 def save(payload: dict, path: str | Path) -> None:
     """Atomically write a checkpoint dict (tensors, numbers, strings, lists, dicts only) with its digest."""
     payload = {k: v for k, v in payload.items() if k != "digest"}
     payload["digest"] = content_digest(payload)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+    except (OSError, RuntimeError) as error:  # torch reports a failed write as RuntimeError
+        reason = getattr(error, "strerror", None) or str(error).strip().splitlines()[0]
+        kept = "the previous file is intact" if Path(path).exists() else "nothing was written"
+        raise CheckpointWriteError(f"{path}: could not be written ({reason}); {kept}") from None
 
 
 def content_digest(value) -> str:
