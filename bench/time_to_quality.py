@@ -93,7 +93,9 @@ def score(out: Path, marks: list[dict], cfg, extractor_path: Path, n: int) -> di
         result, _ = evaluate_generator(load_generator(out / mark["snapshot"]), cfg, extractor,
                                        GeneratorEvaluation(n_per_class=n))
         mark["scores"] = {c: _summary(result["scores"][c]) for c in ("overall", *CLASSES)}
+        mark["class_fidelity"] = result["class_fidelity"]["scores"]
         floor = {c: _summary(result["floor"][c]) for c in ("overall", *CLASSES)}
+        floor["class_fidelity"] = result["class_fidelity"]["floor"]
     return {"floor": floor, "extractor": {"path": str(extractor_path), "file_hash": extractor.file_hash}}
 
 

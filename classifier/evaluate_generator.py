@@ -15,7 +15,7 @@ from wgan.data import CLASS_NAMES, load_dataset, to_uint8
 from wgan.sampling import LoadedGenerator, generate, plan
 
 from .export import LoadedClassifier
-from .quality import above_floor, featurize, per_class
+from .quality import above_floor, class_fidelity, featurize, per_class
 
 
 @dataclass
@@ -69,6 +69,9 @@ def evaluate_generator(gen: LoadedGenerator, gen_config: TrainConfig, extractor:
         "scores": scores,
         "floor": floor,
         "above_floor": above_floor(scores, floor),
+        # the floor: the same share for the real test images (the extractor's per-class recall)
+        "class_fidelity": {"scores": class_fidelity(extractor, generated, list(CLASS_NAMES)),
+                           "floor": class_fidelity(extractor, real_test, list(CLASS_NAMES))},
     }
     if settings.tstr_epochs:
         result["tstr"] = tstr
@@ -83,6 +86,9 @@ def format_table(result: dict) -> str:
         f = result["floor"][group]
         rows.append(f"{group:8s} {s['fid']:8.2f} ({f['fid']:5.2f}) {1e3 * s['kid']:8.2f} ({1e3 * f['kid']:5.2f}) "
                     f"{s['precision']:7.3f} ({f['precision']:.3f}) {s['recall']:7.3f} ({f['recall']:.3f})")
+    fidelity = result["class_fidelity"]
+    rows.append("class fidelity (share classified as their own class by the extractor): " + ", ".join(
+        f"{c} {fidelity['scores'][c]:.2f} ({fidelity['floor'][c]:.2f})" for c in CLASS_NAMES))
     rows.append("(in brackets: the floor, the same score of the real test split against the real training split)")
     if "tstr" in result:
         syn, real = result["tstr"]["synthetic"], result["tstr"]["real"]

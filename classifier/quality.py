@@ -17,7 +17,7 @@ from wgan.data import cache
 from .astro import compare_statistics, image_statistics
 from .distances import frechet_distance, kernel_inception_distance, precision_recall
 from .export import LoadedClassifier
-from .features import FeatureStats, extract_features
+from .features import FeatureStats, extract_features, penultimate_layer
 
 
 @dataclass
@@ -78,6 +78,18 @@ def per_class(reference: Evaluated, other: Evaluated, class_names: list[str], **
     for c, name in enumerate(class_names):
         out[name] = compare(reference.of_class(c), other.of_class(c), **kwargs)
     return out
+
+
+def class_fidelity(extractor: LoadedClassifier, images: Evaluated, class_names: list[str]) -> dict[str, float]:
+    """Per class, the share of its images that the extractor (a classifier trained on real images)
+    assigns to that class: a cheap usefulness check that FID cannot give (a generator can match
+    a class's feature statistics while drawing sources the classifier reads as another class)."""
+    layer = penultimate_layer(extractor.model)
+    weight = layer.weight.detach().double().cpu().numpy()
+    bias = layer.bias.detach().double().cpu().numpy() if layer.bias is not None else 0.0
+    predicted = (images.features @ weight.T + bias).argmax(axis=1)
+    return {name: float((predicted[images.labels == c] == c).mean()) if (images.labels == c).any() else float("nan")
+            for c, name in enumerate(class_names)}
 
 
 def above_floor(scores: dict, floor: dict) -> dict:

@@ -58,6 +58,10 @@ def test_noise_generator_is_far_above_the_floor_for_every_class(setup, tmp_path)
     assert tstr["synthetic"]["n_train"] == 96 and tstr["real"]["n_train"] == 96
     assert set(tstr["synthetic"]["f1"]) == {"FRI", "FRII", "Compact", "Bent"}
     assert "train on synthetic" in result.output
+    fidelity = scores["class_fidelity"]
+    assert set(fidelity["scores"]) == set(fidelity["floor"]) == {"FRI", "FRII", "Compact", "Bent"}
+    assert all(0 <= v <= 1 for v in (*fidelity["scores"].values(), *fidelity["floor"].values()))
+    assert "class fidelity" in result.output
 
 
 def test_eval_refuses_mismatched_resolution(setup, tmp_path):
@@ -117,3 +121,22 @@ def test_release_card_carries_scores_floors_and_hash(setup, tmp_path):
     other.write_bytes(export.read_bytes() + b"\0")
     with pytest.raises(ValueError, match="scores generator"):
         make_card(other, tmp_path / "eval" / "scores.json", "x")
+
+
+def test_class_fidelity_is_the_extractors_own_per_class_recall(setup):
+    """Computed from the cached features through the last linear layer; must equal running the
+    classifier on the images."""
+    import torch
+
+    from classifier.export import load_classifier
+    from classifier.quality import class_fidelity, featurize
+    from wgan.data import CLASS_NAMES, load_dataset, to_unit_range
+
+    _, extractor_path = setup
+    extractor = load_classifier(extractor_path)
+    data = load_dataset(DataConfig(source=extractor.data["source"], crop=32, subset="test"))
+    evaluated = featurize(extractor, data.images, data.labels)
+    with torch.no_grad():
+        predicted = extractor.model(to_unit_range(data.images).unsqueeze(1)).argmax(1)
+    expected = {name: (predicted[data.labels == c] == c).float().mean().item() for c, name in enumerate(CLASS_NAMES)}
+    assert class_fidelity(extractor, evaluated, list(CLASS_NAMES)) == pytest.approx(expected)
