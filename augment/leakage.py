@@ -4,7 +4,8 @@ A generator trained on images that are later used to test a classifier leaks the
 classifier's training set (its samples can copy them), and the measured gain is then partly
 memorisation. The FIRST literature training split, for example, holds 288 of the 400 images
 of the cross-validation test set. The images are compared byte for byte after the same
-preprocessing, so the check does not depend on split names.
+preprocessing (the evaluation's crop and resolution, whatever the generator was trained at),
+so the check depends neither on split names nor on the generator's own crop.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ def image_hashes(data: ImageSet) -> list[str]:
     return [hashlib.blake2b(image.numpy().tobytes(), digest_size=16).hexdigest() for image in data.images]
 
 
-def generator_training_set(gen_data: DataConfig, resolution: int) -> ImageSet:
-    """The generator's training images, preprocessed at the evaluation's resolution."""
-    return load_dataset(replace(gen_data, resolution=resolution))
+def generator_training_set(gen_data: DataConfig, eval_data: DataConfig) -> ImageSet:
+    """The generator's training images, preprocessed as the evaluation's images are."""
+    return load_dataset(replace(gen_data, crop=eval_data.crop, resolution=eval_data.resolution))
 
 
 def overlap(seen: set[str], data: ImageSet) -> int:
@@ -29,10 +30,11 @@ def overlap(seen: set[str], data: ImageSet) -> int:
     return sum(h in seen for h in image_hashes(data))
 
 
-def check(gen_data: DataConfig, test: ImageSet, valids: dict[int, ImageSet]) -> dict:
+def check(gen_data: DataConfig, eval_data: DataConfig, test: ImageSet, valids: dict[int, ImageSet]) -> dict:
     """Raise ValueError when any test image was in the generator's training data; return the
-    overlap with each fold's validation split (it biases epoch selection, not the test score)."""
-    seen = set(image_hashes(generator_training_set(gen_data, test.resolution)))
+    overlap with each fold's validation split (it biases epoch selection, not the test score).
+    `eval_data` is how `test` and `valids` were loaded."""
+    seen = set(image_hashes(generator_training_set(gen_data, eval_data)))
     in_test = overlap(seen, test)
     if in_test:
         raise ValueError(f"the generator was trained on {in_test} of the {len(test)} test images "

@@ -62,8 +62,12 @@ def _check_generator(config: SweepConfig) -> tuple[str, dict]:
     if list(gen.class_names) != list(CLASS_NAMES):
         raise ValueError(f"{path}: generator classes {gen.class_names} differ from the data's {list(CLASS_NAMES)}")
     test = load_dataset(replace(config.data, subset="test"))
+    if gen_data.crop != config.data.crop or abs(gen.pixel_scale_arcsec - test.pixel_scale_arcsec) > 1e-9:
+        raise ValueError(f"{path}: the generator was trained on {gen_data.crop} px crops at {gen.pixel_scale_arcsec:g} "
+                         f"arcsec/px, the classifier data are {config.data.crop} px crops at "
+                         f"{test.pixel_scale_arcsec:g} arcsec/px: its sources would be mixed in at another angular scale")
     valids = {f: load_dataset(replace(config.data, fold=f, subset="valid")) for f in config.folds}
-    return gen.file_hash, leakage.check(gen_data, test, valids)
+    return gen.file_hash, leakage.check(gen_data, config.data, test, valids)
 
 
 def run(study: Study, workers: int, device: str, progress: bool, overwrite: bool = False) -> tuple[dict, str]:

@@ -150,3 +150,23 @@ def test_pretrain_finetune_with_fresh_images_and_half_the_real_data(generator, t
     logged = [json.loads(line) for line in (tmp_path / "tensorboard" / "r=1" / "fold0-seed0" / "stats.jsonl").open()]
     assert [row["step"] for row in logged] == [1, 2] and "pretrain/valid/accuracy" in logged[0]
     assert set(json.loads((tmp_path / "results.json").read_text())["summary"]) == {"r=0", "r=1"}
+
+
+def test_generator_of_another_crop_is_refused_naming_crop_and_pixel_scale(tmp_path):
+    """128 px crops at 32 px are 7.2 arcsec/px, 64 px crops at 32 px 3.6: its sources would enter
+    the classifier's training set at twice their size."""
+    other = make_generator(tmp_path / "crop64", split="cv", fold=0, crop=64)
+    result = run(["--ratio", "1", "--folds", "0", "--checkpoint", other], tmp_path / "out")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "64 px crops at 3.6 arcsec/px" in result.output and "128 px crops at 7.2 arcsec/px" in result.output
+
+
+def test_leakage_check_finds_test_images_in_training_data_of_another_crop():
+    """The literature split holds 288 of the 400 cv test images; a generator trained on it at a
+    64 px crop must still be caught when the evaluation crops 128 px."""
+    from augment import leakage
+
+    eval_data = DataConfig(split="cv", resolution=32)
+    test = load_dataset(DataConfig(split="cv", resolution=32, subset="test"))
+    with pytest.raises(ValueError, match="trained on 288 of the 400 test images"):
+        leakage.check(DataConfig(split="literature", crop=64, resolution=32), eval_data, test, {})
