@@ -99,7 +99,7 @@ def test_dry_run_prints_config_and_writes_nothing(tmp_path):
     config = json.loads(result.stdout)
     assert config["preset"] == "small" and config["iters"] == 32  # ceil(10000 / (64 * 5))
     assert config["network"]["resolution"] == 64 and config["data"]["resolution"] == 64
-    assert (config["data"]["source"], config["data"]["split"], config["data"]["subset"]) == ("first", "literature", "train")
+    assert (config["data"]["source"], config["data"]["split"], config["data"]["subset"]) == ("first", "cv", "train")
     assert not (tmp_path / "runs").exists()
 
 

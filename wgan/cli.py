@@ -57,7 +57,9 @@ SEED = click.IntRange(0, MAX_SEED)
               help="How the generator doubles its resolution; default: the preset's.")
 @click.option("--resolution", type=int, default=None, help="Image size (power of two); default: the preset's.")
 @click.option("--data", "source", default="first", help="'first' (bundled FIRST set), a class folder, or an .h5 file.")
-@click.option("--split", type=click.Choice(["literature", "cv"]), default="literature")
+@click.option("--split", type=click.Choice(["literature", "cv"]), default="cv",
+              help="cv (with --fold): a generator augment-eval can use; literature: its training split holds "
+                   "288 of the 400 cv test images.")
 @click.option("--fold", type=click.IntRange(0, 4), default=0, help="Cross-validation fold (with --split cv).")
 @click.option("--crop", type=click.IntRange(8), default=128, help="Centre crop in source pixels.")
 @click.option("--batch-size", type=click.IntRange(1), default=64)
@@ -104,7 +106,7 @@ def train_command(**opts):
     Examples:
       wgan-train                                   # small preset, real FIRST data, best device
       wgan-train --preset paper --kimg 30000       # the published architecture at 128 px
-      wgan-train --resume auto --run-dir runs/00001-small-64px-first-literature-b64-s0
+      wgan-train --resume auto --run-dir runs/00001-small-64px-first-cv0-b64-s0
     """
     from .launch import run_training
 
