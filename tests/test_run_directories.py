@@ -142,3 +142,16 @@ def test_resume_at_another_thread_count_warns(run_dir):
         torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
     assert f"started with {saved} CPU threads" in result.output and f"OMP_NUM_THREADS={saved}" in result.output
+
+
+def test_a_bf16_run_resumed_where_bf16_is_emulated_continues_in_float32(run_dir, monkeypatch):
+    config = json.loads((run_dir / "config.json").read_text())
+    from wgan.config import TrainConfig
+
+    cfg = TrainConfig.from_json(json.dumps({**config, "amp": True}))
+    monkeypatch.setattr(launch, "native_bf16", lambda device: False)
+    assert "continues in float32" in launch.amp_for_resume(cfg, given=set()) and cfg.amp is False
+    cfg.amp = True
+    assert launch.amp_for_resume(cfg, given={"amp"}) is None and cfg.amp is True  # --amp given: kept
+    monkeypatch.setattr(launch, "native_bf16", lambda device: True)
+    assert launch.amp_for_resume(cfg, given=set()) is None and cfg.amp is True

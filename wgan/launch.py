@@ -18,7 +18,7 @@ from .run import latest_run_dir, native_bf16, new_run_dir, select_device
 from .workdir import exclusive
 
 # Options that may change when a run is resumed; the rest come from the run's saved config.
-RESUMABLE = {"kimg", "iters", "log_every", "sample_every", "checkpoint_every", "keep", "device", "progress",
+RESUMABLE = {"kimg", "iters", "log_every", "sample_every", "checkpoint_every", "keep", "device", "amp", "progress",
              "eval_every", "eval_extractor", "eval_n"}
 
 
@@ -70,10 +70,21 @@ def apply_schedule(cfg: TrainConfig, opts: dict, given: set[str]) -> TrainConfig
         cfg.iters = cfg.iters_for_kimg(opts["kimg"])
     for option, attribute in (("log_every", "log_every"), ("sample_every", "sample_every"),
                               ("checkpoint_every", "checkpoint_every"), ("keep", "keep_checkpoints"),
-                              ("device", "device")):
+                              ("device", "device"), ("amp", "amp")):
         if option in given:
             setattr(cfg, attribute, opts[option])
     return cfg
+
+
+def amp_for_resume(cfg: TrainConfig, given: set[str]) -> str | None:
+    """A run saved with bf16 autocast, resumed where bf16 is only emulated (about 70x slower),
+    continues in float32 unless --amp is given; returns the notice to print, if any."""
+    device = select_device(cfg.device)
+    if cfg.amp and "amp" not in given and not native_bf16(device):
+        cfg.amp = False
+        return ("notice: this run trained with bf16 autocast, which this machine only emulates; it continues "
+                "in float32 (pass --amp to keep bf16)")
+    return None
 
 
 def resolve_resume(resume: str, run_dir: Path | None, runs_root: Path) -> Path | None:
@@ -104,6 +115,9 @@ def run_training(opts: dict, ctx: click.Context) -> None:
         payload = checkpoint.load(resume, checkpoint.TRAINING_STATE)
         given = {k for k in opts if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
         cfg = apply_schedule(TrainConfig.from_json(payload["config"]), opts, given)
+        notice = amp_for_resume(cfg, given)
+        if notice:
+            click.echo(notice, err=True)
         run_dir = opts["run_dir"] or resume.parent.parent
         ignored = sorted(given - RESUMABLE - {"resume", "run_dir", "runs_root", "dry_run"})
         if ignored:
