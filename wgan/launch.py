@@ -71,7 +71,7 @@ def apply_schedule(cfg: TrainConfig, opts: dict, given: set[str]) -> TrainConfig
     for option, attribute in (("log_every", "log_every"), ("sample_every", "sample_every"),
                               ("checkpoint_every", "checkpoint_every"), ("keep", "keep_checkpoints"),
                               ("device", "device"), ("amp", "amp")):
-        if option in given:
+        if option in given and opts[option] is not None:  # --amp's default None means "where native"
             setattr(cfg, attribute, opts[option])
     return cfg
 
