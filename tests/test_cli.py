@@ -71,7 +71,8 @@ def test_resume_without_length_options_keeps_the_saved_schedule(tmp_path):
 
 
 @pytest.mark.parametrize("args, expected", [
-    ([], {"preset": "small", "n_critic": 5, "lr_d": 1e-4, "upsample": "transposed"}),
+    ([], {"preset": "small-resize", "n_critic": 2, "lr_d": 2e-4, "upsample": "nearest"}),
+    (["--preset", "small"], {"preset": "small", "n_critic": 5, "lr_d": 1e-4, "upsample": "transposed"}),
     (["--preset", "small-resize"], {"n_critic": 2, "lr_g": 1e-4, "lr_d": 2e-4, "upsample": "nearest"}),
     (["--preset", "small-resize", "--n-critic", 3, "--lr-d", 4e-4, "--upsample", "bilinear"],
      {"n_critic": 3, "lr_d": 4e-4, "upsample": "bilinear"}),
@@ -97,7 +98,7 @@ def test_dry_run_prints_config_and_writes_nothing(tmp_path):
     result = invoke(train_command, ["--dry-run", "--runs-root", tmp_path / "runs", "--kimg", 10])
     assert result.exit_code == 0
     config = json.loads(result.stdout)
-    assert config["preset"] == "small" and config["iters"] == 32  # ceil(10000 / (64 * 5))
+    assert config["preset"] == "small-resize" and config["iters"] == 79  # ceil(10000 / (64 * 2))
     assert config["network"]["resolution"] == 64 and config["data"]["resolution"] == 64
     assert (config["data"]["source"], config["data"]["split"], config["data"]["subset"]) == ("first", "cv", "train")
     assert not (tmp_path / "runs").exists()

@@ -37,7 +37,7 @@ PRESETS: dict[str, Preset] = {
     ),
 }
 
-DEFAULT_PRESET = "small"
+DEFAULT_PRESET = "small-resize"  # chosen by bench/time_to_quality.py: README, "Generator quality per CPU-minute"
 
 
 def get(name: str) -> Preset:
