@@ -114,6 +114,7 @@ def test_release_card_carries_scores_floors_and_hash(setup, tmp_path):
     assert card["command"] == "wgan-train --iters 1" and card["generator_iterations"] == 1
     assert set(card["scores"]) == set(card["floor"]) == {"overall", "FRI", "FRII", "Compact", "Bent"}
     assert card["scores"]["Bent"]["kid"] > card["floor"]["Bent"]["kid"]
+    assert set(card["class_fidelity"]["scores"]) == {"FRI", "FRII", "Compact", "Bent"}
 
     from wgan.release import card as make_card
 

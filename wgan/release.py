@@ -53,6 +53,7 @@ def card(export: Path, scores_file: Path, command: str) -> dict:
         "above_floor": scores["above_floor"],
         "astro": {group: s["astro"] for group, s in scores["scores"].items()},
         "astro_floor": {group: s["astro"] for group, s in scores["floor"].items()},
+        "class_fidelity": scores.get("class_fidelity"),  # absent in scores written before it existed
     }
 
 
