@@ -9,14 +9,14 @@ from wgan.data import CLASS_NAMES, ImageSet
 from .distances import kernel_inception_distance
 from .evaluate_generator import sample_images
 from .export import LoadedClassifier
-from .quality import Evaluated, feature_fid, featurize
+from .quality import Evaluated, class_fidelity, feature_fid, featurize
 
 BEST_METRIC = "Metrics/kid_class_mean"  # lower is better; picks generator-best.pt
 
 
 class PeriodicQuality:
-    """Every `every` generator iterations: KID and FID per class of `n_per_class` EMA samples
-    (fixed seeds) against the real training images, in the extractor's feature space."""
+    """Every `every` generator iterations: KID, FID and class fidelity per class of `n_per_class`
+    EMA samples (fixed seeds) against the real training images, in the extractor's feature space."""
 
     def __init__(self, extractor: LoadedClassifier, reference: ImageSet, every: int, n_per_class: int = 200,
                  kid_subset: int = 100, seed: int = 0):
@@ -36,6 +36,8 @@ class PeriodicQuality:
             real, fake = self.reference.of_class(c).features, generated.of_class(c).features
             stats[f"Metrics/kid_{name}"] = kernel_inception_distance(real, fake, subset_size=self.kid_subset)[0]
             stats[f"Metrics/fid_{name}"] = feature_fid(real, fake)
+        for name, share in class_fidelity(self.extractor, generated, list(CLASS_NAMES)).items():
+            stats[f"Metrics/fidelity_{name}"] = share
         stats[BEST_METRIC] = float(np.mean([stats[f"Metrics/kid_{n}"] for n in CLASS_NAMES]))
         stats["Metrics/fid_class_mean"] = float(np.mean([stats[f"Metrics/fid_{n}"] for n in CLASS_NAMES]))
         return stats

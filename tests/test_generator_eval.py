@@ -91,6 +91,7 @@ def test_periodic_quality_during_training_exports_the_best(setup, tmp_path):
     evals = [x for x in lines if "Metrics/kid_class_mean" in x]
     assert [x["step"] for x in evals] == [2, 4]
     assert all(np.isfinite(x[f"Metrics/fid_{c}"]) for x in evals for c in ("FRI", "FRII", "Compact", "Bent"))
+    assert all(0 <= x[f"Metrics/fidelity_{c}"] <= 1 for x in evals for c in ("FRI", "FRII", "Compact", "Bent"))
     assert (tmp_path / "run" / "generator-best.pt").is_file()
 
 
