@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from augment.sweep import BUDGETS
 from classifier.models import MODELS
 from wgan.cli import DEVICE
 from wgan.workdir import DirectoryBusy, exclusive
@@ -40,6 +41,9 @@ def _int_list(ctx, param, value: str) -> list[int]:
               help="balanced: generated images even out the classes; realistic: they copy the real class mix.")
 @click.option("--schedule", type=click.Choice(["mixed", "pretrain-finetune"]), default="mixed")
 @click.option("--fresh", is_flag=True, help="New generated images every epoch instead of one fixed pool.")
+@click.option("--budget", type=click.Choice(BUDGETS), default="equal-steps",
+              help="equal-steps: every arm gets the batches of --epochs passes over the real split; "
+                   "equal-real-passes: real images seen as often as in the real-only arm (steps grow with the ratio).")
 @click.option("--real-fraction", type=click.FloatRange(0, 1, min_open=True), default=1.0,
               help="Keep this fraction of the real training images (stratified).")
 @click.option("--baselines/--no-baselines", default=True,

@@ -40,6 +40,7 @@ def prepare(opts: dict, command: str) -> Study:
         checkpoint=opts["checkpoint"] if needs_generator else None,
         arms=build_arms(specs, base, opts["baselines"]), folds=opts["folds"], seeds=opts["seeds"], base=base,
         data=data, schedule=opts["schedule"], fresh=opts["fresh"], real_fraction=opts["real_fraction"],
+        budget=opts["budget"],
         out=opts["out"] or Path("runs") / f"augment-{opts['model']}-{opts['mode']}")
     if needs_generator and not config.checkpoint.is_file():
         raise ValueError(f"{config.checkpoint}: no generator export; train one with wgan-train or pass --checkpoint")

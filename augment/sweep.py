@@ -38,6 +38,10 @@ BASELINES = {  # name -> the one training option it adds to the base settings
     "dihedral": {"dihedral": True},
 }
 SCHEDULES = ("mixed", "pretrain-finetune")
+# equal-steps: every arm gets the batches of `epochs` passes over the real split (a mixed set's
+# real images are then seen less often); equal-real-passes: the real images are seen as often as
+# in the real-only arm, so the steps grow with the ratio.
+BUDGETS = ("equal-steps", "equal-real-passes")
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class SweepConfig:
     schedule: str = "mixed"
     fresh: bool = False  # new generated images every epoch instead of one fixed pool
     real_fraction: float = 1.0
+    budget: str = "equal-steps"  # one of BUDGETS
     out: Path = Path("runs/augment")
     save_models: bool = False  # also write each cell's classifier export beside its JSON
 
@@ -92,6 +97,7 @@ def cell_identity(config: SweepConfig, arm: Arm, fold: int, seed: int, generator
         "generator_sha256": generator_hash if adds else None,
         "fresh": config.fresh if adds else None,
         "schedule": config.schedule if adds else "mixed",
+        "budget": config.budget if adds else "equal-steps",
         "base": asdict(config.base), "data": asdict(config.data), "real_fraction": config.real_fraction,
     }
 
@@ -144,11 +150,12 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
     dev = select_device(device)
     data = replace(config.data, fold=fold)
     real, valid, test = (load_dataset(replace(data, subset=s)) for s in ("train", "valid", "test"))
-    settings = replace(config.base, seed=seed, steps_per_epoch=math.ceil(len(real) / config.base.batch_size),
-                       **dict(arm.overrides))
     real = mixing.real_fraction(real, config.real_fraction, seed)
     counts = mixing.generated_counts(list(real.class_counts().values()), arm.spec)
     train_for = _training_sets(config, real, counts, seed)
+    per_epoch = len(real) + (sum(counts) if config.budget == "equal-real-passes" else 0)
+    settings = replace(config.base, seed=seed, steps_per_epoch=math.ceil(per_epoch / config.base.batch_size),
+                       **dict(arm.overrides))
     trained_on = train_for(1).fingerprint  # real + generated (pool hash); --fresh pools change per epoch
     model = build_model(settings.model, real.resolution, len(CLASS_NAMES), seed=seed)
     logger = StatsLogger(config.out / "tensorboard" / arm.name / f"fold{fold}-seed{seed}", resume_step=0)
@@ -169,6 +176,7 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
     cell = {
         "arm": arm.name, "fold": fold, "seed": seed, "ratio": asdict(arm.spec), "overrides": dict(arm.overrides),
         "schedule": config.schedule, "real_counts": real.class_counts(), "generated_counts": dict(zip(CLASS_NAMES, counts)),
+        "steps_per_epoch": settings.steps_per_epoch,
         "best_epoch": result.best_epoch, "valid_accuracy": best["valid/accuracy"], "test": test_report,
         "failure": failure(best["valid/accuracy"], test_report),
         "data_fingerprints": {"train": trained_on, "valid": valid.fingerprint, "test": test.fingerprint},

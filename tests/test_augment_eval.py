@@ -170,3 +170,15 @@ def test_leakage_check_finds_test_images_in_training_data_of_another_crop():
     test = load_dataset(DataConfig(split="cv", resolution=32, subset="test"))
     with pytest.raises(ValueError, match="trained on 288 of the 400 test images"):
         leakage.check(DataConfig(split="literature", crop=64, resolution=32), eval_data, test, {})
+
+
+def test_equal_real_passes_budget_grows_the_steps_with_the_ratio(generator, sweep, tmp_path):
+    out, _ = sweep
+    equal_steps = json.loads((out / "cells" / "r=1.5" / "fold0-seed0.json").read_text())
+    assert equal_steps["steps_per_epoch"] == 44  # ceil(1405 / 32), as for real only
+    result = run(["--ratio", "1", "--folds", "0", "--epochs", "1", "--workers", "1", "--no-baselines",
+                  "--budget", "equal-real-passes", "--checkpoint", generator], tmp_path)
+    assert result.exit_code == 0, result.output
+    cells = {arm: json.loads((tmp_path / "cells" / arm / "fold0-seed0.json").read_text()) for arm in ("r=0", "r=1")}
+    assert cells["r=0"]["steps_per_epoch"] == 44 and cells["r=1"]["steps_per_epoch"] == 88  # ceil(2810 / 32)
+    assert cells["r=1"]["identity"]["budget"] == "equal-real-passes" and cells["r=0"]["identity"]["budget"] == "equal-steps"
