@@ -51,6 +51,8 @@ def _int_list(ctx, param, value: str) -> list[int]:
 @click.option("--epochs", type=click.IntRange(1), default=60, help="Budget: passes over the real training split (same for every arm).")
 @click.option("--batch-size", type=click.IntRange(1), default=32)
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3)
+@click.option("--generated-augment", type=click.Choice(["same-as-real", "none"]), default="same-as-real",
+              help="Rotations/flips of the base settings for generated images too, or none (as published).")
 @click.option("--class-weighted", is_flag=True, help="Base setting for every arm: loss weighted by inverse class frequency.")
 @click.option("--dihedral", is_flag=True, help="Base setting for every arm: random rotations/flips.")
 @click.option("--tta", is_flag=True, help="Base setting for every arm: predict with the mean over the 8 rotations/flips.")

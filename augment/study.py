@@ -33,7 +33,8 @@ def prepare(opts: dict, command: str) -> Study:
     specs = [mixing.MixSpec(mode=opts["mode"])] + [mixing.parse_ratio(r, opts["mode"]) for r in opts["ratios"]]
     specs = list({s.label: s for s in specs}.values())  # ratio 0 first, duplicates once
     base = TrainSettings(model=opts["model"], epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
-                         class_weighted=opts["class_weighted"], dihedral=opts["dihedral"], tta=opts["tta"])
+                         class_weighted=opts["class_weighted"], dihedral=opts["dihedral"], tta=opts["tta"],
+                         augment_generated=opts["generated_augment"] == "same-as-real")
     data = DataConfig(split="cv", crop=128, resolution=None if opts["resolution"] == 128 else opts["resolution"])
     needs_generator = any(not s.is_zero for s in specs)
     config = SweepConfig(

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from wgan.data import CLASS_NAMES, ImageSet, to_unit_range
+from wgan.data import CLASS_NAMES, GENERATED_SOURCE, ImageSet, to_unit_range
 from wgan.data.symmetry import dihedral, random_dihedral, random_rotation
 from wgan.distributed import SINGLE, Shard, average_gradients, average_stats
 from wgan.run import autocast_factory
@@ -44,6 +44,7 @@ class TrainSettings:
     amp: bool = False  # bf16 autocast (CUDA)
     tta: bool = False  # predict with the mean probability over the 8 rotations/flips (valid and test)
     steps_per_epoch: int | None = None  # fixed batches per epoch (same compute for sets of any size); None: one pass
+    augment_generated: bool = True  # False: generated images enter as drawn (the published protocol)
 
 
 def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -92,15 +93,13 @@ def train_one_epoch(model: nn.Module, data: ImageSet, optimizer, scheduler, sett
     """
     model.train()
     order = epoch_order(data.labels, settings, rng)
+    as_drawn = None if settings.augment_generated else torch.from_numpy(np.asarray(data.source == GENERATED_SOURCE))
     total_loss, correct = 0.0, 0
     for start in range(0, len(order), settings.batch_size):
         index = order[start : start + settings.batch_size]
         x = to_unit_range(data.images[index].to(device)).unsqueeze(1)
         y = data.labels[index].to(device)
-        if settings.dihedral:
-            x = random_dihedral(x, rng)
-        if settings.rotate:
-            x = random_rotation(x, rng)
+        x = _augment(x, settings, rng, None if as_drawn is None else as_drawn[index].to(device))
         x, y, y_all = shard.take(x), shard.take(y), y
         with autocast_factory(device, settings.amp)():
             logits = model(x)
@@ -115,6 +114,17 @@ def train_one_epoch(model: nn.Module, data: ImageSet, optimizer, scheduler, sett
     totals = average_stats({"loss": total_loss, "correct": correct}, shard, device)  # means of per-rank sums
     return {"loss": totals["loss"] / len(order) * shard.world, "accuracy": totals["correct"] / len(order) * shard.world,
             "lr": scheduler.get_last_lr()[0]}
+
+
+def _augment(x: torch.Tensor, settings: TrainSettings, rng: torch.Generator, keep: torch.Tensor | None) -> torch.Tensor:
+    """Rotations/flips of a batch; images where `keep` is true stay as they are. The random draws
+    are the same either way, so the real images get the same augmentation in both protocols."""
+    original = x
+    if settings.dihedral:
+        x = random_dihedral(x, rng)
+    if settings.rotate:
+        x = random_rotation(x, rng)
+    return x if keep is None else torch.where(keep[:, None, None, None], original, x)
 
 
 def _loss(logits: torch.Tensor, y: torch.Tensor, y_all: torch.Tensor, weights: torch.Tensor | None,

@@ -149,3 +149,18 @@ def test_rotation_augmentation_is_applied_and_seeded():
     plain, rotated, again = weights(False), weights(True), weights(True)
     assert not torch.equal(plain.head[-1].weight, rotated.head[-1].weight)
     assert torch.equal(rotated.head[-1].weight, again.head[-1].weight)
+
+
+def test_generated_images_can_enter_as_drawn_while_real_ones_are_augmented():
+    """--generated-augment none: the same random draws, applied to the real images only."""
+    import torch
+
+    from classifier.engine import TrainSettings, _augment
+
+    x = torch.rand(6, 1, 16, 16) * 2 - 1
+    keep = torch.tensor([False, True, False, True, False, False])
+    settings = TrainSettings(dihedral=True, rotate=True)
+    both = _augment(x, settings, torch.Generator().manual_seed(0), None)
+    real_only = _augment(x, settings, torch.Generator().manual_seed(0), keep)
+    assert torch.equal(real_only[~keep], both[~keep]) and torch.equal(real_only[keep], x[keep])
+    assert not torch.equal(both[keep], x[keep])  # they would have been augmented

@@ -9,6 +9,7 @@ import torch
 
 # Label order of the FIRST data set (`Label_literature`): 0 FRI, 1 FRII, 2 Compact, 3 Bent.
 CLASS_NAMES: tuple[str, ...] = ("FRI", "FRII", "Compact", "Bent")
+GENERATED_SOURCE = "generated"  # the `source` of every generated image in a (mixed) ImageSet
 
 
 class DataError(ValueError):
