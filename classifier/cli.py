@@ -92,7 +92,8 @@ def classifier_train_command(**opts):
 @click.option("--kid-subset", type=click.IntRange(2), default=100, help="Subset size of the KID estimate.")
 @click.option("--tstr-epochs", type=click.IntRange(0), default=0,
               help="Also train the baseline CNN on generated images only (this many epochs) and test on real.")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder; default: eval/ beside the checkpoint.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output folder; default: runs/eval-<generator hash>.")
 @click.option("--device", type=DEVICE, default="auto")
 def eval_command(checkpoint, extractor, n_per_class, seed, kid_subset, tstr_epochs, out, device):
     """Score a generator per class (FID, KID, precision/recall, astrophysical statistics) beside
@@ -121,7 +122,7 @@ def eval_command(checkpoint, extractor, n_per_class, seed, kid_subset, tstr_epoc
         gen_config = TrainConfig.from_json(ckpt.load(checkpoint, ckpt.GENERATOR_EXPORT)["config"])
         feats = load_classifier(extractor, dev)
         result, images = evaluate_generator(gen, gen_config, feats, GeneratorEvaluation(n_per_class, seed, kid_subset, tstr_epochs))
-        out = out or checkpoint.parent / "eval"
+        out = out or Path("runs") / f"eval-{gen.file_hash[:12]}"
         write_outputs(result, images, out)
     except USER_ERRORS as error:
         raise click.ClickException(str(error)) from None

@@ -81,10 +81,11 @@ def evaluate_generator(gen: LoadedGenerator, gen_config: TrainConfig, extractor:
 
 def format_table(result: dict) -> str:
     """A per-class text table: each score with its real-vs-real floor in brackets."""
-    rows = [f"{'class':8s} {'FID':>16s} {'KID x1e3':>16s} {'precision':>15s} {'recall':>15s}"]
+    # KID in the same unit as scores.json, the release cards and the README (no rescaling)
+    rows = [f"{'class':8s} {'FID':>16s} {'KID':>16s} {'precision':>15s} {'recall':>15s}"]
     for group, s in result["scores"].items():
         f = result["floor"][group]
-        rows.append(f"{group:8s} {s['fid']:8.2f} ({f['fid']:5.2f}) {1e3 * s['kid']:8.2f} ({1e3 * f['kid']:5.2f}) "
+        rows.append(f"{group:8s} {s['fid']:8.2f} ({f['fid']:5.2f}) {s['kid']:8.3f} ({f['kid']:6.3f}) "
                     f"{s['precision']:7.3f} ({f['precision']:.3f}) {s['recall']:7.3f} ({f['recall']:.3f})")
     fidelity = result["class_fidelity"]
     rows.append("class fidelity (share classified as their own class by the extractor): " + ", ".join(
