@@ -100,11 +100,11 @@ SEED = click.IntRange(0, MAX_SEED)
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
 @click.option("--progress/--no-progress", default=True)
 def train_command(**opts):
-    """Train a class-conditional WGAN-GP (default: the `small` preset on the FIRST training split).
+    """Train a class-conditional WGAN-GP (default: the `small-resize` preset on the FIRST cv fold 0 training split).
 
     \b
     Examples:
-      wgan-train                                   # small preset, real FIRST data, best device
+      wgan-train                                   # small-resize preset, real FIRST cv fold 0, best device
       wgan-train --preset paper --kimg 30000       # the published architecture at 128 px
       wgan-train --resume auto --run-dir runs/00001-small-64px-first-cv0-b64-s0
     """
