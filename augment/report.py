@@ -60,7 +60,10 @@ def markdown(results: dict) -> str:
         f"Command: `{results['command']}`", "",
         f"Generator: `{cfg['checkpoint']}` (hash {results.get('generator_hash', 'none')}), model {cfg['base']['model']}, "
         f"mode {results['mode']}, schedule {cfg['schedule']}, folds {cfg['folds']}, seeds {cfg['seeds']}, "
-        f"budget {cfg['base']['epochs']} passes over the real training split, real fraction {cfg['real_fraction']}.", "",
+        f"budget {cfg['base']['epochs']} passes over the real training split ({cfg.get('budget', 'equal-steps')}), "
+        f"real fraction {cfg['real_fraction']}, {'fresh' if cfg['fresh'] else 'fixed'} generated pool.", "",
+        "Computed under (every setting that changes a number; each cell in `cells/` records its own identity): "
+        f"training `{json.dumps(cfg['base'], sort_keys=True)}`, data `{json.dumps(cfg['data'], sort_keys=True)}`.", "",
         "Test metrics on the real test split, mean ± std over folds x seeds:", "", *rows, "",
         "Per-class precision (P) and recall (R):", "", *pr, "",
         f"Paired gain over `{reference}` (same fold and seed), 95 % t interval; * marks an interval that excludes 0:",

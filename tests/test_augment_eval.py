@@ -48,6 +48,8 @@ def test_every_output_is_written(sweep):
     assert list((out / "tensorboard" / "r=1.5" / "fold0-seed0").glob("events.out.tfevents.*"))
     assert results["leakage"]["test_images_seen"] == 0
     assert results["leakage"]["valid_images_seen"] == {"0": 0}
+    report = (out / "report.md").read_text()
+    assert "Computed under" in report and '"augment_generated": true' in report and results["generator_hash"] in report
 
 
 def test_generated_images_reach_training_only(sweep):

@@ -219,3 +219,29 @@ def test_sample_never_mixes_generators_in_one_folder(trained, tmp_path):
     (tmp_path / "mine" / "notes.txt").write_text("my own files")
     result = invoke(sample_command, ["--checkpoint", other, "--out", tmp_path / "mine", "--n", 4, "--no-progress"])
     assert result.exit_code != 0 and "is not empty" in result.output
+
+
+@pytest.mark.parametrize("fmt", ["png", "npz", "h5", "fits"])
+def test_full_disk_while_sampling_stops_with_one_line_and_no_temporary_file(trained, tmp_path, monkeypatch, fmt):
+    from wgan import writers
+
+    writer = writers.WRITERS[fmt]
+    real_write, calls = writer.write, {"n": 0}
+
+    def write_until_full(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(28, "No space left on device")
+        return real_write(self, *args)
+
+    monkeypatch.setattr(writer, "write", write_until_full)
+    out = tmp_path / "out"
+    result = invoke(sample_command, ["--checkpoint", trained / "generator.pt", "--n", 8, "--batch-size", 4,
+                                     "--format", fmt, "--out", out, "--no-progress"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "writing stopped (No space left on device)" in result.output
+    assert not list(tmp_path.rglob("*.tmp"))
+    if fmt in ("npz", "h5"):
+        assert not (out / f"samples.{fmt}").exists()  # no half-written file
+    else:
+        assert len(list(out.glob(f"*.{fmt}"))) == 4  # the first batch, each file complete

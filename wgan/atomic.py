@@ -9,6 +9,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+class WriteError(OSError):
+    """A file could not be written (e.g. a full disk); its message names the file and what was kept."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+def reason(error: BaseException) -> str:
+    """The short cause of a failed write: the OS's words, else the first line of the message."""
+    return getattr(error, "strerror", None) or str(error).strip().splitlines()[0]
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is renamed onto `path`.

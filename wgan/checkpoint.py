@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .atomic import atomic_path
+from .atomic import WriteError, atomic_path, reason
 from .data.cache import file_digest
 
 TRAINING_STATE = "radiogan-training-state"
@@ -30,11 +30,8 @@ class CheckpointError(ValueError):
     """A checkpoint file that is missing, damaged, or not of the expected kind."""
 
 
-class CheckpointWriteError(OSError):
+class CheckpointWriteError(WriteError):
     """A checkpoint could not be written (e.g. a full disk); the file it would replace is intact."""
-
-    def __str__(self) -> str:
-        return self.args[0]
 
 
 def save(payload: dict, path: str | Path) -> None:
@@ -45,9 +42,8 @@ def save(payload: dict, path: str | Path) -> None:
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
     except (OSError, RuntimeError) as error:  # torch reports a failed write as RuntimeError
-        reason = getattr(error, "strerror", None) or str(error).strip().splitlines()[0]
         kept = "the previous file is intact" if Path(path).exists() else "nothing was written"
-        raise CheckpointWriteError(f"{path}: could not be written ({reason}); {kept}") from None
+        raise CheckpointWriteError(f"{path}: could not be written ({reason(error)}); {kept}") from None
 
 
 def content_digest(value) -> str:

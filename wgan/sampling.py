@@ -84,9 +84,10 @@ def write_samples(gen: LoadedGenerator, n: int, classes: list[int], seed: int, o
     from torchvision.utils import make_grid
     from tqdm import tqdm
 
+    from .atomic import WriteError, reason
     from .data import to_uint8
     from .run import save_png
-    from .writers import WRITERS, output_folder, output_path
+    from .writers import PER_IMAGE, WRITERS, output_folder, output_path
 
     target = output_path(out, fmt)
     labels, seeds = plan(n, classes, seed)
@@ -94,17 +95,21 @@ def write_samples(gen: LoadedGenerator, n: int, classes: list[int], seed: int, o
     kept: dict[int, list[torch.Tensor]] = {c: [] for c in classes}
     folder = output_folder(out, fmt)
     folder.mkdir(parents=True, exist_ok=True)
-    with WRITERS[fmt](target, n, gen.resolution, gen.class_names, meta) as writer, \
-            tqdm(total=n, unit="img", disable=not progress) as bar:
-        for images, y, s in generate(gen.model, labels, seeds, batch_size):
-            writer.write(to_uint8(images).numpy(), images, y, s)
-            if grid:
-                for c in classes:
-                    room = GRID_IMAGES - sum(len(t) for t in kept[c])
-                    chosen = images[y == c][:room]
-                    if len(chosen):
-                        kept[c].append(chosen)
-            bar.update(len(y))
+    try:
+        with WRITERS[fmt](target, n, gen.resolution, gen.class_names, meta) as writer, \
+                tqdm(total=n, unit="img", disable=not progress) as bar:
+            for images, y, s in generate(gen.model, labels, seeds, batch_size):
+                writer.write(to_uint8(images).numpy(), images, y, s)
+                if grid:
+                    for c in classes:
+                        room = GRID_IMAGES - sum(len(t) for t in kept[c])
+                        chosen = images[y == c][:room]
+                        if len(chosen):
+                            kept[c].append(chosen)
+                bar.update(len(y))
+    except OSError as error:  # e.g. a disk that filled up from elsewhere after the free-space check
+        kept_note = "the images written before are complete" if fmt in PER_IMAGE else "no file was written"
+        raise WriteError(f"{target}: writing stopped ({reason(error)}); {kept_note}") from None
     if grid:
         for c in (c for c in classes if kept[c]):  # a class may get no image when n < classes
             picture = make_grid(torch.cat(kept[c])[:, None], nrow=8, padding=2, pad_value=1.0)[0]
