@@ -130,7 +130,7 @@ def run_training(opts: dict, ctx: click.Context) -> None:
     else:
         cfg = config_from_options(opts)
         run_dir = opts["run_dir"]
-        if run_dir is not None and holds_run(run_dir):
+        if run_dir is not None and is_main_process() and holds_run(run_dir):
             raise click.UsageError(f"{run_dir} already holds a run; continue it with --resume auto, "
                                    "or choose another --run-dir")
     if opts["dry_run"]:
@@ -142,9 +142,11 @@ def run_training(opts: dict, ctx: click.Context) -> None:
     callbacks, best_metric = quality_monitor(opts, data, cfg.device)  # before anything is written
     if run_dir is None:
         run_dir = new_run_dir(opts["runs_root"], cfg.run_name())
-    # Only the main process of a torchrun launch writes, so only it takes the directory's lock.
-    with exclusive(run_dir, "wgan-train") if is_main_process() else contextlib.nullcontext():
-        if resume is None and holds_run(run_dir):  # checked again under the lock: a writer may have just started
+    # Only the main process of a torchrun launch writes, so only it takes the directory's lock and
+    # checks it again under the lock (a writer may have just started); the others would see its config.
+    main = is_main_process()
+    with exclusive(run_dir, "wgan-train") if main else contextlib.nullcontext():
+        if main and resume is None and holds_run(run_dir):
             raise click.UsageError(f"{run_dir} already holds a run; continue it with --resume auto")
         _train_in(run_dir, cfg, data, resume, callbacks, best_metric, opts["progress"])
 
