@@ -167,11 +167,16 @@ def _default_generator() -> Path:
     raise CheckpointError("no generator found: train one with wgan-train or pass --checkpoint")
 
 
+def _nearest_existing(folder: Path) -> Path:
+    """The folder itself or its nearest existing ancestor: checks look there and create nothing."""
+    while not folder.exists():
+        folder = folder.parent
+    return folder
+
+
 def _check_writable(folder: Path) -> None:
     """Fail before any work when the output folder cannot be written."""
-    existing = folder
-    while not existing.exists():  # nearest existing ancestor: nothing is created here
-        existing = existing.parent
+    existing = _nearest_existing(folder)
     if not existing.is_dir():
         raise ValueError(f"{existing}: is a file, cannot write output under it")
     try:
@@ -189,9 +194,7 @@ _BYTES_PER_IMAGE = {"png": 200, "npz": 16, "h5": 2048, "fits": 2 * 2880}
 
 def _check_space(folder: Path, n: int, resolution: int, fmt: str) -> None:
     """Refuse before writing anything when n images cannot fit on the disk."""
-    existing = folder
-    while not existing.exists():
-        existing = existing.parent
+    existing = _nearest_existing(folder)
     need = n * (resolution * resolution * _BYTES_PER_PIXEL[fmt] + _BYTES_PER_IMAGE[fmt])
     free = shutil.disk_usage(existing).free
     if need > free:
