@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from augment import analysis, mixing, pool
-from tests.helpers import synthetic_set, tiny_network
+from tests.helpers import synthetic_set, tiny_config, tiny_network
 from wgan.networks import Generator
 from wgan.sampling import LoadedGenerator
 
@@ -70,7 +70,7 @@ def test_real_fraction_is_stratified_and_seeded():
 def tiny_generator() -> LoadedGenerator:
     torch.manual_seed(0)
     model = Generator(tiny_network(16)).eval().requires_grad_(False)
-    return LoadedGenerator(model, ["FRI", "FRII", "Compact", "Bent"], 1.8, "f" * 64, 0.0)
+    return LoadedGenerator(model, ["FRI", "FRII", "Compact", "Bent"], 1.8, "f" * 64, 0.0, tiny_config())
 
 
 def test_pool_is_deterministic_and_a_bigger_pool_extends_a_smaller_one(cache_dir):

@@ -200,3 +200,32 @@ def _check_space(folder: Path, n: int, resolution: int, fmt: str) -> None:
     if need > free:
         raise click.BadParameter(f"{n} images of {resolution} px as {fmt} need about {need / 1e9:.3g} GB, "
                                  f"but {existing} has {free / 1e9:.3g} GB free", param_hint="'--n'")
+
+
+@click.command(context_settings={"show_default": True})
+@click.option("--run-dir", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="A wgan-train run trained with --eval-every (its candidates/ and stats.jsonl).")
+@click.option("--score", type=click.Choice(["fid", "kid", "fidelity"]), default="fid",
+              help="Per-class score of the periodic evaluation (on the training split only) that picks each class's candidate.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Default <run-dir>/generator-per-class-<score>.pt.")
+def select_command(run_dir, score, out):
+    """Pick the best candidate generator of each class and write one composite export.
+
+    \b
+    Examples:
+      wgan-select --run-dir runs/resize-cv0
+      wgan-select --run-dir runs/resize-cv0 --score kid --out per-class.pt
+      wgan-sample --checkpoint runs/resize-cv0/generator-per-class-fid.pt --n 64
+    """
+    from .atomic import WriteError
+    from .selection import SelectionError, write_composite
+
+    out = out or run_dir / f"generator-per-class-{score}.pt"
+    try:
+        chosen = write_composite(run_dir, score, out)
+    except (SelectionError, CheckpointError, WriteError, OSError) as error:
+        raise click.ClickException(str(error)) from None
+    for name, pick in chosen.items():
+        click.echo(f"{name}: iteration {pick['step']} ({score} {pick['value']:.4g})")
+    click.echo(f"wrote {out}")

@@ -99,6 +99,24 @@ class Generator(nn.Module):
         return torch.tanh(x) if self.cfg.output == "tanh" else x.clamp(-1.0, 1.0)
 
 
+class PerClassGenerator(nn.Module):
+    """One generator per class (e.g. each class's best checkpoint of a run): an image of class c
+    comes from member c, conditioned on c as usual. Members are in eval mode in every export, so
+    an image depends on its own noise and label only, whatever else is in the batch."""
+
+    def __init__(self, cfg: NetworkConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.members = nn.ModuleList(Generator(cfg) for _ in range(cfg.num_classes))
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        out = z.new_empty(z.shape[0], 1, self.cfg.resolution, self.cfg.resolution)
+        for c in labels.unique().tolist():
+            chosen = labels == c
+            out[chosen] = self.members[c](z[chosen], labels[chosen]).to(out.dtype)
+        return out
+
+
 class Critic(nn.Module):
     """(image, label) -> score; no BatchNorm (it would break the per-sample gradient penalty).
 

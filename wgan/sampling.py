@@ -10,16 +10,17 @@ import torch
 
 from . import checkpoint
 from .config import TrainConfig
-from .networks import Generator
+from .networks import Generator, PerClassGenerator
 
 
 @dataclass
 class LoadedGenerator:
-    model: Generator  # in eval mode: BatchNorm uses running statistics, so images are per-sample
+    model: Generator | PerClassGenerator  # in eval mode: BatchNorm on running statistics, images are per-sample
     class_names: list[str]
     pixel_scale_arcsec: float
     file_hash: str
     kimg: float
+    config: TrainConfig  # the training run's config: network, data (split, fold, crop), schedule
 
     @property
     def resolution(self) -> int:
@@ -31,8 +32,13 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu") -> Load
     payload = checkpoint.load(path, checkpoint.GENERATOR_EXPORT)
     try:
         cfg = TrainConfig.from_json(payload["config"])
-        model = Generator(cfg.network)
-        model.load_state_dict(payload["state_dict"])
+        if "members" in payload:  # a per-class composite (wgan-select)
+            model = PerClassGenerator(cfg.network)
+            for member, state in zip(model.members, payload["members"], strict=True):
+                member.load_state_dict(state)
+        else:
+            model = Generator(cfg.network)
+            model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise checkpoint.CheckpointError(f"{path}: generator export does not match this network code ({error})") from None
     return LoadedGenerator(
@@ -41,6 +47,7 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu") -> Load
         pixel_scale_arcsec=float(payload["pixel_scale_arcsec"]),
         file_hash=checkpoint.file_hash(path),
         kimg=float(payload["kimg"]),
+        config=cfg,
     )
 
 

@@ -189,6 +189,14 @@ class _Ticker:
         return tick
 
 
+CANDIDATES = "candidates"
+
+
+def candidate_path(run_dir: Path, step: int) -> Path:
+    """The EMA generator export kept at a periodic evaluation."""
+    return run_dir / CANDIDATES / f"generator-{step:08d}.pt"
+
+
 class _RunOutputs:
     """Everything a run writes: checkpoints, generator exports, sample grids and stats."""
 
@@ -211,9 +219,14 @@ class _RunOutputs:
         return self.export("generator.pt")
 
     def report(self, extra: dict[str, float]) -> None:
-        """Log a callback's stats at this step; export generator-best.pt when the best metric improves."""
+        """Log a callback's stats at this step. When they hold the best metric (a periodic
+        evaluation), keep the EMA generator as a candidate (`wgan-select` picks among them per
+        class) and export generator-best.pt when the metric improves."""
         self.logger.log(self.state.step, extra)
-        if self.best_metric in extra and extra[self.best_metric] < self.state.best_score:
+        if self.best_metric not in extra:
+            return
+        self.export(str(candidate_path(Path(), self.state.step)))
+        if extra[self.best_metric] < self.state.best_score:
             self.state.best_score = extra[self.best_metric]
             self.export("generator-best.pt")
 
