@@ -16,7 +16,7 @@ from classifier.models import MODELS
 from wgan.cli import DEVICE
 from wgan.workdir import DirectoryBusy, exclusive
 
-DEFAULT_GENERATOR = Path("checkpoints/generator.pt")
+DEFAULT_REGISTRY = Path("checkpoints/registry.json")
 
 
 def _int_list(ctx, param, value: str) -> list[int]:
@@ -33,7 +33,11 @@ def _int_list(ctx, param, value: str) -> list[int]:
 @click.option("--ratio", "ratios", multiple=True, default=["0", "1", "2", "3"],
               help="Generated/real ratio (any number >= 0) or per-class ratios 'FRI=2,Bent=3'; repeatable. "
                    "Ratio 0 (real only) is always run as the reference.")
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=DEFAULT_GENERATOR, help="Generator export.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="One generator export for every fold; default: each fold's released generator (--registry), "
+                   "trained on that fold's training split only.")
+@click.option("--registry", type=click.Path(path_type=Path), default=DEFAULT_REGISTRY,
+              help="Where the per-fold generators are registered.")
 @click.option("--model", type=click.Choice(sorted(MODELS)), default="cnn")
 @click.option("--folds", default="0,1,2,3,4", callback=_int_list, help="Cross-validation folds.")
 @click.option("--seeds", default="0", callback=_int_list, help="Training seeds, e.g. 0,1,2.")
@@ -102,7 +106,7 @@ def _default_workers(device: str) -> int:
 @click.option("--epochs", type=click.IntRange(1), default=60)
 @click.option("--survey-folder", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
               help="Real cutouts from another survey, one subfolder per class, for the survey-shift test.")
-@click.option("--registry", "registry_path", type=click.Path(path_type=Path), default=Path("checkpoints/registry.json"))
+@click.option("--registry", "registry_path", type=click.Path(path_type=Path), default=DEFAULT_REGISTRY)
 @click.option("--extractor", type=click.Path(path_type=Path), default=Path("checkpoints/extractor.pt"))
 @click.option("--corner-cases", type=click.Path(path_type=Path), default=Path("checkpoints/corner_cases.json"))
 @click.option("--promote", is_flag=True, help="Record a passing generator in the registry as the new best.")

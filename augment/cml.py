@@ -13,8 +13,6 @@ from classifier.engine import TrainSettings
 from classifier.evaluate_generator import GeneratorEvaluation, evaluate_generator
 from classifier.export import load_classifier
 from classifier.quality import featurize
-from wgan import checkpoint as ckpt
-from wgan.config import TrainConfig
 from wgan.data import CLASS_NAMES, DataConfig, load_dataset
 from wgan.data.cache import file_digest
 from wgan.run import select_device
@@ -56,8 +54,8 @@ def _sweep(paths: Paths, s: CmlSettings, model: str, epochs: int, folds: list[in
            with_baseline: bool) -> tuple[SweepConfig, list[dict]]:
     base = TrainSettings(model=model, epochs=epochs, dihedral=False)
     specs = ([MixSpec(0.0)] if with_baseline else []) + [MixSpec(s.ratio)]
-    config = SweepConfig(checkpoint=paths.checkpoint, arms=build_arms(specs, base, False), folds=folds, seeds=seeds,
-                         base=base, data=DataConfig(split="cv", resolution=64), out=paths.out / f"train-{model}",
+    config = SweepConfig(generators={f: paths.checkpoint for f in folds}, arms=build_arms(specs, base, False),
+                         folds=folds, seeds=seeds, base=base, data=DataConfig(split="cv", resolution=64), out=paths.out / f"train-{model}",
                          save_models=True)
     return config, run_sweep(config, workers=1, progress=True)
 
@@ -66,7 +64,7 @@ def run(paths: Paths, s: CmlSettings, device: str = "auto") -> dict:
     """Everything but the decision; returns report.json's content (figures are written to out)."""
     dev = select_device(device)
     gen = load_generator(paths.checkpoint, dev)
-    gen_config = TrainConfig.from_json(ckpt.load(paths.checkpoint, ckpt.GENERATOR_EXPORT)["config"])
+    gen_config = gen.config
     extractor = load_classifier(paths.extractor, dev)
     quality, images = evaluate_generator(gen, gen_config, extractor,
                                          GeneratorEvaluation(s.n_quality, 0, min(100, s.n_quality // 2)))

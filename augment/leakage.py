@@ -30,10 +30,10 @@ def overlap(seen: set[str], data: ImageSet) -> int:
     return sum(h in seen for h in image_hashes(data))
 
 
-def check(gen_data: DataConfig, eval_data: DataConfig, test: ImageSet, valids: dict[int, ImageSet]) -> dict:
+def check(gen_data: DataConfig, eval_data: DataConfig, test: ImageSet, valid: ImageSet) -> dict:
     """Raise ValueError when any test image was in the generator's training data; return the
-    overlap with each fold's validation split (it biases epoch selection, not the test score).
-    `eval_data` is how `test` and `valids` were loaded."""
+    overlap with the validation split of the fold it is used for (it biases epoch selection, not
+    the test score; a per-fold generator sees none). `eval_data` is how `test` and `valid` were loaded."""
     seen = set(image_hashes(generator_training_set(gen_data, eval_data)))
     in_test = overlap(seen, test)
     if in_test:
@@ -42,4 +42,4 @@ def check(gen_data: DataConfig, eval_data: DataConfig, test: ImageSet, valids: d
                          "train it on a cross-validation training split instead")
     return {"generator_data": {"source": gen_data.source, "split": gen_data.split, "fold": gen_data.fold},
             "test_images_seen": 0,
-            "valid_images_seen": {str(fold): overlap(seen, valid) for fold, valid in valids.items()}}
+            "valid_images_seen": overlap(seen, valid)}

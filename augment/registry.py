@@ -1,8 +1,12 @@
 """checkpoints/registry.json: every released generator and classifier, and the current best.
 
 Each entry: id, kind (generator | classifier), file, sha256, parent id, command, data, date and
-metrics. `best` maps a kind to the id of its current best entry. Every change rewrites the whole
-file through a temporary file and a rename, so an interrupted write leaves the old registry.
+metrics. `best` maps a kind to the id of its current best entry, and `generator-cv<k>` to the
+generator released for cross-validation fold k (trained on that fold's training split only),
+which `augment-eval` uses for fold k by default. Relative `file` paths are relative to the folder
+that holds the registry's folder (the repository root for `checkpoints/registry.json`). Every
+change rewrites the whole file through a temporary file and a rename, so an interrupted write
+leaves the old registry.
 """
 
 from __future__ import annotations
@@ -47,10 +51,30 @@ def best(registry: dict, kind: str) -> dict | None:
     return entry(registry, entry_id) if entry_id else None
 
 
+def fold_key(fold: int) -> str:
+    return f"generator-cv{fold}"
+
+
+def fold_generators(path: Path, folds: list[int]) -> dict[int, Path]:
+    """fold -> the generator export released for that fold; RegistryError naming missing folds."""
+    registry = load(path)
+    missing = [f for f in folds if fold_key(f) not in registry["best"]]
+    if missing:
+        raise RegistryError(f"{path}: no generator released for fold {', '.join(map(str, missing))}; train one with "
+                            "`wgan-train --split cv --fold K` and register it (README: Per-fold generators), "
+                            "or pass --checkpoint to use one generator for every fold")
+    out = {}
+    for fold in folds:
+        item = entry(registry, registry["best"][fold_key(fold)])
+        file = Path(item["file"])
+        out[fold] = file if file.is_absolute() else path.resolve().parent.parent / file
+    return out
+
+
 def add(path: Path, kind: str, file: str, sha256: str, command: str, data: dict, metrics: dict,
-        parent: str | None = None, promote: bool = False) -> dict:
-    """Append an entry (id: kind-<first 12 hex of sha256>) and optionally make it the best; an
-    entry with the same id is replaced. Returns the entry."""
+        parent: str | None = None, promote: bool = False, fold_default: bool = False) -> dict:
+    """Append an entry (id: kind-<first 12 hex of sha256>) and optionally make it the best (and,
+    for a generator of a cv fold, that fold's default); an entry with the same id is replaced."""
     if kind not in KINDS:
         raise RegistryError(f"unknown kind '{kind}'; expected {' or '.join(KINDS)}")
     registry = load(path)
@@ -59,27 +83,38 @@ def add(path: Path, kind: str, file: str, sha256: str, command: str, data: dict,
     registry["entries"] = [e for e in registry["entries"] if e["id"] != new["id"]] + [new]
     if promote:
         registry["best"][kind] = new["id"]
+    if fold_default:
+        if kind != "generator" or data.get("split") != "cv":
+            raise RegistryError("only a generator trained on a cross-validation fold can be a fold's default")
+        registry["best"][fold_key(data["fold"])] = new["id"]
     write_text(path, json.dumps(registry, indent=2))
     return new
 
 
 def main() -> None:
-    """python -m augment.registry CARD.json [--registry checkpoints/registry.json] [--promote]
+    """python -m augment.registry CARD.json [--registry checkpoints/registry.json] [--promote] [--fold-default]
 
-    registers a released classifier from its card (written by `python -m classifier.release`);
-    generators enter the registry through `augment-cml --promote`, which records the metrics the
+    registers a released classifier (card of `python -m classifier.release`) or generator (card of
+    `python -m wgan.release`; --fold-default makes it its cv fold's default for augment-eval).
+    `augment-cml --promote` is the way a generator becomes the best: it records the metrics the
     gates compare."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("card", type=Path)
     parser.add_argument("--registry", type=Path, default=Path("checkpoints/registry.json"))
-    parser.add_argument("--promote", action="store_true")
+    parser.add_argument("--promote", action="store_true", help="classifiers only: make it the best")
+    parser.add_argument("--fold-default", action="store_true", help="generators only: its fold's default")
     args = parser.parse_args()
     card = json.loads(args.card.read_text())
     file = str(args.card.with_name(card["file"]))
-    new = add(args.registry, "classifier", file, card["sha256"], card["command"], card["data"],
-              {"test": card["test"], "model": card["model"]}, promote=args.promote)
+    if "generator_iterations" in card:
+        metrics = {k: card.get(k) for k in ("scores", "floor", "astro", "class_fidelity")}
+        new = add(args.registry, "generator", file, card["sha256"], card["command"], card["data"], metrics,
+                  fold_default=args.fold_default)
+    else:
+        new = add(args.registry, "classifier", file, card["sha256"], card["command"], card["data"],
+                  {"test": card["test"], "model": card["model"]}, promote=args.promote)
     print(f"registered {new['id']} in {args.registry}")
 
 

@@ -58,7 +58,7 @@ def markdown(results: dict) -> str:
     return "\n".join([
         "# Augmentation study", "",
         f"Command: `{results['command']}`", "",
-        f"Generator: `{cfg['checkpoint']}` (hash {results.get('generator_hash', 'none')}), model {cfg['base']['model']}, "
+        f"Generators: {_generators(cfg, results)}; model {cfg['base']['model']}, "
         f"mode {results['mode']}, schedule {cfg['schedule']}, folds {cfg['folds']}, seeds {cfg['seeds']}, "
         f"budget {cfg['base']['epochs']} passes over the real training split ({cfg.get('budget', 'equal-steps')}), "
         f"real fraction {cfg['real_fraction']}, {'fresh' if cfg['fresh'] else 'fixed'} generated pool.", "",
@@ -70,9 +70,18 @@ def markdown(results: dict) -> str:
         "", *gains, "",
         "Significant: " + ("; ".join(significant) if significant else "none") + ".", "",
         f"Runs that failed to learn (kept in the means): {len(failures)}", *failures, "",
-        f"Generator training data: {leak.get('generator_data')}; validation images it saw, per fold: "
-        f"{leak.get('valid_images_seen')} (this biases epoch selection only; it saw no test image).", "",
+        "What each fold's generator was trained on, and how many of that fold's validation images it saw "
+        "(this biases epoch selection only; none saw a test image): "
+        + ("; ".join(f"fold {f}: {v['generator_data']}, {v['valid_images_seen']}" for f, v in leak.items()) or "none")
+        + ".", "",
         "![gain per class](gain.png)", ""])
+
+
+def _generators(cfg: dict, results: dict) -> str:
+    gens, hashes = cfg.get("generators") or {}, results.get("generator_hashes") or {}
+    if not gens:
+        return "none"
+    return ", ".join(f"fold {f} `{path}` ({hashes.get(str(f), '?')[:12]})" for f, path in gens.items())
 
 
 def plot_gain(summary: dict, reference: str, path: Path) -> None:

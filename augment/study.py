@@ -8,13 +8,11 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from classifier.engine import TrainSettings
-from wgan import checkpoint as ckpt
 from wgan.atomic import write_text
-from wgan.config import TrainConfig
-from wgan.data import CLASS_NAMES, DataConfig, load_dataset
+from wgan.data import CLASS_NAMES, DataConfig, ImageSet, load_dataset
 from wgan.sampling import load_generator
 
-from . import analysis, leakage, mixing, report
+from . import analysis, leakage, mixing, registry, report
 from .sweep import SweepConfig, build_arms, check_reuse, run_sweep
 
 REFERENCE_ARM = mixing.MixSpec().label  # "r=0": real images only, base settings
@@ -24,8 +22,8 @@ REFERENCE_ARM = mixing.MixSpec().label  # "r=0": real images only, base settings
 class Study:
     config: SweepConfig
     command: str
-    generator_hash: str | None
-    leakage: dict | None
+    generator_hashes: dict[str, str] | None  # fold -> generator content hash
+    leakage: dict | None  # fold -> what that fold's generator saw of the test and validation images
 
 
 def prepare(opts: dict, command: str) -> Study:
@@ -38,38 +36,48 @@ def prepare(opts: dict, command: str) -> Study:
     data = DataConfig(split="cv", crop=128, resolution=None if opts["resolution"] == 128 else opts["resolution"])
     needs_generator = any(not s.is_zero for s in specs)
     config = SweepConfig(
-        checkpoint=opts["checkpoint"] if needs_generator else None,
+        generators=_generators(opts) if needs_generator else None,
         arms=build_arms(specs, base, opts["baselines"]), folds=opts["folds"], seeds=opts["seeds"], base=base,
         data=data, schedule=opts["schedule"], fresh=opts["fresh"], real_fraction=opts["real_fraction"],
         budget=opts["budget"],
         out=opts["out"] or Path("runs") / f"augment-{opts['model']}-{opts['mode']}")
-    if needs_generator and not config.checkpoint.is_file():
-        raise ValueError(f"{config.checkpoint}: no generator export; train one with wgan-train or pass --checkpoint")
+    for path in set((config.generators or {}).values()):
+        if not path.is_file():
+            raise ValueError(f"{path}: no generator export; train one with wgan-train or pass --checkpoint")
     if not opts.get("overwrite"):
         check_reuse(config)  # read-only here; run() deletes differing cells under the folder's lock
     if not needs_generator:
         return Study(config, command, None, None)
-    gen_hash, leaks = _check_generator(config)
-    return Study(config, command, gen_hash, leaks)
+    test = load_dataset(replace(config.data, subset="test"))
+    valids = {f: load_dataset(replace(config.data, fold=f, subset="valid")) for f in config.folds}
+    checks = {fold: _check_generator(config, path, test, valids[fold]) for fold, path in config.generators.items()}
+    hashes = {str(fold): gen_hash for fold, (gen_hash, _) in checks.items()}
+    leaks = {str(fold): leaks for fold, (_, leaks) in checks.items()}
+    return Study(config, command, hashes, leaks)
 
 
-def _check_generator(config: SweepConfig) -> tuple[str, dict]:
-    path = config.checkpoint
+def _generators(opts: dict) -> dict[int, Path]:
+    """fold -> generator: --checkpoint for every fold, or else each fold's released generator."""
+    if opts["checkpoint"] is not None:
+        return {fold: opts["checkpoint"] for fold in opts["folds"]}
+    return registry.fold_generators(opts["registry"], opts["folds"])
+
+
+def _check_generator(config: SweepConfig, path: Path, test: ImageSet, valid: ImageSet) -> tuple[str, dict]:
+    """The generator's hash and what it saw of the test set (refused) and of its fold's validation split."""
     gen = load_generator(path)
-    gen_data = TrainConfig.from_json(ckpt.load(path, ckpt.GENERATOR_EXPORT)["config"]).data
+    gen_data = gen.config.data
     resolution = config.data.resolution or config.data.crop
     if gen.resolution != resolution:
         raise ValueError(f"{path}: the generator makes {gen.resolution} px images, the classifier data is {resolution} px "
                          f"(pass --resolution {gen.resolution})")
     if list(gen.class_names) != list(CLASS_NAMES):
         raise ValueError(f"{path}: generator classes {gen.class_names} differ from the data's {list(CLASS_NAMES)}")
-    test = load_dataset(replace(config.data, subset="test"))
     if gen_data.crop != config.data.crop or abs(gen.pixel_scale_arcsec - test.pixel_scale_arcsec) > 1e-9:
         raise ValueError(f"{path}: the generator was trained on {gen_data.crop} px crops at {gen.pixel_scale_arcsec:g} "
                          f"arcsec/px, the classifier data are {config.data.crop} px crops at "
                          f"{test.pixel_scale_arcsec:g} arcsec/px: its sources would be mixed in at another angular scale")
-    valids = {f: load_dataset(replace(config.data, fold=f, subset="valid")) for f in config.folds}
-    return gen.file_hash, leakage.check(gen_data, config.data, test, valids)
+    return gen.file_hash, leakage.check(gen_data, config.data, test, valid)
 
 
 def run(study: Study, workers: int, device: str, progress: bool, overwrite: bool = False) -> tuple[dict, str]:
@@ -81,7 +89,7 @@ def run(study: Study, workers: int, device: str, progress: bool, overwrite: bool
     results = {
         "command": study.command,
         "config": json.loads(json.dumps(asdict(config), default=str)),
-        "generator_hash": study.generator_hash,
+        "generator_hashes": study.generator_hashes,
         "leakage": study.leakage,
         "mode": config.arms[0].spec.mode,
         "reference_arm": REFERENCE_ARM,

@@ -53,7 +53,7 @@ class Arm:
 
 @dataclass
 class SweepConfig:
-    checkpoint: Path | None  # generator export; None only when no arm adds generated images
+    generators: dict[int, Path] | None  # fold -> generator export; None only when no arm adds generated images
     arms: list[Arm]
     folds: list[int]
     seeds: list[int]
@@ -102,19 +102,20 @@ def cell_identity(config: SweepConfig, arm: Arm, fold: int, seed: int, generator
     }
 
 
-def generator_hash(config: SweepConfig) -> str | None:
-    return ckpt.file_hash(config.checkpoint) if config.checkpoint else None
+def generator_hash(config: SweepConfig, fold: int) -> str | None:
+    """Content hash of fold `fold`'s generator (None when the sweep has none)."""
+    return ckpt.file_hash(config.generators[fold]) if config.generators else None
 
 
 def check_reuse(config: SweepConfig, overwrite: bool = False) -> None:
     """Refuse (CellMismatch, naming the first differing setting) when a finished cell of this grid
     was computed under another identity; with `overwrite`, delete such cells so they are recomputed."""
-    gen_hash = generator_hash(config)
+    hashes = {fold: generator_hash(config, fold) for fold in config.folds}
     for arm, fold, seed in cells(config):
         path = config.cell_path(arm, fold, seed)
         if not path.exists():
             continue
-        want = cell_identity(config, arm, fold, seed, gen_hash)
+        want = cell_identity(config, arm, fold, seed, hashes[fold])
         have = _stored_identity(path)
         if have == want:
             continue
@@ -152,7 +153,7 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
     real, valid, test = (load_dataset(replace(data, subset=s)) for s in ("train", "valid", "test"))
     real = mixing.real_fraction(real, config.real_fraction, seed)
     counts = mixing.generated_counts(list(real.class_counts().values()), arm.spec)
-    train_for = _training_sets(config, real, counts, seed)
+    train_for = _training_sets(config, real, counts, seed, fold)
     per_epoch = len(real) + (sum(counts) if config.budget == "equal-real-passes" else 0)
     settings = replace(config.base, seed=seed, steps_per_epoch=math.ceil(per_epoch / config.base.batch_size),
                        **dict(arm.overrides))
@@ -180,7 +181,7 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
         "best_epoch": result.best_epoch, "valid_accuracy": best["valid/accuracy"], "test": test_report,
         "failure": failure(best["valid/accuracy"], test_report),
         "data_fingerprints": {"train": trained_on, "valid": valid.fingerprint, "test": test.fingerprint},
-        "identity": cell_identity(config, arm, fold, seed, generator_hash(config)),
+        "identity": cell_identity(config, arm, fold, seed, generator_hash(config, fold)),
     }
     if config.save_models:
         save_classifier(result.model, asdict(settings), asdict(data), real.resolution, list(CLASS_NAMES),
@@ -189,11 +190,11 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
     return cell
 
 
-def _training_sets(config: SweepConfig, real: ImageSet, counts: list[int], seed: int):
+def _training_sets(config: SweepConfig, real: ImageSet, counts: list[int], seed: int, fold: int):
     """epoch -> training set: the real split plus the generated images of that epoch."""
     if not sum(counts):
         return lambda epoch: real
-    gen = load_generator(config.checkpoint)
+    gen = load_generator(config.generators[fold])
     if config.fresh:
         return lambda epoch: mixing.mix(real, pool.draw(gen, counts, seed, epoch * pool.FRESH_STRIDE, cached=False))
     mixed = mixing.mix(real, pool.draw(gen, counts, seed))

@@ -46,10 +46,10 @@ def test_every_output_is_written(sweep):
     assert list(results["summary"]) == ["r=0", "r=1.5", "real+class-weighted", "real+oversample", "real+dihedral"]
     assert "gain over r=0" in printed and "failed to learn" in printed
     assert list((out / "tensorboard" / "r=1.5" / "fold0-seed0").glob("events.out.tfevents.*"))
-    assert results["leakage"]["test_images_seen"] == 0
-    assert results["leakage"]["valid_images_seen"] == {"0": 0}
+    assert results["leakage"]["0"]["test_images_seen"] == 0
+    assert results["leakage"]["0"]["valid_images_seen"] == 0
     report = (out / "report.md").read_text()
-    assert "Computed under" in report and '"augment_generated": true' in report and results["generator_hash"] in report
+    assert "Computed under" in report and '"augment_generated": true' in report and results["generator_hashes"]["0"][:12] in report
 
 
 def test_generated_images_reach_training_only(sweep):
@@ -133,7 +133,7 @@ def test_results_do_not_depend_on_the_number_of_workers(generator, tmp_path):
     base = TrainSettings(epochs=1, dihedral=False)
     results = {}
     for workers in (1, 2):
-        config = SweepConfig(checkpoint=Path(generator), arms=build_arms([MixSpec(0), MixSpec(1)], base, False),
+        config = SweepConfig(generators={0: Path(generator)}, arms=build_arms([MixSpec(0), MixSpec(1)], base, False),
                              folds=[0], seeds=[0], base=base, data=DataConfig(split="cv", resolution=32),
                              out=tmp_path / str(workers))
         results[workers] = [(c["arm"], c["test"]["confusion_matrix"], c["valid_accuracy"])
@@ -171,7 +171,7 @@ def test_leakage_check_finds_test_images_in_training_data_of_another_crop():
     eval_data = DataConfig(split="cv", resolution=32)
     test = load_dataset(DataConfig(split="cv", resolution=32, subset="test"))
     with pytest.raises(ValueError, match="trained on 288 of the 400 test images"):
-        leakage.check(DataConfig(split="literature", crop=64, resolution=32), eval_data, test, {})
+        leakage.check(DataConfig(split="literature", crop=64, resolution=32), eval_data, test, test)
 
 
 def test_equal_real_passes_budget_grows_the_steps_with_the_ratio(generator, sweep, tmp_path):
@@ -184,3 +184,29 @@ def test_equal_real_passes_budget_grows_the_steps_with_the_ratio(generator, swee
     cells = {arm: json.loads((tmp_path / "cells" / arm / "fold0-seed0.json").read_text()) for arm in ("r=0", "r=1")}
     assert cells["r=0"]["steps_per_epoch"] == 44 and cells["r=1"]["steps_per_epoch"] == 88  # ceil(2810 / 32)
     assert cells["r=1"]["identity"]["budget"] == "equal-real-passes" and cells["r=0"]["identity"]["budget"] == "equal-steps"
+
+
+def test_each_fold_uses_its_released_generator_by_default(generator, tmp_path):
+    """With no --checkpoint, fold k gets the generator registered for fold k (trained on its
+    training split only, so it saw none of that fold's validation images); a fold without one is
+    refused naming it."""
+    from augment import registry
+    from wgan.data.cache import file_digest
+
+    exports = {0: Path(generator), 1: Path(make_generator(tmp_path / "gen1", split="cv", fold=1))}
+    reg = tmp_path / "checkpoints" / "registry.json"
+    for fold, export in exports.items():
+        registry.add(reg, "generator", str(export), file_digest(export), "wgan-train ...",
+                     {"split": "cv", "fold": fold}, {}, fold_default=True)
+    args = ["--ratio", "1", "--epochs", "1", "--workers", "1", "--no-baselines", "--registry", str(reg)]
+    result = run([*args, "--folds", "0,1"], tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    for fold, export in exports.items():
+        cell = json.loads((tmp_path / "out" / "cells" / "r=1" / f"fold{fold}-seed0.json").read_text())
+        assert file_digest(export).startswith(cell["identity"]["generator_sha256"])
+        assert results["leakage"][str(fold)] == {"generator_data": {"source": "first", "split": "cv", "fold": fold},
+                                                 "test_images_seen": 0, "valid_images_seen": 0}
+    result = run([*args, "--folds", "2"], tmp_path / "out2")
+    assert result.exit_code != 0 and "no generator released for fold 2" in result.output
+    assert "Traceback" not in result.output
