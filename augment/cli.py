@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from augment.sweep import BUDGETS
+from augment.sweep import BUDGETS, CONTROLS, POOLS
 from classifier.models import MODELS
 from wgan.cli import DEVICE
 from wgan.workdir import DirectoryBusy, exclusive
@@ -44,7 +44,14 @@ def _int_list(ctx, param, value: str) -> list[int]:
 @click.option("--mode", type=click.Choice(["balanced", "realistic"]), default="balanced",
               help="balanced: generated images even out the classes; realistic: they copy the real class mix.")
 @click.option("--schedule", type=click.Choice(["mixed", "pretrain-finetune"]), default="mixed")
-@click.option("--fresh", is_flag=True, help="New generated images every epoch instead of one fixed pool.")
+@click.option("--pool", type=click.Choice(POOLS), default="fixed",
+              help="Generated images: one fixed pool, a new pool every epoch, or new images in every batch (as published).")
+@click.option("--fidelity-filter", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              help="Drop generated images that the fold's real-only classifier puts in another class with a "
+                   "probability above this (0: off).")
+@click.option("--control", type=click.Choice(CONTROLS), default=None,
+              help="Add a negative-control arm beside every ratio: the same generated images with shuffled "
+                   "labels (no class information); a gain it also shows is regularisation, not realism.")
 @click.option("--budget", type=click.Choice(BUDGETS), default="equal-steps",
               help="equal-steps: every arm gets the batches of --epochs passes over the real split; "
                    "equal-real-passes: real images seen as often as in the real-only arm (steps grow with the ratio).")
@@ -66,6 +73,7 @@ def _int_list(ctx, param, value: str) -> list[int]:
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Default runs/augment-<model>-<mode>.")
 @click.option("--overwrite", is_flag=True,
               help="Recompute finished cells in --out that were computed under other settings (default: refuse).")
+@click.option("--dry-run", is_flag=True, help="List the cells and their estimated cost, then stop.")
 @click.option("--progress/--no-progress", default=True)
 def augment_eval_command(**opts):
     """Measure what generated images do to a classifier, per class.
@@ -76,17 +84,31 @@ def augment_eval_command(**opts):
       augment-eval --ratio 2 --model vit --seeds 0,1,2 --mode realistic
       augment-eval --ratio FRI=2,Bent=3 --folds 0 --epochs 20
     """
+    from .cost import estimate
     from .study import prepare, run
+    from .sweep import cells
 
     try:
         study = prepare(opts, command=shlex.join(["augment-eval", *sys.argv[1:]]))
         workers = opts["workers"] or _default_workers(opts["device"])
+        cost = estimate(study.config)
+        if opts["dry_run"]:
+            for arm, fold, seed in cells(study.config):
+                done = "done" if study.config.cell_path(arm, fold, seed).exists() else "to run"
+                click.echo(f"{arm.name}  fold {fold}  seed {seed}  {done}")
+            click.echo(cost.describe(workers))
+            return
+        click.echo(cost.describe(workers), err=True)
         with exclusive(study.config.out, "augment-eval"):
             results, table = run(study, workers, opts["device"], opts["progress"], overwrite=opts["overwrite"])
     except (ValueError, OSError, DirectoryBusy) as error:
         raise click.ClickException(str(error)) from None
     click.echo(table)
     click.echo(f"wrote {study.config.out / 'results.json'}, report.md and gain.png")
+    if results["errors"]:
+        raise click.ClickException(f"{len(results['errors'])} cells failed (listed in "
+                                   f"{study.config.out / 'errors.json'}); the report holds the finished cells; "
+                                   "run the same command again to retry them")
 
 
 def _default_workers(device: str) -> int:

@@ -57,7 +57,12 @@ def _sweep(paths: Paths, s: CmlSettings, model: str, epochs: int, folds: list[in
     config = SweepConfig(generators={f: paths.checkpoint for f in folds}, arms=build_arms(specs, base, False),
                          folds=folds, seeds=seeds, base=base, data=DataConfig(split="cv", resolution=64), out=paths.out / f"train-{model}",
                          save_models=True)
-    return config, run_sweep(config, workers=1, progress=True)
+    outcome = run_sweep(config, workers=1, progress=True)
+    if outcome.errors:
+        first = outcome.errors[0]
+        raise ValueError(f"{len(outcome.errors)} training cells failed (first: {first['arm']} fold {first['fold']} "
+                         f"seed {first['seed']}: {first['error']}); rerun to retry them")
+    return config, outcome.cells
 
 
 def run(paths: Paths, s: CmlSettings, device: str = "auto") -> dict:

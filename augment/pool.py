@@ -2,11 +2,18 @@
 
 Image i of class c in the pool of training seed s has noise seed `s * SEED_STRIDE + c *
 CLASS_STRIDE + offset + i`, so a bigger pool extends a smaller one (ratio 3 uses ratio 2's images
-plus more) and every image can be regenerated alone from its seed; `--fresh` pools use offset
-epoch * FRESH_STRIDE.
+plus more) and every image can be regenerated alone from its seed; fresh-per-epoch pools use
+offset epoch * FRESH_STRIDE, and the fresh-per-batch stream its own block of seeds (STREAM_BLOCK).
+
+Two transformations serve the study's protocol options: a fidelity filter (`Accept`: drop the
+images that the fold's real-trained classifier confidently puts in another class, drawing more
+until every class has its count) and the negative control (`shuffle_labels`: the same images
+with the class labels shuffled, so they carry no class information).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -18,6 +25,10 @@ from wgan.sampling import LoadedGenerator, generate
 FRESH_STRIDE = 1_000_000  # at most this many images per class and pool
 CLASS_STRIDE = 10_000 * FRESH_STRIDE  # room for 10 000 fresh epochs per class
 SEED_STRIDE = 100 * CLASS_STRIDE
+STREAM_BLOCK = 99 * CLASS_STRIDE  # seeds of the fresh-per-batch stream (pools use the class blocks 0, 1, ...)
+MAX_OVERDRAW = 16  # a filtered pool draws at most this many times its size
+
+Accept = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (uint8 images, labels) -> bool mask of kept images
 
 
 def pool_seeds(counts: list[int], seed: int, offset: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,3 +71,69 @@ def take(pool: ImageSet, counts: list[int]) -> ImageSet:
             raise ValueError(f"pool holds {index.size} {CLASS_NAMES[c]} images, {n} wanted")
         keep[index[:n]] = True
     return pool.subset(keep, "take")
+
+
+def draw_accepted(gen: LoadedGenerator, counts: list[int], seed: int, offset: int = 0, cached: bool = True,
+                  accept: Accept | None = None) -> ImageSet:
+    """`draw`, keeping only images that `accept` passes: bigger pools are drawn (2x, 4x, ...; they
+    extend the smaller ones) until each class has counts[c] accepted images, the first ones in
+    seed order. Raises ValueError when a class passes too rarely."""
+    if accept is None:
+        return draw(gen, counts, seed, offset, cached)
+    factor = 2
+    while True:
+        pool = draw(gen, [n * factor for n in counts], seed, offset, cached)
+        kept = accept(pool.images, pool.labels).numpy()
+        have = [int(kept[pool.labels.numpy() == c].sum()) for c in range(len(counts))]
+        if all(h >= n for h, n in zip(have, counts)):
+            labels = pool.labels.numpy()
+            keep = np.zeros(len(pool), dtype=bool)
+            for c, n in enumerate(counts):
+                keep[np.flatnonzero((labels == c) & kept)[:n]] = True
+            return pool.subset(keep, "fidelity-filtered")
+        if factor >= MAX_OVERDRAW:
+            short = [CLASS_NAMES[c] for c, (h, n) in enumerate(zip(have, counts)) if h < n]
+            raise ValueError(f"the fidelity filter passes too few generated {', '.join(short)} images "
+                             f"({', '.join(f'{h}/{n * factor}' for h, n in zip(have, counts))} per class); "
+                             "lower the threshold or turn the filter off")
+        factor *= 2
+
+
+def shuffle_labels(pool: ImageSet, seed: int) -> ImageSet:
+    """The negative control: the same images, labels permuted at random (class mix kept)."""
+    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
+    return generated_set(pool.images, pool.labels[order], f"{pool.fingerprint}:shuffled-labels/{seed}",
+                         pool.pixel_scale_arcsec)
+
+
+class Stream:
+    """Fresh generated images on demand (the fresh-per-batch protocol): every call draws new
+    seeds, so no image repeats; deterministic for a given seed and sequence of calls. For the
+    control, `shuffled_mix` (generated counts per class) draws each image's class at random in
+    those proportions, whatever label it carries."""
+
+    def __init__(self, gen: LoadedGenerator, seed: int, accept: Accept | None = None,
+                 shuffled_mix: list[int] | None = None):
+        self.gen, self.accept = gen, accept
+        self.mix = torch.tensor(shuffled_mix, dtype=torch.float64) if shuffled_mix else None
+        self.next_seed = seed * SEED_STRIDE + STREAM_BLOCK
+        self.rng = torch.Generator().manual_seed(seed)
+
+    def __call__(self, labels: torch.Tensor) -> torch.Tensor:
+        wanted = labels if self.mix is None else torch.multinomial(self.mix, len(labels), True, generator=self.rng)
+        out = torch.empty(len(labels), self.gen.resolution, self.gen.resolution, dtype=torch.uint8)
+        todo = torch.arange(len(labels))
+        for _ in range(MAX_OVERDRAW):
+            images = self._generate(wanted[todo])
+            kept = self.accept(images, wanted[todo]) if self.accept else torch.ones(len(todo), dtype=torch.bool)
+            out[todo[kept]] = images[kept]
+            todo = todo[~kept]
+            if not len(todo):
+                return out
+        raise ValueError(f"the fidelity filter rejected {len(todo)} generated images {MAX_OVERDRAW} times in a row; "
+                         "lower the threshold or turn the filter off")
+
+    def _generate(self, labels: torch.Tensor) -> torch.Tensor:
+        seeds = torch.arange(self.next_seed, self.next_seed + len(labels), dtype=torch.int64)
+        self.next_seed += len(labels)
+        return torch.cat([to_uint8(x) for x, _, _ in generate(self.gen.model, labels, seeds)])

@@ -61,7 +61,8 @@ def markdown(results: dict) -> str:
         f"Generators: {_generators(cfg, results)}; model {cfg['base']['model']}, "
         f"mode {results['mode']}, schedule {cfg['schedule']}, folds {cfg['folds']}, seeds {cfg['seeds']}, "
         f"budget {cfg['base']['epochs']} passes over the real training split ({cfg.get('budget', 'equal-steps')}), "
-        f"real fraction {cfg['real_fraction']}, {'fresh' if cfg['fresh'] else 'fixed'} generated pool.", "",
+        f"real fraction {cfg['real_fraction']}, generated pool {cfg['pool']}, fidelity filter "
+        f"{cfg['fidelity_filter'] or 'off'}.", "",
         "Computed under (every setting that changes a number; each cell in `cells/` records its own identity): "
         f"training `{json.dumps(cfg['base'], sort_keys=True)}`, data `{json.dumps(cfg['data'], sort_keys=True)}`.", "",
         "Test metrics on the real test split, mean ± std over folds x seeds:", "", *rows, "",
@@ -70,6 +71,10 @@ def markdown(results: dict) -> str:
         "", *gains, "",
         "Significant: " + ("; ".join(significant) if significant else "none") + ".", "",
         f"Runs that failed to learn (kept in the means): {len(failures)}", *failures, "",
+        f"Cells that raised an error (not in the means; the same command retries them): "
+        f"{len(results.get('errors', []))}",
+        *(f"- {e['arm']} fold {e['fold']} seed {e['seed']}: {e['error']}" for e in results.get("errors", [])), "",
+        f"Wall time of the finished cells: {results.get('wall_seconds', 0) / 60:.1f} minutes (one thread each).", "",
         "What each fold's generator was trained on, and how many of that fold's validation images it saw "
         "(this biases epoch selection only; none saw a test image): "
         + ("; ".join(f"fold {f}: {v['generator_data']}, {v['valid_images_seen']}" for f, v in leak.items()) or "none")
@@ -91,7 +96,7 @@ def plot_gain(summary: dict, reference: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ratio_arms = [(float(a[2:]), a) for a in summary if a.startswith("r=")]
+    ratio_arms = [(float(a[2:]), a) for a in summary if a.startswith("r=") and "+" not in a]
     ratio_arms.sort()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, key in enumerate(["accuracy", *(f"{c}/f1" for c in CLASS_NAMES)]):

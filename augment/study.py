@@ -37,9 +37,9 @@ def prepare(opts: dict, command: str) -> Study:
     needs_generator = any(not s.is_zero for s in specs)
     config = SweepConfig(
         generators=_generators(opts) if needs_generator else None,
-        arms=build_arms(specs, base, opts["baselines"]), folds=opts["folds"], seeds=opts["seeds"], base=base,
-        data=data, schedule=opts["schedule"], fresh=opts["fresh"], real_fraction=opts["real_fraction"],
-        budget=opts["budget"],
+        arms=build_arms(specs, base, opts["baselines"], opts["control"]), folds=opts["folds"], seeds=opts["seeds"],
+        base=base, data=data, schedule=opts["schedule"], pool=opts["pool"], fidelity_filter=opts["fidelity_filter"],
+        real_fraction=opts["real_fraction"], budget=opts["budget"],
         out=opts["out"] or Path("runs") / f"augment-{opts['model']}-{opts['mode']}")
     for path in set((config.generators or {}).values()):
         if not path.is_file():
@@ -81,10 +81,16 @@ def _check_generator(config: SweepConfig, path: Path, test: ImageSet, valid: Ima
 
 
 def run(study: Study, workers: int, device: str, progress: bool, overwrite: bool = False) -> tuple[dict, str]:
+    """Run the sweep and write the report of its finished cells; the result's "errors" lists the
+    cells that failed this time (the next run with the same command retries them)."""
     config = study.config
     check_reuse(config, overwrite)
     write_text(config.out / "sweep.json", config_json(config))
-    cells = run_sweep(config, workers, device, progress)
+    outcome = run_sweep(config, workers, device, progress)
+    cells = outcome.cells
+    if not any(c["arm"] == REFERENCE_ARM for c in cells):
+        raise ValueError(f"no {REFERENCE_ARM} cell finished ({len(outcome.errors)} failed, listed in "
+                         f"{config.out / 'errors.json'}); nothing to compare with")
     summary = analysis.summarize(cells, REFERENCE_ARM)
     results = {
         "command": study.command,
@@ -94,6 +100,8 @@ def run(study: Study, workers: int, device: str, progress: bool, overwrite: bool
         "mode": config.arms[0].spec.mode,
         "reference_arm": REFERENCE_ARM,
         "summary": summary,
+        "errors": outcome.errors,
+        "wall_seconds": sum(c.get("seconds", 0.0) for c in cells),
         "cells": [{k: c[k] for k in ("arm", "fold", "seed", "best_epoch", "valid_accuracy", "failure")}
                   | {"test_accuracy": c["test"]["accuracy"]} for c in cells],
     }

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from tqdm import tqdm
 from classifier.engine import TrainSettings, evaluate, fit
 from classifier.export import save_classifier
 from classifier.models import build_model
+from classifier.tstr import generated_set
 from wgan import checkpoint as ckpt
 from wgan.atomic import write_text
 from wgan.data import CLASS_NAMES, DataConfig, ImageSet, load_dataset
@@ -30,7 +32,7 @@ from wgan.run import select_device
 from wgan.sampling import load_generator
 from wgan.stats import StatsLogger
 
-from . import mixing, pool
+from . import filtering, mixing, pool
 
 BASELINES = {  # name -> the one training option it adds to the base settings
     "class-weighted": {"class_weighted": True},
@@ -42,6 +44,11 @@ SCHEDULES = ("mixed", "pretrain-finetune")
 # real images are then seen less often); equal-real-passes: the real images are seen as often as
 # in the real-only arm, so the steps grow with the ratio.
 BUDGETS = ("equal-steps", "equal-real-passes")
+# fixed: one pool of generated images for the whole training; fresh-per-epoch: a new pool every
+# epoch; fresh-per-batch: every generated image in every batch is new (as published)
+POOLS = ("fixed", "fresh-per-epoch", "fresh-per-batch")
+# the negative control: generated images whose labels carry no class information (see pool.shuffle_labels)
+CONTROLS = ("shuffled-labels",)
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,7 @@ class Arm:
     name: str
     spec: mixing.MixSpec = mixing.MixSpec()
     overrides: tuple[tuple[str, bool], ...] = ()  # training options changed from the base
+    control: str | None = None  # one of CONTROLS: the arm's generated images carry no class information
 
 
 @dataclass
@@ -60,7 +68,8 @@ class SweepConfig:
     base: TrainSettings  # epochs = budget in passes over the real training split
     data: DataConfig = field(default_factory=lambda: DataConfig(split="cv", resolution=64))
     schedule: str = "mixed"
-    fresh: bool = False  # new generated images every epoch instead of one fixed pool
+    pool: str = "fixed"  # one of POOLS
+    fidelity_filter: float = 0.0  # drop generated images put in another class with this confidence (0: off)
     real_fraction: float = 1.0
     budget: str = "equal-steps"  # one of BUDGETS
     out: Path = Path("runs/augment")
@@ -73,9 +82,14 @@ class SweepConfig:
         return self.out / "cells" / arm.name / f"fold{fold}-seed{seed}.json"
 
 
-def build_arms(specs: list[mixing.MixSpec], base: TrainSettings, baselines: bool) -> list[Arm]:
-    """One arm per ratio, plus each baseline the base settings do not already include."""
-    arms = [Arm(spec.label, spec) for spec in specs]
+def build_arms(specs: list[mixing.MixSpec], base: TrainSettings, baselines: bool, control: str | None = None) -> list[Arm]:
+    """One arm per ratio (and with `control`, its control arm beside it), plus each baseline the
+    base settings do not already include."""
+    arms = []
+    for spec in specs:
+        arms.append(Arm(spec.label, spec))
+        if control and not spec.is_zero:
+            arms.append(Arm(f"{spec.label}+{control}", spec, control=control))
     if baselines:
         arms += [Arm(f"real+{name}", mixing.MixSpec(), tuple(change.items()))
                  for name, change in BASELINES.items() if any(getattr(base, k) != v for k, v in change.items())]
@@ -95,7 +109,9 @@ def cell_identity(config: SweepConfig, arm: Arm, fold: int, seed: int, generator
         "arm": arm.name, "fold": fold, "seed": seed,
         "mixing": asdict(arm.spec) if adds else None, "overrides": dict(arm.overrides),
         "generator_sha256": generator_hash if adds else None,
-        "fresh": config.fresh if adds else None,
+        "pool": config.pool if adds else None,
+        "fidelity_filter": config.fidelity_filter if adds else None,
+        "control": arm.control,
         "schedule": config.schedule if adds else "mixed",
         "budget": config.budget if adds else "equal-steps",
         "base": asdict(config.base), "data": asdict(config.data), "real_fraction": config.real_fraction,
@@ -148,16 +164,18 @@ def _first_difference(have: dict | None, want: dict, prefix: str = "") -> str:
 
 def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = "cpu") -> dict:
     """Train and test one classifier; writes and returns the cell's result."""
+    started = time.perf_counter()
     dev = select_device(device)
     data = replace(config.data, fold=fold)
     real, valid, test = (load_dataset(replace(data, subset=s)) for s in ("train", "valid", "test"))
     real = mixing.real_fraction(real, config.real_fraction, seed)
     counts = mixing.generated_counts(list(real.class_counts().values()), arm.spec)
-    train_for = _training_sets(config, real, counts, seed, fold)
     per_epoch = len(real) + (sum(counts) if config.budget == "equal-real-passes" else 0)
     settings = replace(config.base, seed=seed, steps_per_epoch=math.ceil(per_epoch / config.base.batch_size),
                        **dict(arm.overrides))
-    trained_on = train_for(1).fingerprint  # real + generated (pool hash); --fresh pools change per epoch
+    accept = _fidelity_filter(config, data, seed, real, valid, dev) if sum(counts) and config.fidelity_filter else None
+    train_for, fresh = _training_sets(config, arm, real, counts, seed, fold, accept)
+    trained_on = train_for(1).fingerprint  # real + generated (pool hash); fresh pools change per epoch
     model = build_model(settings.model, real.resolution, len(CLASS_NAMES), seed=seed)
     logger = StatsLogger(config.out / "tensorboard" / arm.name / f"fold{fold}-seed{seed}", resume_step=0)
     pretrain = config.schedule == "pretrain-finetune" and sum(counts) > 0
@@ -165,11 +183,11 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
         if pretrain:  # generated images only, then the real split alone; logged as epochs 1..2E
             model = fit(model, lambda epoch: _generated_only(train_for(epoch), len(real)), valid, settings, dev,
                         log=lambda e, row: logger.log(e, {f"pretrain/{k}": v for k, v in row.items()}),
-                        progress=False).model
+                        progress=False, fresh=fresh).model
             train_for = lambda epoch: real  # noqa: E731
         offset = settings.epochs if pretrain else 0
         result = fit(model, train_for, valid, settings, dev, log=lambda e, row: logger.log(offset + e, row),
-                     progress=False)
+                     progress=False, fresh=fresh)
     finally:
         logger.close()
     test_report = evaluate(result.model, test, dev, settings.amp, settings.tta)
@@ -182,6 +200,7 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
         "failure": failure(best["valid/accuracy"], test_report),
         "data_fingerprints": {"train": trained_on, "valid": valid.fingerprint, "test": test.fingerprint},
         "identity": cell_identity(config, arm, fold, seed, generator_hash(config, fold)),
+        "seconds": time.perf_counter() - started,  # wall time, for the cost estimate of later sweeps
     }
     if config.save_models:
         save_classifier(result.model, asdict(settings), asdict(data), real.resolution, list(CLASS_NAMES),
@@ -190,15 +209,37 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
     return cell
 
 
-def _training_sets(config: SweepConfig, real: ImageSet, counts: list[int], seed: int, fold: int):
-    """epoch -> training set: the real split plus the generated images of that epoch."""
+def _training_sets(config: SweepConfig, arm: Arm, real: ImageSet, counts: list[int], seed: int, fold: int,
+                   accept: pool.Accept | None):
+    """(epoch -> training set: the real split plus that epoch's generated images, per-batch
+    source of fresh generated images or None)."""
     if not sum(counts):
-        return lambda epoch: real
+        return (lambda epoch: real), None
     gen = load_generator(config.generators[fold])
-    if config.fresh:
-        return lambda epoch: mixing.mix(real, pool.draw(gen, counts, seed, epoch * pool.FRESH_STRIDE, cached=False))
-    mixed = mixing.mix(real, pool.draw(gen, counts, seed))
-    return lambda epoch: mixed
+    control = arm.control is not None
+
+    def pool_at(offset: int, cached: bool) -> ImageSet:
+        drawn = pool.draw_accepted(gen, counts, seed, offset, cached, accept)
+        return pool.shuffle_labels(drawn, seed) if control else drawn
+
+    if config.pool == "fresh-per-batch":  # placeholders in the set, replaced batch by batch
+        labels, _ = pool.pool_seeds(counts, seed)
+        slots = generated_set(torch.zeros(len(labels), gen.resolution, gen.resolution, dtype=torch.uint8), labels,
+                              f"generated-stream:{gen.file_hash[:16]}:{seed}", gen.pixel_scale_arcsec)
+        mixed = mixing.mix(real, slots)
+        return (lambda epoch: mixed), pool.Stream(gen, seed, accept, counts if control else None)
+    if config.pool == "fresh-per-epoch":
+        return (lambda epoch: mixing.mix(real, pool_at(epoch * pool.FRESH_STRIDE, cached=False))), None
+    mixed = mixing.mix(real, pool_at(0, cached=True))
+    return (lambda epoch: mixed), None
+
+
+def _fidelity_filter(config: SweepConfig, data: DataConfig, seed: int, real: ImageSet, valid: ImageSet,
+                     device: torch.device) -> pool.Accept:
+    """The filter of a cell, from the real-only classifier of its fold and seed (trained as the reference arm is)."""
+    settings = replace(config.base, seed=seed, steps_per_epoch=math.ceil(len(real) / config.base.batch_size))
+    model = filtering.filter_classifier(config.out, settings, asdict(data), real, valid, device)
+    return filtering.accept_by_fidelity(model, config.fidelity_filter, device, settings.tta)
 
 
 def _generated_only(mixed: ImageSet, n_real: int) -> ImageSet:
@@ -224,30 +265,59 @@ def cells(config: SweepConfig) -> list[tuple[Arm, int, int]]:
 
 
 def _worker(args) -> dict:
+    """Run one cell; an exception becomes an error record, so one failing cell stops no other."""
     config, arm, fold, seed, device = args
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread per cell: results do not depend on how many run at once
     try:
         return run_cell(config, arm, fold, seed, device)
+    except Exception as error:  # noqa: BLE001 - reported, and the cell is retried by the next run
+        return {"arm": arm.name, "fold": fold, "seed": seed, "error": f"{type(error).__name__}: {error}"}
     finally:
         torch.set_num_threads(threads)
 
 
-def run_sweep(config: SweepConfig, workers: int = 1, device: str = "auto", progress: bool = True) -> list[dict]:
-    """Run every unfinished cell (in `workers` processes; CUDA devices are shared round-robin)
-    and return all cell results in grid order. Finished cells are reused only under the same identity."""
+@dataclass
+class SweepOutcome:
+    cells: list[dict]  # finished cells, grid order
+    errors: list[dict]  # cells that raised this time ({arm, fold, seed, error}); the next run retries them
+
+
+def todo(config: SweepConfig) -> list[tuple[Arm, int, int]]:
+    """The cells of the grid without a finished result."""
+    return [c for c in cells(config) if not config.cell_path(*c).exists()]
+
+
+def run_sweep(config: SweepConfig, workers: int = 1, device: str = "auto", progress: bool = True) -> SweepOutcome:
+    """Run every unfinished cell (in `workers` processes; CUDA devices are shared round-robin).
+    Finished cells are reused only under the same identity; a cell that raises is listed in
+    `errors.json` in the output folder and left unfinished, and the other cells go on."""
     check_reuse(config)
-    todo = [c for c in cells(config) if not config.cell_path(*c).exists()]
+    pending = todo(config)
     n_gpu = torch.cuda.device_count() if device in ("auto", "cuda") else 0
-    jobs = [(config, *c, f"cuda:{i % n_gpu}" if n_gpu else device) for i, c in enumerate(todo)]
-    bar = tqdm(total=len(cells(config)), initial=len(cells(config)) - len(todo), unit="cell", disable=not progress)
+    jobs = [(config, *c, f"cuda:{i % n_gpu}" if n_gpu else device) for i, c in enumerate(pending)]
+    bar = tqdm(total=len(cells(config)), initial=len(cells(config)) - len(pending), unit="cell", disable=not progress)
+    errors = []
     if workers <= 1:
-        for job in jobs:
-            _worker(job)
-            bar.update()
+        results = map(_worker, jobs)
     else:
-        with multiprocessing.get_context("spawn").Pool(workers) as procs:
-            for _ in procs.imap_unordered(_worker, jobs):
-                bar.update()
-    bar.close()
-    return [json.loads(config.cell_path(*c).read_text()) for c in cells(config)]
+        procs = multiprocessing.get_context("spawn").Pool(workers)
+        results = procs.imap_unordered(_worker, jobs)
+    try:
+        for result in results:
+            if "error" in result:
+                errors.append(result)
+                bar.write(f"cell {result['arm']} fold {result['fold']} seed {result['seed']} failed: {result['error']}")
+            bar.update()
+    finally:
+        if workers > 1:
+            procs.terminate()
+        bar.close()
+    errors.sort(key=lambda e: (e["arm"], e["fold"], e["seed"]))
+    error_file = config.out / "errors.json"
+    if errors:
+        write_text(error_file, json.dumps(errors, indent=2))
+    elif error_file.exists():
+        error_file.unlink()
+    finished = [json.loads(config.cell_path(*c).read_text()) for c in cells(config) if config.cell_path(*c).exists()]
+    return SweepOutcome(finished, errors)

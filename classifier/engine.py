@@ -83,21 +83,32 @@ def make_optimizer(model: nn.Module, settings: TrainSettings, steps_per_epoch: i
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule)
 
 
+# labels of a batch's generated images -> new uint8 images for them (a generated image per draw)
+FreshImages = Callable[[torch.Tensor], torch.Tensor]
+
+
 def train_one_epoch(model: nn.Module, data: ImageSet, optimizer, scheduler, settings: TrainSettings,
                     rng: torch.Generator, device: torch.device, loss_weights: torch.Tensor | None = None,
-                    shard: Shard = SINGLE) -> dict:
+                    shard: Shard = SINGLE, fresh: FreshImages | None = None) -> dict:
     """One pass over the training images; returns {'loss', 'accuracy', 'lr'}.
 
-    Under torchrun every rank draws the global batch (and its augmentation) and trains on its
-    slice; gradients are averaged over the ranks, so the result matches one process.
+    With `fresh`, the generated images of every batch are replaced by new ones of the same
+    classes, so no generated image is ever shown twice. Under torchrun every rank draws the
+    global batch (and its augmentation) and trains on its slice; gradients are averaged over
+    the ranks, so the result matches one process.
     """
     model.train()
     order = epoch_order(data.labels, settings, rng)
-    as_drawn = None if settings.augment_generated else torch.from_numpy(np.asarray(data.source == GENERATED_SOURCE))
+    generated = torch.from_numpy(np.asarray(data.source == GENERATED_SOURCE))
+    as_drawn = None if settings.augment_generated else generated
     total_loss, correct = 0.0, 0
     for start in range(0, len(order), settings.batch_size):
         index = order[start : start + settings.batch_size]
-        x = to_unit_range(data.images[index].to(device)).unsqueeze(1)
+        images = data.images[index]
+        if fresh is not None and generated[index].any():
+            images = images.clone()
+            images[generated[index]] = fresh(data.labels[index][generated[index]])
+        x = to_unit_range(images.to(device)).unsqueeze(1)
         y = data.labels[index].to(device)
         x = _augment(x, settings, rng, None if as_drawn is None else as_drawn[index].to(device))
         x, y, y_all = shard.take(x), shard.take(y), y
@@ -178,11 +189,12 @@ class FitResult:
 
 def fit(model: nn.Module, train: ImageSet | Callable[[int], ImageSet], valid: ImageSet, settings: TrainSettings,
         device: torch.device, log: Callable[[int, dict], None] | None = None, progress: bool = True,
-        shard: Shard = SINGLE) -> FitResult:
+        shard: Shard = SINGLE, fresh: FreshImages | None = None) -> FitResult:
     """Train for `settings.epochs` (or until `patience` runs out) and keep the best validation epoch.
 
     `train` is a fixed set, or a function of the epoch (1, 2, ...) returning that epoch's set (for
     training sets that change, e.g. freshly generated images); class weights come from epoch 1's set.
+    `fresh` replaces the generated images of every batch (see `train_one_epoch`).
     """
     train_for = train if callable(train) else (lambda epoch: train)
     rng = torch.Generator().manual_seed(settings.seed)
@@ -195,7 +207,7 @@ def fit(model: nn.Module, train: ImageSet | Callable[[int], ImageSet], valid: Im
     bar = tqdm(range(1, settings.epochs + 1), unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
         data = first if epoch == 1 else train_for(epoch)
-        train_stats = train_one_epoch(model, data, optimizer, scheduler, settings, rng, device, weights, shard)
+        train_stats = train_one_epoch(model, data, optimizer, scheduler, settings, rng, device, weights, shard, fresh)
         valid_report = evaluate(model, valid, device, settings.amp, settings.tta)
         row = {"epoch": epoch, **{f"train/{k}": v for k, v in train_stats.items()},
                "valid/loss": valid_report["loss"], "valid/accuracy": valid_report["accuracy"],

@@ -137,13 +137,13 @@ def test_results_do_not_depend_on_the_number_of_workers(generator, tmp_path):
                              folds=[0], seeds=[0], base=base, data=DataConfig(split="cv", resolution=32),
                              out=tmp_path / str(workers))
         results[workers] = [(c["arm"], c["test"]["confusion_matrix"], c["valid_accuracy"])
-                            for c in run_sweep(config, workers, "cpu", progress=False)]
+                            for c in run_sweep(config, workers, "cpu", progress=False).cells]
     assert results[1] == results[2]
 
 
 def test_pretrain_finetune_with_fresh_images_and_half_the_real_data(generator, tmp_path):
     result = run(["--ratio", "1", "--folds", "0", "--epochs", "1", "--workers", "1", "--no-baselines",
-                  "--schedule", "pretrain-finetune", "--fresh", "--real-fraction", "0.5", "--checkpoint", generator],
+                  "--schedule", "pretrain-finetune", "--pool", "fresh-per-epoch", "--real-fraction", "0.5", "--checkpoint", generator],
                  tmp_path)
     assert result.exit_code == 0, result.output
     cell = json.loads((tmp_path / "cells" / "r=1" / "fold0-seed0.json").read_text())

@@ -1,0 +1,125 @@
+"""What a sweep will cost, printed before it starts (and all `--dry-run` does).
+
+Seconds per cell come from the finished cells in the output folder when there are any (their
+recorded wall time), else from timing this machine: a few training steps, a validation pass and
+a few generated images with one thread, scaled to each cell's steps, epochs and generated
+images. It is an estimate for planning, not a benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from dataclasses import dataclass, replace
+
+import torch
+
+from classifier.engine import TrainSettings
+from classifier.models import build_model
+from wgan.data import CLASS_NAMES, load_dataset
+
+from . import mixing
+from .sweep import Arm, SweepConfig, cells, todo
+
+TIMED_STEPS = 3
+
+
+@dataclass
+class Cost:
+    n_cells: int
+    n_todo: int
+    seconds_per_cell: float
+    source: str  # where the per-cell figure comes from
+
+    def describe(self, workers: int) -> str:
+        total = self.n_todo * self.seconds_per_cell
+        return (f"{self.n_todo} of {self.n_cells} cells to run, about {self.seconds_per_cell:.0f} s each "
+                f"({self.source}): {total / 60:.0f} CPU-minutes, about {total / 60 / max(1, workers):.0f} minutes "
+                f"with {workers} worker{'s' if workers > 1 else ''}")
+
+
+def estimate(config: SweepConfig) -> Cost:
+    pending = todo(config)
+    done = [config.cell_path(*c) for c in cells(config) if config.cell_path(*c).exists()]
+    recorded = [_seconds(p) for p in done]
+    recorded = [s for s in recorded if s is not None]
+    if recorded:
+        per_cell, source = statistics.median(recorded), f"median of {len(recorded)} finished cells"
+    elif pending:
+        arms = {arm.name: arm for arm, _, _ in pending}.values()
+        per_cell = statistics.mean(_timed_cell(config, arm) for arm in arms)
+        source = "timed on this machine"
+    else:
+        per_cell, source = 0.0, "nothing left"
+    return Cost(len(cells(config)), len(pending), per_cell, source)
+
+
+def _seconds(path) -> float | None:
+    try:
+        return json.loads(path.read_text()).get("seconds")
+    except (OSError, ValueError):
+        return None
+
+
+def _timed_cell(config: SweepConfig, arm: Arm) -> float:
+    """Seconds of one cell of `arm`, from timed pieces at one thread."""
+    data = replace(config.data, fold=config.folds[0])
+    real, valid, test = (load_dataset(replace(data, subset=s)) for s in ("train", "valid", "test"))
+    n_real = round(len(real) * config.real_fraction)
+    counts = mixing.generated_counts([round(n * config.real_fraction) for n in real.class_counts().values()], arm.spec)
+    base: TrainSettings = config.base
+    per_epoch = n_real + (sum(counts) if config.budget == "equal-real-passes" else 0)
+    steps = math.ceil(per_epoch / base.batch_size)
+    epochs = base.epochs * (2 if config.schedule == "pretrain-finetune" and sum(counts) else 1)
+    views = 8 if base.tta else 1
+    step, forward = _time_model(base, real.resolution)
+    generated = {"fixed": sum(counts), "fresh-per-epoch": sum(counts) * epochs,
+                 "fresh-per-batch": steps * base.batch_size * epochs * sum(counts) / max(1, n_real + sum(counts))}
+    gen_seconds = generated[config.pool] * _time_generator(config, real.resolution) if sum(counts) else 0.0
+    return epochs * (steps * step + len(valid) * views * forward) + len(test) * views * forward + gen_seconds
+
+
+def _time_model(settings: TrainSettings, resolution: int) -> tuple[float, float]:
+    """(seconds per training step, seconds per image of inference) at one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = build_model(settings.model, resolution, len(CLASS_NAMES), seed=0)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        x = torch.randn(settings.batch_size, 1, resolution, resolution)
+        y = torch.randint(0, len(CLASS_NAMES), (settings.batch_size,))
+        model.train()
+        torch.nn.functional.cross_entropy(model(x), y).backward()  # warm-up
+        start = time.perf_counter()
+        for _ in range(TIMED_STEPS):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+        step = (time.perf_counter() - start) / TIMED_STEPS
+        model.eval()
+        with torch.no_grad():
+            start = time.perf_counter()
+            model(torch.randn(256, 1, resolution, resolution))
+            forward = (time.perf_counter() - start) / 256
+    finally:
+        torch.set_num_threads(threads)
+    return step * 1.1, forward  # 1.1: data movement and augmentation around the step
+
+
+def _time_generator(config: SweepConfig, resolution: int) -> float:
+    """Seconds per generated image (fold 0's generator), at one thread."""
+    from wgan.sampling import generate, load_generator
+
+    gen = load_generator(config.generators[config.folds[0]])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        labels = torch.zeros(64, dtype=torch.int64)
+        start = time.perf_counter()
+        for _ in generate(gen.model, labels, torch.arange(64)):
+            pass
+        return (time.perf_counter() - start) / 64
+    finally:
+        torch.set_num_threads(threads)

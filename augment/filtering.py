@@ -1,0 +1,51 @@
+"""The class-fidelity filter of the mixing protocol: generated images that a classifier trained on
+the cell's own real training images confidently puts in another class are dropped.
+
+The filter classifier of a cell is the real-only classifier of that fold and seed (the base
+settings, the real training split, epochs picked on the fold's validation split, as the
+reference arm trains it), so the filter knows nothing the cell does not: no test image, and of
+the validation split only what epoch selection uses anyway. It is trained once per fold, seed
+and settings and kept under `<out>/filters/`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from classifier.engine import TrainSettings, fit, predict
+from classifier.export import load_classifier, save_classifier
+from classifier.models import build_model
+from wgan.data import CLASS_NAMES, ImageSet
+
+from .pool import Accept
+
+
+def accept_by_fidelity(model: torch.nn.Module, threshold: float, device: torch.device, tta: bool) -> Accept:
+    """Keep an image unless the classifier gives another class probability above `threshold`."""
+
+    def accept(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        probs = predict(model, images, device, tta=tta)
+        best = probs.argmax(1)
+        return (best == labels) | (probs.max(1).values <= threshold)
+
+    return accept
+
+
+def filter_classifier(out: Path, settings: TrainSettings, data: dict, real: ImageSet, valid: ImageSet,
+                      device: torch.device) -> torch.nn.Module:
+    """The real-only classifier of a cell (settings carry its seed and steps), cached by identity."""
+    identity = {"settings": asdict(settings), "data": data, "train": real.fingerprint, "valid": valid.fingerprint}
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    path = out / "filters" / f"classifier-{key}.pt"
+    if path.is_file():
+        return load_classifier(path, device).model
+    model = build_model(settings.model, real.resolution, len(CLASS_NAMES), seed=settings.seed)
+    result = fit(model, real, valid, settings, device, progress=False)
+    save_classifier(result.model, asdict(settings), {**data, "identity": identity}, real.resolution,
+                    list(CLASS_NAMES), {"best_epoch": result.best_epoch}, path)
+    return result.model
