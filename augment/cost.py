@@ -36,7 +36,7 @@ class Cost:
     def describe(self, workers: int) -> str:
         total = self.n_todo * self.seconds_per_cell
         return (f"{self.n_todo} of {self.n_cells} cells to run, about {self.seconds_per_cell:.0f} s each "
-                f"({self.source}): {total / 60:.0f} CPU-minutes, about {total / 60 / max(1, workers):.0f} minutes "
+                f"({self.source}): {total / 60:.1f} CPU-minutes, about {total / 60 / max(1, workers):.1f} minutes "
                 f"with {workers} worker{'s' if workers > 1 else ''}")
 
 

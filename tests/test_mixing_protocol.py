@@ -1,0 +1,123 @@
+"""The mixing protocol's options: fresh-per-batch images, the class-fidelity filter, the
+shuffled-label control, the cost estimate and --dry-run, and cells that fail without stopping
+the others."""
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from augment import pool
+from augment.cli import augment_eval_command
+from classifier.engine import TrainSettings, fit
+from classifier.models import build_model
+from tests.helpers import synthetic_set
+from tests.test_augment_mixing import tiny_generator
+from wgan.data import GENERATED_SOURCE
+
+
+def run(args, out):
+    return CliRunner().invoke(augment_eval_command, [*args, "--resolution", "32", "--out", str(out), "--no-progress"])
+
+
+@pytest.fixture(scope="module")
+def generator(tmp_path_factory, session_cache):
+    from tests.test_augment_eval import make_generator
+
+    return make_generator(tmp_path_factory.mktemp("gen"), split="cv", fold=0)
+
+
+ONE_CELL = ["--ratio", "1", "--folds", "0", "--epochs", "1", "--workers", "1", "--no-baselines"]
+
+
+def test_fresh_images_replace_every_generated_image_of_every_batch():
+    data = synthetic_set(32, size=32)
+    data.fingerprint += ":cv/0/train"
+    data.source[16:] = GENERATED_SOURCE
+    asked = []
+
+    def fresh(labels):
+        asked.append(labels.clone())
+        return torch.full((len(labels), 32, 32), 255, dtype=torch.uint8)
+
+    settings = TrainSettings(epochs=2, batch_size=8, dihedral=False)
+    fit(build_model("cnn", 32, seed=0), data, data, settings, torch.device("cpu"), progress=False, fresh=fresh)
+    drawn = torch.cat(asked)
+    assert len(drawn) == 2 * 16  # every generated slot of both epochs, each once
+    assert sorted(drawn.tolist()) == sorted(data.labels[16:].tolist() * 2)  # same classes as the slots
+
+
+def test_stream_never_repeats_an_image_and_is_deterministic(cache_dir):
+    gen = tiny_generator()
+    a, b = pool.Stream(gen, seed=1), pool.Stream(gen, seed=1)
+    labels = torch.tensor([0, 1, 2, 3, 0, 1])
+    first, second = a(labels), a(labels)
+    assert not any(torch.equal(x, y) for x in first for y in second)
+    assert torch.equal(b(labels), first) and torch.equal(b(labels), second)
+
+
+def test_fidelity_filter_keeps_only_accepted_images_and_fills_every_class(cache_dir):
+    gen = tiny_generator()
+    level = pool.draw(gen, [8, 8, 8, 8], seed=0).images.float().mean((1, 2)).median()
+    bright = lambda images, labels: images.float().mean((1, 2)) > level  # noqa: E731
+    kept = pool.draw_accepted(gen, [3, 2, 2, 1], seed=0, accept=bright)
+    assert kept.class_counts() == {"FRI": 3, "FRII": 2, "Compact": 2, "Bent": 1}
+    assert bright(kept.images, kept.labels).all()
+    nothing = lambda images, labels: torch.zeros(len(labels), dtype=torch.bool)  # noqa: E731
+    with pytest.raises(ValueError, match="fidelity filter passes too few"):
+        pool.draw_accepted(gen, [1, 1, 1, 1], seed=0, accept=nothing)
+
+
+def test_shuffled_label_control_keeps_the_images_and_class_mix(cache_dir):
+    drawn = pool.draw(tiny_generator(), [6, 6, 6, 6], seed=0)
+    control = pool.shuffle_labels(drawn, seed=0)
+    assert torch.equal(control.images, drawn.images)
+    assert control.class_counts() == drawn.class_counts()
+    assert (control.labels != drawn.labels).float().mean() > 0.5
+
+
+def test_protocol_options_run_as_arms_and_enter_each_cell_identity(generator, tmp_path):
+    result = run([*ONE_CELL, "--checkpoint", generator, "--pool", "fresh-per-batch", "--fidelity-filter", "0.9",
+                  "--control", "shuffled-labels", "--generated-augment", "none"], tmp_path)
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert list(results["summary"]) == ["r=0", "r=1", "r=1+shuffled-labels"]
+    cell = json.loads((tmp_path / "cells" / "r=1+shuffled-labels" / "fold0-seed0.json").read_text())
+    assert cell["identity"]["control"] == "shuffled-labels" and cell["identity"]["pool"] == "fresh-per-batch"
+    assert cell["identity"]["fidelity_filter"] == 0.9 and cell["seconds"] > 0
+    assert len(list((tmp_path / "filters").glob("classifier-*.pt"))) == 1  # one filter for fold 0 seed 0
+    assert "generated pool fresh-per-batch, fidelity filter 0.9" in (tmp_path / "report.md").read_text()
+
+
+def test_dry_run_lists_the_cells_and_their_cost_and_trains_nothing(generator, tmp_path):
+    result = run([*ONE_CELL, "--checkpoint", generator, "--seeds", "0,1", "--dry-run"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("  to run\n") == 4 and "r=1  fold 0  seed 1  to run" in result.output
+    assert "4 of 4 cells to run, about" in result.output and "CPU-minutes" in result.output
+    assert not (tmp_path / "cells").exists()
+
+
+def test_a_failing_cell_stops_no_other_and_is_retried_by_the_next_run(generator, tmp_path, monkeypatch):
+    from augment import sweep
+
+    real_run_cell = sweep.run_cell
+
+    def flaky(config, arm, fold, seed, device="cpu"):
+        if arm.name == "r=1" and seed == 1:
+            raise RuntimeError("out of memory (injected)")
+        return real_run_cell(config, arm, fold, seed, device)
+
+    args = [*ONE_CELL, "--checkpoint", generator, "--seeds", "0,1"]
+    monkeypatch.setattr(sweep, "run_cell", flaky)
+    result = run(args, tmp_path)
+    assert result.exit_code == 1 and "1 cells failed" in result.output and "Traceback" not in result.output
+    errors = json.loads((tmp_path / "errors.json").read_text())
+    assert errors == [{"arm": "r=1", "fold": 0, "seed": 1, "error": "RuntimeError: out of memory (injected)"}]
+    assert "out of memory (injected)" in (tmp_path / "report.md").read_text()
+    assert len(list((tmp_path / "cells").rglob("*.json"))) == 3
+    monkeypatch.setattr(sweep, "run_cell", real_run_cell)
+    result = run(args, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "cells").rglob("*.json"))) == 4 and not (tmp_path / "errors.json").exists()
+    assert json.loads((tmp_path / "results.json").read_text())["errors"] == []
