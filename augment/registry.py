@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from wgan.atomic import write_text
+from wgan.data.cache import file_digest
 
 FORMAT = "radiogan-registry"
 KINDS = ("generator", "classifier")
@@ -67,7 +68,11 @@ def fold_generators(path: Path, folds: list[int]) -> dict[int, Path]:
     for fold in folds:
         item = entry(registry, registry["best"][fold_key(fold)])
         file = Path(item["file"])
-        out[fold] = file if file.is_absolute() else path.resolve().parent.parent / file
+        file = file if file.is_absolute() else path.resolve().parent.parent / file
+        if not file.is_file() or file_digest(file) != item["sha256"]:
+            raise RegistryError(f"{file}: {'missing' if not file.is_file() else 'not the file registered'} as "
+                                f"{item['id']} (fold {fold}'s generator); restore it or register the new file")
+        out[fold] = file
     return out
 
 

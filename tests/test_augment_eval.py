@@ -210,3 +210,6 @@ def test_each_fold_uses_its_released_generator_by_default(generator, tmp_path):
     result = run([*args, "--folds", "2"], tmp_path / "out2")
     assert result.exit_code != 0 and "no generator released for fold 2" in result.output
     assert "Traceback" not in result.output
+    exports[1].write_bytes(exports[0].read_bytes())  # another file at the registered path
+    result = run([*args, "--folds", "1"], tmp_path / "out3")
+    assert result.exit_code != 0 and "not the file registered as generator-" in result.output
