@@ -16,7 +16,7 @@ def _score(summary: dict, arm: str, key: str) -> str:
     return f"{s['mean']:.3f} ± {s['std']:.3f}"
 
 
-def _gain(summary: dict, arm: str, key: str) -> str:
+def format_gain(summary: dict, arm: str, key: str) -> str:
     g = summary[arm]["gain"][key]
     if g["n"] < 2:
         return f"{g['mean']:+.3f}"
@@ -30,7 +30,7 @@ def format_table(summary: dict, reference: str) -> str:
     lines = [f"{'arm':{width}s}{head}"]
     lines += [f"{arm:{width}s}" + "".join(f"{_score(summary, arm, c):>26s}" for c in COLUMNS) for arm in summary]
     lines += ["", f"gain over {reference} (paired 95 % interval; * excludes 0):", f"{'arm':{width}s}{head}"]
-    lines += [f"{arm:{width}s}" + "".join(f"{_gain(summary, arm, c):>26s}" for c in COLUMNS)
+    lines += [f"{arm:{width}s}" + "".join(f"{format_gain(summary, arm, c):>26s}" for c in COLUMNS)
               for arm in summary if arm != reference]
     failed = sum(len(s["failures"]) for s in summary.values())
     lines.append(f"\nruns that failed to learn (kept in the means): {failed}")
@@ -48,7 +48,7 @@ def markdown(results: dict) -> str:
           "|---|" + "---|" * len(pr_cols)]
     pr += [f"| {arm} | " + " | ".join(_score(summary, arm, k) for k in pr_cols) + " |" for arm in summary]
     gains = ["| arm | " + " | ".join(COLUMNS) + " |", "|---|" + "---|" * len(COLUMNS)]
-    gains += [f"| {arm} | " + " | ".join(_gain(summary, arm, c) for c in COLUMNS) + " |"
+    gains += [f"| {arm} | " + " | ".join(format_gain(summary, arm, c) for c in COLUMNS) + " |"
               for arm in summary if arm != reference]
     significant = [f"{arm}: {key} {summary[arm]['gain'][key]['mean']:+.3f}" for arm in summary if arm != reference
                    for key in COLUMNS if summary[arm]["gain"][key]["significant"]]

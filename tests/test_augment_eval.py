@@ -213,3 +213,14 @@ def test_each_fold_uses_its_released_generator_by_default(generator, tmp_path):
     exports[1].write_bytes(exports[0].read_bytes())  # another file at the registered path
     result = run([*args, "--folds", "1"], tmp_path / "out3")
     assert result.exit_code != 0 and "not the file registered as generator-" in result.output
+
+
+def test_compare_puts_the_arms_of_several_studies_in_one_table(sweep, tmp_path):
+    from augment.compare import table
+
+    out, _ = sweep
+    text = table({"first": out, "again": out})
+    rows = text.splitlines()
+    assert rows[0].startswith("| study | arm | pairs | accuracy | accuracy gain | FRI gain")
+    assert sum(r.startswith("| first | r=1.5 | 1 |") for r in rows) == 1
+    assert sum(r.startswith("| again | r=0 (real only) | 1 |") for r in rows) == 1
