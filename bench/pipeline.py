@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-SAMPLE = [sys.executable, "-c", "from wgan.cli import sample_command; sample_command()"]
+SAMPLE = [sys.executable, "-c", "from commands.wgan import sample_command; sample_command()"]
 
 
 def child(cmd: list[str]) -> tuple[float, float]:

@@ -37,8 +37,8 @@ FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 def recipe_config(args: str):
     """The TrainConfig `wgan-train ARGS` would train (cv fold 0 unless ARGS name a split)."""
-    from wgan.cli import train_command
-    from wgan.launch import config_from_options
+    from commands.wgan import train_command
+    from commands.wgan_train import config_from_options
 
     argv = shlex.split(args)
     if "--split" not in argv:

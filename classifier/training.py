@@ -25,21 +25,6 @@ class ClassifierRun:
     out: Path = Path("runs/classifier")
     device: str = "auto"
 
-    @classmethod
-    def from_options(cls, opts: dict) -> ClassifierRun:
-        device = select_device(opts["device"])
-        settings = TrainSettings(
-            model=opts["model"], epochs=opts["epochs"], batch_size=opts["batch_size"], optimizer=opts["optimizer"],
-            lr=opts["lr"], weight_decay=opts["weight_decay"], class_weighted=opts["class_weighted"],
-            oversample=opts["oversample"], dihedral=opts["dihedral"], rotate=opts["rotate"], select_on=opts["select_on"],
-            patience=opts["patience"], seed=opts["seed"], tta=opts["tta"],
-            amp=device.type == "cuda" if opts["amp"] is None else opts["amp"])
-        resolution = None if opts["resolution"] == opts["crop"] else opts["resolution"]
-        data = DataConfig(source=opts["source"], split=opts["split"], fold=opts["fold"], crop=opts["crop"],
-                          resolution=resolution)
-        out = opts["out"] or Path("runs") / f"classifier-{opts['model']}-{opts['split']}-s{opts['seed']}"
-        return cls(settings=settings, data=data, out=out, device=opts["device"])
-
 
 def run_classifier(run: ClassifierRun, progress: bool = True) -> dict:
     """Train on `train`, pick the epoch on `valid`, report on `test`; returns the metrics dict."""

@@ -5,11 +5,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from classifier.cli import classifier_train_command
 from classifier.engine import TrainSettings, class_weights, epoch_order, evaluate, fit
 from classifier.export import load_classifier
 from classifier.metrics import classification_report, confusion_matrix, roc_auc_one_vs_rest
 from classifier.models import MODELS, build_model
+from commands.classifier import classifier_train_command
 from tests.helpers import synthetic_set
 
 NAMES = ["FRI", "FRII", "Compact", "Bent"]
@@ -128,7 +128,7 @@ def test_summary_over_folds():
 
 
 def test_classifier_train_over_two_folds_resumes_finished_folds(tmp_path):
-    args = ["--resolution", "32", "--epochs", "1", "--fold", "1", "--fold", "0", "--out", str(tmp_path), "--no-progress"]
+    args = ["--resolution", "32", "--epochs", "1", "--folds", "1,0", "--out", str(tmp_path), "--no-progress"]
     result = CliRunner().invoke(classifier_train_command, args)
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "summary.json").read_text())

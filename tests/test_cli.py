@@ -10,8 +10,8 @@ from astropy.io import fits
 from click.testing import CliRunner
 from PIL import Image
 
+from commands.wgan import sample_command, train_command
 from wgan import checkpoint
-from wgan.cli import sample_command, train_command
 from wgan.data import DataConfig, load_dataset
 from wgan.run import native_bf16
 

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from commands.wgan import train_command
 from wgan import checkpoint
-from wgan.cli import train_command
 from wgan.data.schema import write_group
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +77,7 @@ def uninterrupted(data_file, tmp_path_factory) -> dict:
 def test_sigkill_at_a_random_moment_then_resume_auto_is_bit_exact(data_file, uninterrupted, tmp_path, seed):
     """Checkpoints are written every iteration, so a random kill often lands inside a write."""
     run_dir = tmp_path / "run"
-    child = subprocess.Popen([sys.executable, "-c", "from wgan.cli import train_command as c; c()",
+    child = subprocess.Popen([sys.executable, "-c", "from commands.wgan import train_command as c; c()",
                               *train_args(data_file, run_dir, ITERS)],
                              cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -123,7 +123,7 @@ SWEEP = ["--ratio", "0", "--folds", "0", "--epochs", "3", "--workers", "1", "--r
 
 def test_a_sweep_killed_mid_cell_recomputes_only_that_cell(tmp_path, session_cache):
     out = tmp_path / "sweep"
-    child = subprocess.Popen([sys.executable, "-c", "from augment.cli import augment_eval_command as c; c()",
+    child = subprocess.Popen([sys.executable, "-c", "from commands.augment import augment_eval_command as c; c()",
                               *SWEEP, "--out", str(out)], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = out / "cells" / "r=0" / "fold0-seed0.json"
@@ -135,7 +135,7 @@ def test_a_sweep_killed_mid_cell_recomputes_only_that_cell(tmp_path, session_cac
     done = sorted(p for p in (out / "cells").rglob("*.json"))
     assert first in done and len(done) < 4, "the kill should land before the sweep ends"
     stamps = {p: p.stat().st_mtime_ns for p in done}
-    from augment.cli import augment_eval_command
+    from commands.augment import augment_eval_command
 
     result = CliRunner().invoke(augment_eval_command, [*SWEEP, "--out", str(out)])
     assert result.exit_code == 0, result.output

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from classifier.cli import classifier_train_command, eval_command
+from commands.classifier import classifier_train_command, eval_command
 from tests.helpers import synthetic_set, tiny_config
 from wgan.data import DataConfig
 from wgan.data.schema import write_group
@@ -78,7 +78,7 @@ def test_eval_refuses_mismatched_resolution(setup, tmp_path):
 
 
 def test_periodic_quality_during_training_exports_the_best(setup, tmp_path):
-    from wgan.cli import train_command
+    from commands.wgan import train_command
 
     _, extractor = setup
     data = setup[0].parent.parent / "data.h5"

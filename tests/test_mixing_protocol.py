@@ -9,9 +9,9 @@ import torch
 from click.testing import CliRunner
 
 from augment import pool
-from augment.cli import augment_eval_command
 from classifier.engine import TrainSettings, fit
 from classifier.models import build_model
+from commands.augment import augment_eval_command
 from tests.helpers import synthetic_set
 from tests.test_augment_mixing import tiny_generator
 from wgan.data import GENERATED_SOURCE

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from commands.wgan import train_command
 from wgan import launch
-from wgan.cli import train_command
 from wgan.training_loop import TrainingStopped
 from wgan.workdir import DirectoryBusy, exclusive
 
@@ -111,14 +111,14 @@ def test_a_stopped_run_exits_128_plus_signal(tmp_path, monkeypatch, sig, code):
 
 @pytest.mark.parametrize("command", ["augment-eval", "classifier-train", "augment-cml"])
 def test_every_writing_command_refuses_a_second_writer(tmp_path, command):
-    from augment.cli import augment_eval_command, cml_command
-    from classifier.cli import classifier_train_command
+    from commands.augment import augment_eval_command, cml_command
+    from commands.classifier import classifier_train_command
 
     out = tmp_path / "out"
     args = {
         "augment-eval": (augment_eval_command, ["--ratio", "0", "--folds", "0", "--epochs", "1", "--workers", "1",
                                                 "--no-baselines", "--resolution", "32", "--no-progress"]),
-        "classifier-train": (classifier_train_command, ["--split", "cv", "--fold", "0", "--epochs", "1",
+        "classifier-train": (classifier_train_command, ["--split", "cv", "--folds", "0", "--epochs", "1",
                                                         "--resolution", "32", "--no-progress"]),
         "augment-cml": (cml_command, ["--checkpoint", ROOT / "checkpoints" / "generator.pt", "--quick"]),
     }

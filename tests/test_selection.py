@@ -7,9 +7,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from commands.wgan import select_command
 from tests.helpers import synthetic_set, tiny_config
 from wgan import checkpoint
-from wgan.cli import select_command
 from wgan.networks import PerClassGenerator
 from wgan.sampling import generate, load_generator
 from wgan.selection import SelectionError, choose, write_composite

@@ -54,6 +54,9 @@ def card(export: Path, scores_file: Path, command: str) -> dict:
         "astro": {group: s["astro"] for group, s in scores["scores"].items()},
         "astro_floor": {group: s["astro"] for group, s in scores["floor"].items()},
         "class_fidelity": scores.get("class_fidelity"),  # absent in scores written before it existed
+        # usefulness: the CNN trained on generated images only vs on the real training split, tested on
+        # the real test split, per class (wgan-eval --tstr-epochs; absent when it was not run)
+        "train_on_generated": scores.get("tstr"),
     }
 
 

@@ -1,53 +1,22 @@
-"""Command-line entry points: wgan-train and wgan-sample (thin: parse, validate, call the library)."""
+"""wgan-train, wgan-sample and wgan-select: parse and check the options, call the wgan library."""
 
 from __future__ import annotations
 
-import math
 import shutil
 import tempfile
 from pathlib import Path
 
 import click
 
-from .checkpoint import CheckpointError
-from .data import CLASS_NAMES, DataError
-from .loss import LOSSES
-from .networks import UPSAMPLERS
-from .presets import DEFAULT_PRESET, PRESETS
-from .workdir import DirectoryBusy
-from .writers import FORMATS
+from wgan.checkpoint import CheckpointError
+from wgan.data import CLASS_NAMES
+from wgan.loss import LOSSES
+from wgan.networks import UPSAMPLERS
+from wgan.presets import DEFAULT_PRESET, PRESETS
+from wgan.writers import FORMATS
 
-USER_ERRORS = (DataError, CheckpointError, ValueError, OSError, DirectoryBusy)
-MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
-
-
-class DeviceType(click.ParamType):
-    """A device that exists on this machine: auto, cpu, cuda or cuda:N (shared by every command)."""
-
-    name = "device"
-
-    def convert(self, value, param, ctx):
-        from .run import select_device
-
-        try:
-            select_device(value)
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
-        return value
-
-
-class FiniteFloat(click.FloatRange):
-    """A float range that also refuses inf and nan."""
-
-    def convert(self, value, param, ctx):
-        number = super().convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value} is not a finite number", param, ctx)
-        return number
-
-
-DEVICE = DeviceType()
-SEED = click.IntRange(0, MAX_SEED)
+from . import options
+from .options import MAX_SEED, SEED, USER_ERRORS, FiniteFloat
 
 
 @click.command(context_settings={"show_default": True})
@@ -77,10 +46,10 @@ SEED = click.IntRange(0, MAX_SEED)
 @click.option("--ema-rampup", type=click.FloatRange(0), default=0.05, help="Cap half-life at this x images seen (0: off).")
 @click.option("--output-activation", type=click.Choice(["clamp", "tanh"]), default="clamp")
 @click.option("--diffaug", default="none", help="Critic-input augmentation: none, translation, cutout or 'translation,cutout'.")
-@click.option("--dihedral/--no-dihedral", default=True, help="Random rotations/flips of the square on real images.")
+@options.dihedral()
 @click.option("--rotate/--no-rotate", default=False, help="Also rotate real images by arbitrary angles.")
 @click.option("--seed", type=SEED, default=0)
-@click.option("--device", type=DEVICE, default="auto", help="auto, cpu, cuda or cuda:N.")
+@options.device()
 @click.option("--amp/--no-amp", default=None,
               help="bf16 autocast; default: on where bf16 is native (CUDA, CPUs with AVX-512 BF16 or AMX).")
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None, help="Run directory; default: a new numbered one under --runs-root.")
@@ -94,11 +63,10 @@ SEED = click.IntRange(0, MAX_SEED)
 @click.option("--keep", type=click.IntRange(1), default=3, help="Training-state checkpoints to keep.")
 @click.option("--eval-every", type=click.IntRange(0), default=0,
               help="Generator iterations between KID/FID per class of EMA samples (0: off); the best is exported as generator-best.pt.")
-@click.option("--eval-extractor", type=click.Path(path_type=Path), default=Path("checkpoints/extractor.pt"),
-              help="Frozen classifier for --eval-every.")
+@options.extractor("--eval-extractor", help_text="Frozen classifier for --eval-every.")
 @click.option("--eval-n", type=click.IntRange(2), default=200, help="EMA samples per class for --eval-every.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
-@click.option("--progress/--no-progress", default=True)
+@options.progress()
 def train_command(**opts):
     """Train a class-conditional WGAN-GP (default: the `small-resize` preset on the FIRST cv fold 0 training split).
 
@@ -108,7 +76,7 @@ def train_command(**opts):
       wgan-train --preset paper --kimg 30000       # the published architecture at 128 px
       wgan-train --resume auto --run-dir runs/00001-small-64px-first-cv0-b64-s0
     """
-    from .launch import run_training
+    from .wgan_train import run_training
 
     try:
         run_training(opts, click.get_current_context())
@@ -127,8 +95,8 @@ def train_command(**opts):
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="png")
 @click.option("--grid", is_flag=True, help="Also write one PNG grid per class.")
 @click.option("--batch-size", type=click.IntRange(1), default=256)
-@click.option("--device", type=DEVICE, default="auto")
-@click.option("--progress/--no-progress", default=True)
+@options.device()
+@options.progress()
 def sample_command(n, checkpoint, class_name, seed, out, fmt, grid, batch_size, device, progress):
     """Draw images from a trained generator.
 
@@ -137,9 +105,9 @@ def sample_command(n, checkpoint, class_name, seed, out, fmt, grid, batch_size, 
       wgan-sample --n 100 --format fits
       wgan-sample --n 1000 --class Bent --format h5 --out bent.h5 --grid
     """
-    from .run import select_device
-    from .sampling import load_generator, write_samples
-    from .writers import PER_IMAGE, claim_folder, output_folder
+    from wgan.run import select_device
+    from wgan.sampling import load_generator, write_samples
+    from wgan.writers import PER_IMAGE, claim_folder, output_folder
 
     try:
         path = checkpoint or _default_generator()
@@ -218,8 +186,8 @@ def select_command(run_dir, score, out):
       wgan-select --run-dir runs/resize-cv0 --score kid --out per-class.pt
       wgan-sample --checkpoint runs/resize-cv0/generator-per-class-fid.pt --n 64
     """
-    from .atomic import WriteError
-    from .selection import SelectionError, write_composite
+    from wgan.atomic import WriteError
+    from wgan.selection import SelectionError, write_composite
 
     out = out or run_dir / f"generator-per-class-{score}.pt"
     try:

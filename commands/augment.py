@@ -13,20 +13,10 @@ import click
 
 from augment.sweep import BUDGETS, CONTROLS, POOLS
 from classifier.models import MODELS
-from wgan.cli import DEVICE
 from wgan.workdir import DirectoryBusy, exclusive
 
-DEFAULT_REGISTRY = Path("checkpoints/registry.json")
-
-
-def _int_list(ctx, param, value: str) -> list[int]:
-    try:
-        items = sorted({int(v) for v in value.split(",")})
-    except ValueError:
-        raise click.BadParameter(f"'{value}' is not a comma-separated list of integers") from None
-    if param.name == "folds" and not all(0 <= f <= 4 for f in items):
-        raise click.BadParameter("folds are 0..4")
-    return items
+from . import options
+from .options import DEFAULT_REGISTRY
 
 
 @click.command(context_settings={"show_default": True})
@@ -39,8 +29,8 @@ def _int_list(ctx, param, value: str) -> list[int]:
 @click.option("--registry", type=click.Path(path_type=Path), default=DEFAULT_REGISTRY,
               help="Where the per-fold generators are registered.")
 @click.option("--model", type=click.Choice(sorted(MODELS)), default="cnn")
-@click.option("--folds", default="0,1,2,3,4", callback=_int_list, help="Cross-validation folds.")
-@click.option("--seeds", default="0", callback=_int_list, help="Training seeds, e.g. 0,1,2.")
+@options.folds()
+@options.seeds()
 @click.option("--mode", type=click.Choice(["balanced", "realistic"]), default="balanced",
               help="balanced: generated images even out the classes; realistic: they copy the real class mix.")
 @click.option("--schedule", type=click.Choice(["mixed", "pretrain-finetune"]), default="mixed")
@@ -65,16 +55,16 @@ def _int_list(ctx, param, value: str) -> list[int]:
 @click.option("--generated-augment", type=click.Choice(["same-as-real", "none"]), default="same-as-real",
               help="Rotations/flips of the base settings for generated images too, or none (as published).")
 @click.option("--class-weighted", is_flag=True, help="Base setting for every arm: loss weighted by inverse class frequency.")
-@click.option("--dihedral", is_flag=True, help="Base setting for every arm: random rotations/flips.")
+@options.dihedral("Base setting for every arm: random rotations/flips of the real images.")
 @click.option("--tta", is_flag=True, help="Base setting for every arm: predict with the mean over the 8 rotations/flips.")
 @click.option("--resolution", type=click.IntRange(8), default=64)
 @click.option("--workers", type=click.IntRange(1), default=None, help="Cells run at once; default: CPU cores (or GPUs).")
-@click.option("--device", type=DEVICE, default="auto")
+@options.device()
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Default runs/augment-<model>-<mode>.")
 @click.option("--overwrite", is_flag=True,
               help="Recompute finished cells in --out that were computed under other settings (default: refuse).")
 @click.option("--dry-run", is_flag=True, help="List the cells and their estimated cost, then stop.")
-@click.option("--progress/--no-progress", default=True)
+@options.progress()
 def augment_eval_command(**opts):
     """Measure what generated images do to a classifier, per class.
 
@@ -84,9 +74,9 @@ def augment_eval_command(**opts):
       augment-eval --ratio 2 --model vit --seeds 0,1,2 --mode realistic
       augment-eval --ratio FRI=2,Bent=3 --folds 0 --epochs 20
     """
-    from .cost import estimate
-    from .study import prepare, run
-    from .sweep import cells
+    from augment.cost import estimate
+    from augment.study import prepare, run
+    from augment.sweep import cells
 
     try:
         study = prepare(opts, command=shlex.join(["augment-eval", *sys.argv[1:]]))
@@ -123,17 +113,17 @@ def _default_workers(device: str) -> int:
 @click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="The new generator export.")
 @click.option("--quick", is_flag=True, help="Fold 0, one seed, 10 epochs, 100 samples per class (a few minutes on 2 cores).")
 @click.option("--ratio", type=click.FloatRange(0, min_open=True), default=2.0, help="Generated/real ratio (balanced).")
-@click.option("--folds", default="0,1,2,3,4", callback=_int_list)
-@click.option("--seeds", default="0", callback=_int_list)
+@options.folds()
+@options.seeds()
 @click.option("--epochs", type=click.IntRange(1), default=60)
 @click.option("--survey-folder", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
               help="Real cutouts from another survey, one subfolder per class, for the survey-shift test.")
 @click.option("--registry", "registry_path", type=click.Path(path_type=Path), default=DEFAULT_REGISTRY)
-@click.option("--extractor", type=click.Path(path_type=Path), default=Path("checkpoints/extractor.pt"))
+@options.extractor()
 @click.option("--corner-cases", type=click.Path(path_type=Path), default=Path("checkpoints/corner_cases.json"))
 @click.option("--promote", is_flag=True, help="Record a passing generator in the registry as the new best.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Default runs/cml-<hash>.")
-@click.option("--device", type=DEVICE, default="auto")
+@options.device()
 def cml_command(checkpoint, quick, ratio, folds, seeds, epochs, survey_folder, registry_path, extractor,
                 corner_cases, promote, out, device):
     """Check a new generator against the current best: per-class quality and augmentation gain,
@@ -144,10 +134,9 @@ def cml_command(checkpoint, quick, ratio, folds, seeds, epochs, survey_folder, r
       augment-cml --checkpoint runs/00002-small-64px-first-cv0-b64-s0/generator-best.pt --quick
       augment-cml --checkpoint new.pt --promote
     """
+    from augment import cml, cml_report, registry
     from wgan.atomic import write_text
     from wgan.data.cache import file_digest
-
-    from . import cml, cml_report, registry
 
     if not checkpoint.is_file():
         raise click.ClickException(f"{checkpoint}: no generator export")

@@ -1,4 +1,5 @@
-"""classifier-train: train a classifier on real data, select the epoch on valid, report on test."""
+"""classifier-train (train on real data, pick the epoch on valid, report on test) and wgan-eval
+(score a generator per class): parse and check the options, call the classifier library."""
 
 from __future__ import annotations
 
@@ -7,22 +8,18 @@ from pathlib import Path
 
 import click
 
-from wgan.checkpoint import CheckpointError
-from wgan.cli import DEVICE, SEED
-from wgan.data import DataError
+from classifier.models import MODELS
 from wgan.distributed import is_main_process
-from wgan.workdir import DirectoryBusy, exclusive
+from wgan.workdir import exclusive
 
-from .models import MODELS
-
-USER_ERRORS = (DataError, CheckpointError, ValueError, OSError, DirectoryBusy)
+from . import options
+from .options import SEED, USER_ERRORS
 
 
 @click.command(context_settings={"show_default": True})
 @click.option("--data", "source", default="first", help="'first' (bundled FIRST set), a class folder, or an .h5 file.")
 @click.option("--split", type=click.Choice(["literature", "cv"]), default="cv")
-@click.option("--fold", type=click.IntRange(0, 4), multiple=True, default=[0],
-              help="Cross-validation fold; repeat (--fold 0 --fold 1 ...) for a mean +- std over folds.")
+@options.folds(default="0")
 @click.option("--crop", type=click.IntRange(8), default=128)
 @click.option("--resolution", type=click.IntRange(8), default=64)
 @click.option("--model", type=click.Choice(sorted(MODELS)), default="cnn")
@@ -33,31 +30,32 @@ USER_ERRORS = (DataError, CheckpointError, ValueError, OSError, DirectoryBusy)
 @click.option("--weight-decay", type=click.FloatRange(0), default=1e-4)
 @click.option("--class-weighted", is_flag=True, help="Weight the loss by inverse class frequency.")
 @click.option("--oversample", is_flag=True, help="Class-balanced sampling of training images.")
-@click.option("--dihedral/--no-dihedral", default=True, help="Random rotations/flips of the square.")
+@options.dihedral()
 @click.option("--rotate/--no-rotate", default=False, help="Also rotate by arbitrary angles.")
 @click.option("--tta/--no-tta", default=False, help="Predict with the mean over the 8 rotations/flips.")
 @click.option("--select-on", type=click.Choice(["accuracy", "macro_f1", "loss"]), default="accuracy",
               help="Validation metric that picks the epoch.")
 @click.option("--patience", type=click.IntRange(1), default=None, help="Early stopping after N epochs without gain.")
 @click.option("--seed", type=SEED, default=0)
-@click.option("--device", type=DEVICE, default="auto")
+@options.device()
 @click.option("--amp/--no-amp", default=None, help="bf16 autocast; default: on with CUDA.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder; default runs/classifier-<model>-<split><fold>-s<seed>.")
-@click.option("--progress/--no-progress", default=True)
+@options.progress()
 def classifier_train_command(**opts):
     """Train a classifier on real images and report per-class test metrics.
 
     \b
     Examples:
-      classifier-train --model cnn --split cv --fold 0
+      classifier-train --model cnn --split cv --folds 0
+      classifier-train --folds 0,1,2,3,4 --class-weighted --tta   # mean +- std over the folds
       classifier-train --model vit --epochs 100 --out runs/vit-fold0
     """
-    from .crossval import run_folds
-    from .training import ClassifierRun, run_classifier
+    from classifier.crossval import run_folds
+    from classifier.training import run_classifier
 
-    folds = sorted(set(opts["fold"]))
+    folds = opts["folds"]
     try:
-        run = ClassifierRun.from_options({**opts, "fold": folds[0]})
+        run = _classifier_run(opts, folds[0])
         # One writer per output folder; under torchrun only the main process writes.
         with exclusive(run.out, "classifier-train") if is_main_process() else contextlib.nullcontext():
             if len(folds) > 1:
@@ -85,8 +83,7 @@ def classifier_train_command(**opts):
 
 @click.command(context_settings={"show_default": True})
 @click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="Generator export (generator.pt).")
-@click.option("--extractor", type=click.Path(path_type=Path), default=Path("checkpoints/extractor.pt"),
-              help="Frozen classifier whose features the scores use.")
+@options.extractor()
 @click.option("--n", "n_per_class", type=click.IntRange(2), default=400, help="Generated images per class.")
 @click.option("--seed", type=SEED, default=0)
 @click.option("--kid-subset", type=click.IntRange(2), default=100, help="Subset size of the KID estimate.")
@@ -94,7 +91,7 @@ def classifier_train_command(**opts):
               help="Also train the baseline CNN on generated images only (this many epochs) and test on real.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output folder; default: runs/eval-<generator hash>.")
-@click.option("--device", type=DEVICE, default="auto")
+@options.device()
 def eval_command(checkpoint, extractor, n_per_class, seed, kid_subset, tstr_epochs, out, device):
     """Score a generator per class (FID, KID, precision/recall, astrophysical statistics) beside
     the real-vs-real floor.
@@ -103,25 +100,21 @@ def eval_command(checkpoint, extractor, n_per_class, seed, kid_subset, tstr_epoc
     Example:
       wgan-eval --checkpoint runs/00001-small-64px-first-cv0-b64-s0/generator.pt --n 400
     """
-    from wgan import checkpoint as ckpt
-    from wgan.config import TrainConfig
-    from wgan.run import select_device
-    from wgan.sampling import load_generator
-
-    from .evaluate_generator import (
+    from classifier.evaluate_generator import (
         GeneratorEvaluation,
         evaluate_generator,
         format_table,
         write_outputs,
     )
-    from .export import load_classifier
+    from classifier.export import load_classifier
+    from wgan.run import select_device
+    from wgan.sampling import load_generator
 
     try:
         dev = select_device(device)
         gen = load_generator(checkpoint, dev)
-        gen_config = TrainConfig.from_json(ckpt.load(checkpoint, ckpt.GENERATOR_EXPORT)["config"])
         feats = load_classifier(extractor, dev)
-        result, images = evaluate_generator(gen, gen_config, feats, GeneratorEvaluation(n_per_class, seed, kid_subset, tstr_epochs))
+        result, images = evaluate_generator(gen, gen.config, feats, GeneratorEvaluation(n_per_class, seed, kid_subset, tstr_epochs))
         out = out or Path("runs") / f"eval-{gen.file_hash[:12]}"
         write_outputs(result, images, out)
     except USER_ERRORS as error:
@@ -129,3 +122,23 @@ def eval_command(checkpoint, extractor, n_per_class, seed, kid_subset, tstr_epoc
     click.echo(f"extractor {feats.name} ({feats.file_hash}), generator {gen.file_hash} at {gen.kimg:.0f} kimg")
     click.echo(format_table(result))
     click.echo(f"wrote {out / 'scores.json'} and {out / 'quality.png'}")
+
+
+def _classifier_run(opts: dict, fold: int):
+    """The library's run config from classifier-train's options."""
+    from classifier.engine import TrainSettings
+    from classifier.training import ClassifierRun
+    from wgan.data import DataConfig
+    from wgan.run import select_device
+
+    device = select_device(opts["device"])
+    settings = TrainSettings(
+        model=opts["model"], epochs=opts["epochs"], batch_size=opts["batch_size"], optimizer=opts["optimizer"],
+        lr=opts["lr"], weight_decay=opts["weight_decay"], class_weighted=opts["class_weighted"],
+        oversample=opts["oversample"], dihedral=opts["dihedral"], rotate=opts["rotate"], select_on=opts["select_on"],
+        patience=opts["patience"], seed=opts["seed"], tta=opts["tta"],
+        amp=device.type == "cuda" if opts["amp"] is None else opts["amp"])
+    resolution = None if opts["resolution"] == opts["crop"] else opts["resolution"]
+    data = DataConfig(source=opts["source"], split=opts["split"], fold=fold, crop=opts["crop"], resolution=resolution)
+    out = opts["out"] or Path("runs") / f"classifier-{opts['model']}-{opts['split']}-s{opts['seed']}"
+    return ClassifierRun(settings=settings, data=data, out=out, device=opts["device"])

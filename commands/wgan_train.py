@@ -1,4 +1,5 @@
-"""Turn wgan-train options into a TrainConfig and a run directory, then train."""
+"""wgan-train's work: its options turned into a TrainConfig (a new run) or the saved config with
+the options that may change (a resumed run), the run directory and its lock, then training."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ from pathlib import Path
 import click
 import torch
 
-from . import checkpoint, presets
-from .config import OptimConfig, TrainConfig
-from .data import DataConfig, load_dataset
-from .diffaug import parse_policy
-from .distributed import is_main_process
-from .loss import LossConfig
-from .run import latest_run_dir, native_bf16, new_run_dir, select_device
-from .workdir import exclusive
+from wgan import checkpoint, presets
+from wgan.config import OptimConfig, TrainConfig
+from wgan.data import DataConfig, load_dataset
+from wgan.diffaug import parse_policy
+from wgan.distributed import is_main_process
+from wgan.loss import LossConfig
+from wgan.run import latest_run_dir, native_bf16, new_run_dir, select_device
+from wgan.workdir import exclusive
+
+
+class ResumeError(ValueError):
+    """--resume names no run that can be continued (a usage error, not a damaged file)."""
 
 # Options that may change when a run is resumed; the rest come from the run's saved config.
 RESUMABLE = {"kimg", "iters", "log_every", "sample_every", "checkpoint_every", "keep", "device", "amp", "progress",
@@ -98,10 +103,9 @@ def resolve_resume(resume: str, run_dir: Path | None, runs_root: Path) -> Path |
     if found or resume == "if-any":
         return found[-1] if found else None
     if run_dir is None:
-        raise click.UsageError(f"--resume auto: no run with a checkpoint under {runs_root}; "
-                               "start one without --resume")
-    raise click.UsageError(f"--resume auto: {run_dir} holds no run to continue (no checkpoints/); check the "
-                           "path, or start a run there without --resume")
+        raise ResumeError(f"--resume auto: no run with a checkpoint under {runs_root}; start one without --resume")
+    raise ResumeError(f"--resume auto: {run_dir} holds no run to continue (no checkpoints/); check the "
+                      "path, or start a run there without --resume")
 
 
 def holds_run(run_dir: Path) -> bool:
@@ -110,7 +114,12 @@ def holds_run(run_dir: Path) -> bool:
 
 
 def run_training(opts: dict, ctx: click.Context) -> None:
-    resume = resolve_resume(opts["resume"], opts["run_dir"], opts["runs_root"]) if opts["resume"] else None
+    """The whole of wgan-train: resume or new run, the directory's lock, training, exit status."""
+
+    try:
+        resume = resolve_resume(opts["resume"], opts["run_dir"], opts["runs_root"]) if opts["resume"] else None
+    except ResumeError as error:
+        raise click.UsageError(str(error)) from None
     if resume is not None:
         payload = checkpoint.load(resume, checkpoint.TRAINING_STATE)
         given = {k for k in opts if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
@@ -152,8 +161,8 @@ def run_training(opts: dict, ctx: click.Context) -> None:
 
 
 def _train_in(run_dir: Path, cfg: TrainConfig, data, resume, callbacks, best_metric, progress: bool) -> None:
-    from .atomic import write_text
-    from .training_loop import TrainingDiverged, TrainingStopped, train
+    from wgan.atomic import write_text
+    from wgan.training_loop import TrainingDiverged, TrainingStopped, train
 
     if is_main_process():
         write_text(run_dir / "config.json", cfg.to_json())
@@ -173,7 +182,7 @@ def _train_in(run_dir: Path, cfg: TrainConfig, data, resume, callbacks, best_met
 
 def quality_monitor(opts: dict, data, device: str) -> tuple[list, str | None]:
     """The periodic quality callback, when asked for. The scorer lives in the classifier
-    package; only this command-line layer wires it in, so the training loop stays independent."""
+    package; only this command layer wires it in, so the wgan package stays independent of it."""
     if not opts["eval_every"]:
         return [], None
     from classifier.export import load_classifier

@@ -1,0 +1,86 @@
+"""Options and parameter types shared by several commands: same names, same defaults everywhere."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import click
+
+from wgan.checkpoint import CheckpointError
+from wgan.data import DataError
+from wgan.workdir import DirectoryBusy
+
+# Errors a user can cause (bad input, missing or damaged files, a busy folder): one line, exit 1.
+USER_ERRORS = (DataError, CheckpointError, ValueError, OSError, DirectoryBusy)
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
+DEFAULT_EXTRACTOR = Path("checkpoints/extractor.pt")
+DEFAULT_REGISTRY = Path("checkpoints/registry.json")
+N_FOLDS = 5
+
+
+class DeviceType(click.ParamType):
+    """A device that exists on this machine: auto, cpu, cuda or cuda:N."""
+
+    name = "device"
+
+    def convert(self, value, param, ctx):
+        from wgan.run import select_device
+
+        try:
+            select_device(value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+        return value
+
+
+class FiniteFloat(click.FloatRange):
+    """A float range that also refuses inf and nan."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value} is not a finite number", param, ctx)
+        return number
+
+
+DEVICE = DeviceType()
+SEED = click.IntRange(0, MAX_SEED)
+
+
+def _int_list(ctx, param, value: str) -> list[int]:
+    try:
+        items = sorted({int(v) for v in value.split(",")})
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not a comma-separated list of integers") from None
+    if param.name == "folds" and not all(0 <= f < N_FOLDS for f in items):
+        raise click.BadParameter(f"folds are 0..{N_FOLDS - 1}")
+    if param.name == "seeds" and not all(0 <= s <= MAX_SEED for s in items):
+        raise click.BadParameter(f"seeds are 0..{MAX_SEED}")
+    return items
+
+
+def folds(default: str = "0,1,2,3,4"):
+    return click.option("--folds", default=default, callback=_int_list,
+                        help="Cross-validation folds, comma-separated (e.g. 0,1,2).")
+
+
+def seeds(default: str = "0"):
+    return click.option("--seeds", default=default, callback=_int_list, help="Training seeds, e.g. 0,1,2.")
+
+
+def device():
+    return click.option("--device", type=DEVICE, default="auto", help="auto, cpu, cuda or cuda:N.")
+
+
+def progress():
+    return click.option("--progress/--no-progress", default=True, help="Progress bars.")
+
+
+def dihedral(help_text: str = "Random rotations/flips of the square on real training images."):
+    return click.option("--dihedral/--no-dihedral", default=True, help=help_text)
+
+
+def extractor(*names: str, help_text: str = "Frozen classifier whose features the quality scores use."):
+    return click.option(*(names or ("--extractor",)), type=click.Path(path_type=Path), default=DEFAULT_EXTRACTOR,
+                        help=help_text)
