@@ -107,7 +107,7 @@ def other_survey(model, data: ImageSet, device: torch.device, min_accuracy: floa
 def synthetic_sources(resolution: int, pixel_scale_arcsec: float, n: int = 16, seed: int = 0) -> ImageSet:
     """n unresolved point sources (Compact) and n FRII doubles: two lobes, brightest at their outer
     ends, symmetric about the centre, at random orientation, separation and brightness."""
-    from classifier.tstr import generated_set
+    from wgan.data import generated_set
 
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:resolution, :resolution] - (resolution - 1) / 2

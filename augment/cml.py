@@ -4,7 +4,7 @@ class, augmentation gain per class, behavioural tests and corner cases, plus the
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -13,6 +13,7 @@ from classifier.engine import TrainSettings
 from classifier.evaluate_generator import GeneratorEvaluation, evaluate_generator
 from classifier.export import load_classifier
 from classifier.quality import featurize
+from wgan.compat import check_fits
 from wgan.data import CLASS_NAMES, DataConfig, load_dataset
 from wgan.data.cache import file_digest
 from wgan.run import select_device
@@ -50,12 +51,12 @@ class Paths:
     corner_cases: Path = Path("checkpoints/corner_cases.json")
 
 
-def _sweep(paths: Paths, s: CmlSettings, model: str, epochs: int, folds: list[int], seeds: list[int],
-           with_baseline: bool) -> tuple[SweepConfig, list[dict]]:
+def _sweep(paths: Paths, s: CmlSettings, data: DataConfig, model: str, epochs: int, folds: list[int],
+           seeds: list[int], with_baseline: bool) -> tuple[SweepConfig, list[dict]]:
     base = TrainSettings(model=model, epochs=epochs, dihedral=False)
     specs = ([MixSpec(0.0)] if with_baseline else []) + [MixSpec(s.ratio)]
     config = SweepConfig(generators={f: paths.checkpoint for f in folds}, arms=build_arms(specs, base, False),
-                         folds=folds, seeds=seeds, base=base, data=DataConfig(split="cv", resolution=64), out=paths.out / f"train-{model}",
+                         folds=folds, seeds=seeds, base=base, data=data, out=paths.out / f"train-{model}",
                          save_models=True)
     outcome = run_sweep(config, workers=1, progress=True)
     if outcome.errors:
@@ -71,18 +72,22 @@ def run(paths: Paths, s: CmlSettings, device: str = "auto") -> dict:
     gen = load_generator(paths.checkpoint, dev)
     gen_config = gen.config
     extractor = load_classifier(paths.extractor, dev)
-    quality, images = evaluate_generator(gen, gen_config, extractor,
+    # the classifiers train on the cv folds at the generator's crop and resolution
+    data = DataConfig(split="cv", crop=gen_config.data.crop,
+                      resolution=None if gen.resolution == gen_config.data.crop else gen.resolution)
+    check_fits(gen, data, list(CLASS_NAMES), name=str(paths.checkpoint), classifier_resolution=extractor.resolution)
+    quality, images = evaluate_generator(gen, extractor,
                                          GeneratorEvaluation(s.n_quality, 0, min(100, s.n_quality // 2)))
-    cnn_config, cells = _sweep(paths, s, "cnn", s.epochs, s.folds, s.seeds, True)
+    cnn_config, cells = _sweep(paths, s, data, "cnn", s.epochs, s.folds, s.seeds, True)
     arm = f"r={s.ratio:g}"
     summary = analysis.summarize(cells, "r=0")
-    test = load_dataset(DataConfig(split="cv", subset="test", resolution=64))
+    test = load_dataset(replace(data, subset="test"))
     new_cnn = load_classifier(cnn_config.model_path(cnn_config.arms[1], s.folds[0], s.seeds[0]), dev).model
     base_cnn = load_classifier(cnn_config.model_path(cnn_config.arms[0], s.folds[0], s.seeds[0]), dev).model
     tests = _behaviour(new_cnn, test, s, dev)
-    cases = _corner_cases(paths, test, [c["test"]["predicted"] for c in cells if c["arm"] == "r=0"])
+    cases = _corner_cases(paths, data, test, [c["test"]["predicted"] for c in cells if c["arm"] == "r=0"])
     new_cell = next(c for c in cells if c["arm"] == arm and c["fold"] == s.folds[0] and c["seed"] == s.seeds[0])
-    vit_config, _ = _sweep(paths, s, "vit", s.vit_epochs, s.folds[:1], s.seeds[:1], False)
+    vit_config, _ = _sweep(paths, s, data, "vit", s.vit_epochs, s.folds[:1], s.seeds[:1], False)
     vit = load_classifier(vit_config.model_path(vit_config.arms[0], s.folds[0], s.seeds[0]), dev).model
     _figures(paths.out, images, test, base_cnn, new_cnn, vit, extractor)
     core = {
@@ -116,7 +121,7 @@ def _behaviour(model, test, s: CmlSettings, dev) -> list[behaviour.BehaviourResu
     return tests
 
 
-def _corner_cases(paths: Paths, test, baseline_predicted: list[list[int]]) -> dict:
+def _corner_cases(paths: Paths, data: DataConfig, test, baseline_predicted: list[list[int]]) -> dict:
     """The versioned list in checkpoints/; built from this run's real-only baselines only when
     the file does not exist yet (the released list comes from a full augment-eval sweep:
     `python -m augment.corner_cases`)."""
@@ -127,7 +132,7 @@ def _corner_cases(paths: Paths, test, baseline_predicted: list[list[int]]) -> di
         return cases
     from wgan.atomic import write_text
 
-    cases = corner_cases.build_for(DataConfig(split="cv", resolution=test.resolution), baseline_predicted)
+    cases = corner_cases.build_for(data, baseline_predicted)
     write_text(paths.corner_cases, json.dumps(cases, indent=2))
     return cases
 

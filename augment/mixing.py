@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from wgan.compat import TOLERANCE_ARCSEC
 from wgan.data import CLASS_NAMES, ImageSet
 
 MODES = ("balanced", "realistic", "per-class")
@@ -135,6 +136,9 @@ def mix(train: ImageSet, generated: ImageSet) -> ImageSet:
     if generated.images.shape[1:] != train.images.shape[1:]:
         raise ValueError(f"generated images are {tuple(generated.images.shape[1:])}, real ones "
                          f"{tuple(train.images.shape[1:])}")
+    if abs(generated.pixel_scale_arcsec - train.pixel_scale_arcsec) > TOLERANCE_ARCSEC:
+        raise ValueError(f"generated images are at {generated.pixel_scale_arcsec:g} arcsec/px, real ones at "
+                         f"{train.pixel_scale_arcsec:g}: their sources would enter at another angular scale")
     if len(generated) == 0:
         return train
     return ImageSet(

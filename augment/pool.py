@@ -18,8 +18,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from classifier.tstr import generated_set
-from wgan.data import CLASS_NAMES, ImageSet, cache, to_uint8
+from wgan.data import CLASS_NAMES, ImageSet, cache, generated_set, to_uint8
 from wgan.sampling import LoadedGenerator, generate
 
 FRESH_STRIDE = 1_000_000  # at most this many images per class and pool

@@ -1,5 +1,5 @@
-"""An augmentation study from command-line options: every input checked before any training,
-then the sweep, the summary and the report files."""
+"""An augmentation study: every input checked before any training, then the sweep, the summary
+and the report files."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from classifier.engine import TrainSettings
 from wgan.atomic import write_text
-from wgan.data import CLASS_NAMES, DataConfig, ImageSet, load_dataset
+from wgan.compat import check_fits
+from wgan.data import CLASS_NAMES, ImageSet, load_dataset
 from wgan.sampling import load_generator
 
-from . import analysis, leakage, mixing, registry, report
-from .sweep import SweepConfig, build_arms, check_reuse, run_sweep
+from . import analysis, leakage, mixing, report
+from .sweep import SweepConfig, check_reuse, run_sweep
 
 REFERENCE_ARM = mixing.MixSpec().label  # "r=0": real images only, base settings
 
@@ -26,27 +26,14 @@ class Study:
     leakage: dict | None  # fold -> what that fold's generator saw of the test and validation images
 
 
-def prepare(opts: dict, command: str) -> Study:
-    """Validate everything (ratios, generator, data, output folder); raises ValueError/OSError."""
-    specs = [mixing.MixSpec(mode=opts["mode"])] + [mixing.parse_ratio(r, opts["mode"]) for r in opts["ratios"]]
-    specs = list({s.label: s for s in specs}.values())  # ratio 0 first, duplicates once
-    base = TrainSettings(model=opts["model"], epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
-                         class_weighted=opts["class_weighted"], dihedral=opts["dihedral"], tta=opts["tta"],
-                         augment_generated=opts["generated_augment"] == "same-as-real")
-    data = DataConfig(split="cv", crop=128, resolution=None if opts["resolution"] == 128 else opts["resolution"])
-    needs_generator = any(not s.is_zero for s in specs)
-    config = SweepConfig(
-        generators=_generators(opts) if needs_generator else None,
-        arms=build_arms(specs, base, opts["baselines"], opts["control"]), folds=opts["folds"], seeds=opts["seeds"],
-        base=base, data=data, schedule=opts["schedule"], pool=opts["pool"], fidelity_filter=opts["fidelity_filter"],
-        real_fraction=opts["real_fraction"], budget=opts["budget"],
-        out=opts["out"] or Path("runs") / f"augment-{opts['model']}-{opts['mode']}")
+def prepare(config: SweepConfig, command: str, overwrite: bool = False) -> Study:
+    """Validate everything (generators, data, output folder) before any training; raises ValueError/OSError."""
     for path in set((config.generators or {}).values()):
         if not path.is_file():
             raise ValueError(f"{path}: no generator export; train one with wgan-train or pass --checkpoint")
-    if not opts.get("overwrite"):
+    if not overwrite:
         check_reuse(config)  # read-only here; run() deletes differing cells under the folder's lock
-    if not needs_generator:
+    if not config.generators:
         return Study(config, command, None, None)
     test = load_dataset(replace(config.data, subset="test"))
     valids = {f: load_dataset(replace(config.data, fold=f, subset="valid")) for f in config.folds}
@@ -56,28 +43,11 @@ def prepare(opts: dict, command: str) -> Study:
     return Study(config, command, hashes, leaks)
 
 
-def _generators(opts: dict) -> dict[int, Path]:
-    """fold -> generator: --checkpoint for every fold, or else each fold's released generator."""
-    if opts["checkpoint"] is not None:
-        return {fold: opts["checkpoint"] for fold in opts["folds"]}
-    return registry.fold_generators(opts["registry"], opts["folds"])
-
-
 def _check_generator(config: SweepConfig, path: Path, test: ImageSet, valid: ImageSet) -> tuple[str, dict]:
     """The generator's hash and what it saw of the test set (refused) and of its fold's validation split."""
     gen = load_generator(path)
-    gen_data = gen.config.data
-    resolution = config.data.resolution or config.data.crop
-    if gen.resolution != resolution:
-        raise ValueError(f"{path}: the generator makes {gen.resolution} px images, the classifier data is {resolution} px "
-                         f"(pass --resolution {gen.resolution})")
-    if list(gen.class_names) != list(CLASS_NAMES):
-        raise ValueError(f"{path}: generator classes {gen.class_names} differ from the data's {list(CLASS_NAMES)}")
-    if gen_data.crop != config.data.crop or abs(gen.pixel_scale_arcsec - test.pixel_scale_arcsec) > 1e-9:
-        raise ValueError(f"{path}: the generator was trained on {gen_data.crop} px crops at {gen.pixel_scale_arcsec:g} "
-                         f"arcsec/px, the classifier data are {config.data.crop} px crops at "
-                         f"{test.pixel_scale_arcsec:g} arcsec/px: its sources would be mixed in at another angular scale")
-    return gen.file_hash, leakage.check(gen_data, config.data, test, valid)
+    check_fits(gen, config.data, list(CLASS_NAMES), test.pixel_scale_arcsec, name=str(path))
+    return gen.file_hash, leakage.check(gen.config.data, config.data, test, valid)
 
 
 def run(study: Study, workers: int, device: str, progress: bool, overwrite: bool = False) -> tuple[dict, str]:

@@ -24,10 +24,9 @@ from tqdm import tqdm
 from classifier.engine import TrainSettings, evaluate, fit
 from classifier.export import save_classifier
 from classifier.models import build_model
-from classifier.tstr import generated_set
 from wgan import checkpoint as ckpt
 from wgan.atomic import write_text
-from wgan.data import CLASS_NAMES, DataConfig, ImageSet, load_dataset
+from wgan.data import CLASS_NAMES, DataConfig, ImageSet, generated_set, load_dataset
 from wgan.run import select_device
 from wgan.sampling import load_generator
 from wgan.stats import StatsLogger

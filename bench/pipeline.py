@@ -75,16 +75,13 @@ def quality(checkpoint: str, n: int) -> dict:
 
     from classifier.evaluate_generator import GeneratorEvaluation, evaluate_generator
     from classifier.export import load_classifier
-    from wgan import checkpoint as ckpt
-    from wgan.config import TrainConfig
     from wgan.sampling import load_generator
 
     gen = load_generator(checkpoint)
-    config = TrainConfig.from_json(ckpt.load(checkpoint, ckpt.GENERATOR_EXPORT)["config"])
     extractor = load_classifier("checkpoints/extractor.pt")
-    evaluate_generator(gen, config, extractor, GeneratorEvaluation(8, 0, 4))  # warm: real features cached
+    evaluate_generator(gen, extractor, GeneratorEvaluation(8, 0, 4))  # warm: real features cached
     t = time.perf_counter()
-    evaluate_generator(gen, config, extractor, GeneratorEvaluation(n // 4, 0, 100))
+    evaluate_generator(gen, extractor, GeneratorEvaluation(n // 4, 0, 100))
     return {"n": n, "seconds": time.perf_counter() - t, "threads": torch.get_num_threads()}
 
 

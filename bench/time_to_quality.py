@@ -90,7 +90,7 @@ def score(out: Path, marks: list[dict], cfg, extractor_path: Path, n: int) -> di
     extractor = load_classifier(extractor_path, "cpu")
     floor = None
     for mark in marks:
-        result, _ = evaluate_generator(load_generator(out / mark["snapshot"]), cfg, extractor,
+        result, _ = evaluate_generator(load_generator(out / mark["snapshot"]), extractor,
                                        GeneratorEvaluation(n_per_class=n))
         mark["scores"] = {c: _summary(result["scores"][c]) for c in ("overall", *CLASSES)}
         mark["class_fidelity"] = result["class_fidelity"]["scores"]

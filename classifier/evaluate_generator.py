@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from wgan.atomic import write_text
-from wgan.config import TrainConfig
+from wgan.compat import check_fits
 from wgan.data import CLASS_NAMES, load_dataset, to_uint8
 from wgan.sampling import LoadedGenerator, generate, plan
 
@@ -34,14 +34,13 @@ def sample_images(model: torch.nn.Module, n_per_class: int, seed: int) -> tuple[
     return torch.cat(images), labels
 
 
-def evaluate_generator(gen: LoadedGenerator, gen_config: TrainConfig, extractor: LoadedClassifier,
+def evaluate_generator(gen: LoadedGenerator, extractor: LoadedClassifier,
                        settings: GeneratorEvaluation) -> tuple[dict, dict]:
     """Scores of the generator's samples against its real training split, and the floor
     (the same scores of the real test split against the training split); also returns the
     images compared ({'real': (images, labels), 'generated': ...}) for plotting."""
-    if extractor.resolution != gen.resolution:
-        raise ValueError(f"extractor works at {extractor.resolution} px but the generator makes {gen.resolution} px images")
-    data = gen_config.data
+    data = gen.config.data
+    check_fits(gen, data, list(CLASS_NAMES), classifier_resolution=extractor.resolution)
     train = load_dataset(data)
     test = load_dataset(replace(data, subset="test"))
     reference = featurize(extractor, train.images, train.labels, cache_tag=train.fingerprint)
@@ -52,8 +51,10 @@ def evaluate_generator(gen: LoadedGenerator, gen_config: TrainConfig, extractor:
     scores = per_class(reference, generated, list(CLASS_NAMES), **kwargs)
     floor = per_class(reference, real_test, list(CLASS_NAMES), **kwargs)
     if settings.tstr_epochs:
+        from wgan.data import generated_set
+
         from .engine import TrainSettings
-        from .tstr import generated_set, train_on_synthetic_test_on_real
+        from .tstr import train_on_synthetic_test_on_real
 
         valid = load_dataset(replace(data, subset="valid"))
         synthetic = generated_set(images, labels, gen.file_hash, gen.pixel_scale_arcsec)

@@ -3,19 +3,12 @@ and the same CNN trained on the real training split, both tested on the real tes
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from wgan.data import CLASS_NAMES, GENERATED_SOURCE, ImageSet
+from wgan.data import CLASS_NAMES, ImageSet
 
 from .engine import TrainSettings, evaluate, fit
 from .models import build_model
-
-
-def generated_set(images: torch.Tensor, labels: torch.Tensor, tag: str, pixel_scale: float) -> ImageSet:
-    n = len(labels)
-    return ImageSet(images=images, labels=labels, ra=np.full(n, np.nan), dec=np.full(n, np.nan),
-                    source=np.full(n, GENERATED_SOURCE), fingerprint=tag, pixel_scale_arcsec=pixel_scale)
 
 
 def train_on_synthetic_test_on_real(generated: ImageSet, real_train: ImageSet, real_valid: ImageSet,

@@ -79,7 +79,7 @@ def augment_eval_command(**opts):
     from augment.sweep import cells
 
     try:
-        study = prepare(opts, command=shlex.join(["augment-eval", *sys.argv[1:]]))
+        study = prepare(_sweep_config(opts), shlex.join(["augment-eval", *sys.argv[1:]]), opts["overwrite"])
         workers = opts["workers"] or _default_workers(opts["device"])
         cost = estimate(study.config)
         if opts["dry_run"]:
@@ -99,6 +99,30 @@ def augment_eval_command(**opts):
         raise click.ClickException(f"{len(results['errors'])} cells failed (listed in "
                                    f"{study.config.out / 'errors.json'}); the report holds the finished cells; "
                                    "run the same command again to retry them")
+
+
+def _sweep_config(opts: dict):
+    """The library's sweep config from augment-eval's options."""
+    from augment import mixing, registry
+    from augment.sweep import SweepConfig, build_arms
+    from classifier.engine import TrainSettings
+    from wgan.data import DataConfig
+
+    specs = [mixing.MixSpec(mode=opts["mode"])] + [mixing.parse_ratio(r, opts["mode"]) for r in opts["ratios"]]
+    specs = list({s.label: s for s in specs}.values())  # ratio 0 first, duplicates once
+    base = TrainSettings(model=opts["model"], epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
+                         class_weighted=opts["class_weighted"], dihedral=opts["dihedral"], tta=opts["tta"],
+                         augment_generated=opts["generated_augment"] == "same-as-real")
+    data = DataConfig(split="cv", crop=128, resolution=None if opts["resolution"] == 128 else opts["resolution"])
+    generators = None
+    if any(not s.is_zero for s in specs):  # fold -> export: --checkpoint for all, else each fold's release
+        generators = ({fold: opts["checkpoint"] for fold in opts["folds"]} if opts["checkpoint"] is not None
+                      else registry.fold_generators(opts["registry"], opts["folds"]))
+    return SweepConfig(
+        generators=generators, arms=build_arms(specs, base, opts["baselines"], opts["control"]), folds=opts["folds"],
+        seeds=opts["seeds"], base=base, data=data, schedule=opts["schedule"], pool=opts["pool"],
+        fidelity_filter=opts["fidelity_filter"], real_fraction=opts["real_fraction"], budget=opts["budget"],
+        out=opts["out"] or Path("runs") / f"augment-{opts['model']}-{opts['mode']}")
 
 
 def _default_workers(device: str) -> int:

@@ -114,7 +114,7 @@ def eval_command(checkpoint, extractor, n_per_class, seed, kid_subset, tstr_epoc
         dev = select_device(device)
         gen = load_generator(checkpoint, dev)
         feats = load_classifier(extractor, dev)
-        result, images = evaluate_generator(gen, gen.config, feats, GeneratorEvaluation(n_per_class, seed, kid_subset, tstr_epochs))
+        result, images = evaluate_generator(gen, feats, GeneratorEvaluation(n_per_class, seed, kid_subset, tstr_epochs))
         out = out or Path("runs") / f"eval-{gen.file_hash[:12]}"
         write_outputs(result, images, out)
     except USER_ERRORS as error:

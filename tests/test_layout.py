@@ -36,3 +36,21 @@ def test_every_console_script_lives_in_commands():
     text = (ROOT / "setup.cfg").read_text()
     scripts = text.split("console_scripts =")[1].split("\n\n")[0].strip().splitlines()
     assert scripts and all("= commands." in line for line in scripts)
+
+
+def test_one_function_decides_whether_a_generator_fits_the_data():
+    from tests.test_augment_mixing import tiny_generator
+    from wgan.compat import GeneratorMismatch, check_fits
+    from wgan.data import CLASS_NAMES, DataConfig
+
+    gen = tiny_generator()  # 16 px from 128 px crops: 14.4 arcsec/px
+    gen.pixel_scale_arcsec = 1.8 * 128 / 16
+    check_fits(gen, DataConfig(split="cv", resolution=16), list(CLASS_NAMES))
+    with pytest.raises(GeneratorMismatch, match="makes 16 px images, the data are 32 px"):
+        check_fits(gen, DataConfig(split="cv", resolution=32), list(CLASS_NAMES))
+    with pytest.raises(GeneratorMismatch, match="classes"):
+        check_fits(gen, DataConfig(split="cv", resolution=16), ["FRI", "FRII"])
+    with pytest.raises(GeneratorMismatch, match="trained on 128 px crops at 14.4 arcsec/px, the data are 64 px crops"):
+        check_fits(gen, DataConfig(split="cv", crop=64, resolution=16), list(CLASS_NAMES))
+    with pytest.raises(GeneratorMismatch, match="the classifier works at 64 px"):
+        check_fits(gen, DataConfig(split="cv", resolution=16), list(CLASS_NAMES), classifier_resolution=64)

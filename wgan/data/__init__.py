@@ -15,7 +15,15 @@ import numpy as np
 import torch
 
 from . import cache
-from .imageset import CLASS_NAMES, GENERATED_SOURCE, DataError, ImageSet, to_uint8, to_unit_range
+from .imageset import (
+    CLASS_NAMES,
+    GENERATED_SOURCE,
+    DataError,
+    ImageSet,
+    generated_set,
+    to_uint8,
+    to_unit_range,
+)
 from .preprocess import FIRST_PIXEL_SCALE_ARCSEC, Preprocess, pixel_scale, preprocess_images
 from .schema import RawImages
 from .sources import (
@@ -29,6 +37,7 @@ from .sources import (
 )
 
 __all__ = [
+    "generated_set",
     "CLASS_NAMES", "GENERATED_SOURCE", "DataConfig", "DataError", "ImageSet", "load_dataset", "to_uint8", "to_unit_range",
 ]
 

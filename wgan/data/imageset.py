@@ -54,6 +54,13 @@ class ImageSet:
         )
 
 
+def generated_set(images: torch.Tensor, labels: torch.Tensor, tag: str, pixel_scale: float) -> ImageSet:
+    """Generated uint8 images as an ImageSet: no sky position, `source` GENERATED_SOURCE."""
+    n = len(labels)
+    return ImageSet(images=images, labels=labels, ra=np.full(n, np.nan), dec=np.full(n, np.nan),
+                    source=np.full(n, GENERATED_SOURCE), fingerprint=tag, pixel_scale_arcsec=pixel_scale)
+
+
 def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
     """Map uint8 pixels 0..255 to float32 in [-1, 1] (the range the networks see)."""
     return images_uint8.to(torch.float32).div_(127.5).sub_(1.0)
