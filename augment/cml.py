@@ -13,6 +13,7 @@ from classifier.engine import TrainSettings
 from classifier.evaluate_generator import GeneratorEvaluation, evaluate_generator
 from classifier.export import load_classifier
 from classifier.quality import featurize
+from wgan import released
 from wgan.compat import check_fits
 from wgan.data import CLASS_NAMES, DataConfig, load_dataset
 from wgan.data.cache import file_digest
@@ -46,9 +47,9 @@ QUICK = {"folds": [0], "seeds": [0], "epochs": 10, "n_quality": 100, "vit_epochs
 class Paths:
     checkpoint: Path
     out: Path
-    registry: Path = Path("checkpoints/registry.json")
-    extractor: Path = Path("checkpoints/extractor.pt")
-    corner_cases: Path = Path("checkpoints/corner_cases.json")
+    registry: Path = released.REGISTRY
+    extractor: Path = released.EXTRACTOR
+    corner_cases: Path = released.CORNER_CASES
 
 
 def _sweep(paths: Paths, s: CmlSettings, data: DataConfig, model: str, epochs: int, folds: list[int],

@@ -15,6 +15,7 @@ import datetime
 import json
 from pathlib import Path
 
+from wgan import released
 from wgan.atomic import write_text
 from wgan.data.cache import file_digest
 
@@ -107,7 +108,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("card", type=Path)
-    parser.add_argument("--registry", type=Path, default=Path("checkpoints/registry.json"))
+    parser.add_argument("--registry", type=Path, default=released.REGISTRY)
     parser.add_argument("--promote", action="store_true", help="classifiers only: make it the best")
     parser.add_argument("--fold-default", action="store_true", help="generators only: its fold's default")
     args = parser.parse_args()

@@ -75,10 +75,11 @@ def quality(checkpoint: str, n: int) -> dict:
 
     from classifier.evaluate_generator import GeneratorEvaluation, evaluate_generator
     from classifier.export import load_classifier
+    from wgan import released
     from wgan.sampling import load_generator
 
     gen = load_generator(checkpoint)
-    extractor = load_classifier("checkpoints/extractor.pt")
+    extractor = load_classifier(released.EXTRACTOR)
     evaluate_generator(gen, extractor, GeneratorEvaluation(8, 0, 4))  # warm: real features cached
     t = time.perf_counter()
     evaluate_generator(gen, extractor, GeneratorEvaluation(n // 4, 0, 100))

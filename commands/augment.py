@@ -13,6 +13,7 @@ import click
 
 from augment.sweep import BUDGETS, CONTROLS, POOLS
 from classifier.models import MODELS
+from wgan import released
 from wgan.workdir import DirectoryBusy, exclusive
 
 from . import options
@@ -144,7 +145,7 @@ def _default_workers(device: str) -> int:
               help="Real cutouts from another survey, one subfolder per class, for the survey-shift test.")
 @click.option("--registry", "registry_path", type=click.Path(path_type=Path), default=DEFAULT_REGISTRY)
 @options.extractor()
-@click.option("--corner-cases", type=click.Path(path_type=Path), default=Path("checkpoints/corner_cases.json"))
+@click.option("--corner-cases", type=click.Path(path_type=Path), default=released.CORNER_CASES)
 @click.option("--promote", is_flag=True, help="Record a passing generator in the registry as the new best.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Default runs/cml-<hash>.")
 @options.device()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from wgan import released
 from wgan.checkpoint import CheckpointError
 from wgan.data import DataError
 from wgan.workdir import DirectoryBusy
@@ -14,8 +15,8 @@ from wgan.workdir import DirectoryBusy
 # Errors a user can cause (bad input, missing or damaged files, a busy folder): one line, exit 1.
 USER_ERRORS = (DataError, CheckpointError, ValueError, OSError, DirectoryBusy)
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
-DEFAULT_EXTRACTOR = Path("checkpoints/extractor.pt")
-DEFAULT_REGISTRY = Path("checkpoints/registry.json")
+DEFAULT_EXTRACTOR = released.EXTRACTOR
+DEFAULT_REGISTRY = released.REGISTRY
 N_FOLDS = 5
 
 

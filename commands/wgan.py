@@ -129,9 +129,10 @@ def _default_generator() -> Path:
     runs = sorted(Path("runs").glob("[0-9]*-*/generator.pt"))
     if runs:
         return runs[-1]
-    released = Path("checkpoints/generator.pt")
-    if released.is_file():
-        return released
+    from wgan.released import GENERATOR
+
+    if GENERATOR.is_file():
+        return GENERATOR
     raise CheckpointError("no generator found: train one with wgan-train or pass --checkpoint")
 
 
