@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from commands import wgan_train as launch
 from commands.wgan import train_command
-from wgan import launch
 from wgan.training_loop import TrainingStopped
 from wgan.workdir import DirectoryBusy, exclusive
 
