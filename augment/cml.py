@@ -13,14 +13,14 @@ from classifier.engine import TrainSettings
 from classifier.evaluate_generator import GeneratorEvaluation, evaluate_generator
 from classifier.export import load_classifier
 from classifier.quality import featurize
-from wgan import released
+from wgan import registry, released
 from wgan.compat import check_fits
 from wgan.data import CLASS_NAMES, DataConfig, load_dataset
 from wgan.data.cache import file_digest
 from wgan.run import select_device
 from wgan.sampling import load_generator
 
-from . import analysis, behaviour, corner_cases, gates, registry, visuals
+from . import analysis, behaviour, corner_cases, gates, visuals
 from .mixing import MixSpec
 from .sweep import SweepConfig, build_arms, run_sweep
 

@@ -24,9 +24,9 @@ from .options import DEFAULT_REGISTRY
 @click.option("--ratio", "ratios", multiple=True, default=["0", "1", "2", "3"],
               help="Generated/real ratio (any number >= 0) or per-class ratios 'FRI=2,Bent=3'; repeatable. "
                    "Ratio 0 (real only) is always run as the reference.")
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-              help="One generator export for every fold; default: each fold's released generator (--registry), "
-                   "trained on that fold's training split only.")
+@click.option("--checkpoint", default=None,
+              help="One generator (export or released name) for every fold; default: each fold's released "
+                   "generator first-cv<k> (--registry), trained on that fold's training split only.")
 @click.option("--registry", type=click.Path(path_type=Path), default=DEFAULT_REGISTRY,
               help="Where the per-fold generators are registered.")
 @click.option("--model", type=click.Choice(sorted(MODELS)), default="cnn")
@@ -104,9 +104,10 @@ def augment_eval_command(**opts):
 
 def _sweep_config(opts: dict):
     """The library's sweep config from augment-eval's options."""
-    from augment import mixing, registry
+    from augment import mixing
     from augment.sweep import SweepConfig, build_arms
     from classifier.engine import TrainSettings
+    from wgan import registry
     from wgan.data import DataConfig
 
     specs = [mixing.MixSpec(mode=opts["mode"])] + [mixing.parse_ratio(r, opts["mode"]) for r in opts["ratios"]]
@@ -117,7 +118,8 @@ def _sweep_config(opts: dict):
     data = DataConfig(split="cv", crop=128, resolution=None if opts["resolution"] == 128 else opts["resolution"])
     generators = None
     if any(not s.is_zero for s in specs):  # fold -> export: --checkpoint for all, else each fold's release
-        generators = ({fold: opts["checkpoint"] for fold in opts["folds"]} if opts["checkpoint"] is not None
+        generators = ({fold: released.find_generator(opts["checkpoint"]) for fold in opts["folds"]}
+                      if opts["checkpoint"] is not None
                       else registry.fold_generators(opts["registry"], opts["folds"]))
     return SweepConfig(
         generators=generators, arms=build_arms(specs, base, opts["baselines"], opts["control"]), folds=opts["folds"],
@@ -135,7 +137,7 @@ def _default_workers(device: str) -> int:
 
 
 @click.command(context_settings={"show_default": True})
-@click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="The new generator export.")
+@click.option("--checkpoint", required=True, help="The new generator export (or a released name).")
 @click.option("--quick", is_flag=True, help="Fold 0, one seed, 10 epochs, 100 samples per class (a few minutes on 2 cores).")
 @click.option("--ratio", type=click.FloatRange(0, min_open=True), default=2.0, help="Generated/real ratio (balanced).")
 @options.folds()
@@ -159,10 +161,12 @@ def cml_command(checkpoint, quick, ratio, folds, seeds, epochs, survey_folder, r
       augment-cml --checkpoint runs/00002-small-64px-first-cv0-b64-s0/generator-best.pt --quick
       augment-cml --checkpoint new.pt --promote
     """
-    from augment import cml, cml_report, registry
+    from augment import cml, cml_report
+    from wgan import registry
     from wgan.atomic import write_text
     from wgan.data.cache import file_digest
 
+    checkpoint = released.find_generator(checkpoint)
     if not checkpoint.is_file():
         raise click.ClickException(f"{checkpoint}: no generator export")
     settings = cml.CmlSettings(ratio=ratio, folds=folds, seeds=seeds, epochs=epochs, survey_folder=survey_folder)

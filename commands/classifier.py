@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from classifier.models import MODELS
+from wgan import released
 from wgan.distributed import is_main_process
 from wgan.workdir import exclusive
 
@@ -82,7 +83,7 @@ def classifier_train_command(**opts):
 
 
 @click.command(context_settings={"show_default": True})
-@click.option("--checkpoint", type=click.Path(path_type=Path), required=True, help="Generator export (generator.pt).")
+@click.option("--checkpoint", default="first-cv0", help="Generator export, or a released name (first-cv0 ... first-cv4).")
 @options.extractor()
 @click.option("--n", "n_per_class", type=click.IntRange(2), default=400, help="Generated images per class.")
 @click.option("--seed", type=SEED, default=0)
@@ -112,7 +113,7 @@ def eval_command(checkpoint, extractor, n_per_class, seed, kid_subset, tstr_epoc
 
     try:
         dev = select_device(device)
-        gen = load_generator(checkpoint, dev)
+        gen = load_generator(released.find_generator(checkpoint), dev)
         feats = load_classifier(extractor, dev)
         result, images = evaluate_generator(gen, feats, GeneratorEvaluation(n_per_class, seed, kid_subset, tstr_epochs))
         out = out or Path("runs") / f"eval-{gen.file_hash[:12]}"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from wgan import released
 from wgan.checkpoint import CheckpointError
 from wgan.data import CLASS_NAMES
 from wgan.loss import LOSSES
@@ -87,7 +88,8 @@ def train_command(**opts):
 @click.command(context_settings={"show_default": True})
 @click.option("--n", "n", type=click.IntRange(1), required=True, help="Number of images in total.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-              help="Generator export; default: the newest runs/*/generator.pt, else checkpoints/generator.pt.")
+              help="Generator export or released name (first-cv0 ... first-cv4); default: the newest "
+                   "runs/*/generator.pt, else first-cv0.")
 @click.option("--class", "class_name", type=click.Choice([*CLASS_NAMES, "all"]), default="all",
               help="One class, or all (equal numbers per class).")
 @click.option("--seed", type=SEED, default=0, help="Image i gets seed SEED+i.")
@@ -110,7 +112,7 @@ def sample_command(n, checkpoint, class_name, seed, out, fmt, grid, batch_size, 
     from wgan.writers import PER_IMAGE, claim_folder, output_folder
 
     try:
-        path = checkpoint or _default_generator()
+        path = released.find_generator(checkpoint) if checkpoint else _default_generator()
         gen = load_generator(path, select_device(device))
         classes = list(range(len(gen.class_names))) if class_name == "all" else [gen.class_names.index(class_name)]
         if seed + n - 1 > MAX_SEED:
@@ -129,10 +131,8 @@ def _default_generator() -> Path:
     runs = sorted(Path("runs").glob("[0-9]*-*/generator.pt"))
     if runs:
         return runs[-1]
-    from wgan.released import GENERATOR
-
-    if GENERATOR.is_file():
-        return GENERATOR
+    if released.GENERATOR.is_file():
+        return released.GENERATOR
     raise CheckpointError("no generator found: train one with wgan-train or pass --checkpoint")
 
 

@@ -191,7 +191,7 @@ def test_each_fold_uses_its_released_generator_by_default(generator, tmp_path):
     """With no --checkpoint, fold k gets the generator registered for fold k (trained on its
     training split only, so it saw none of that fold's validation images); a fold without one is
     refused naming it."""
-    from augment import registry
+    from wgan import registry
     from wgan.data.cache import file_digest
 
     exports = {0: Path(generator), 1: Path(make_generator(tmp_path / "gen1", split="cv", fold=1))}

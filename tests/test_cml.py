@@ -5,10 +5,11 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from augment import cml, cml_report, registry
+from augment import cml, cml_report
 from augment.degrade import degrade
 from commands.augment import cml_command
 from tests.helpers import tiny_config
+from wgan import registry
 from wgan.data import DataConfig, load_dataset
 from wgan.training_loop import train
 

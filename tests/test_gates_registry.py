@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from augment import gates, registry
+from augment import gates
+from wgan import registry
 
 
 def report(f1_gain=0.02, accuracy_gain=0.01, kid=1.0, corners=None, behaviour_passed=True):

@@ -15,7 +15,7 @@ TARGET=checkpoints/generator-cv$K
 
 wgan-eval --checkpoint "$RUN/generator-best.pt" --n 400 --tstr-epochs 30 --out "$RUN/eval-best"
 python -m wgan.release "$RUN/generator-best.pt" "$RUN/eval-best/scores.json" "$TARGET" --command "$COMMAND"
-python -m augment.registry "$TARGET.json" --fold-default
+python -m wgan.registry "$TARGET.json" --fold-default
 
 mkdir -p "$KEEP"
 rm -f "$KEEP"/training-state-*.pt

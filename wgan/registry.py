@@ -3,16 +3,20 @@
 Each entry: id, kind (generator | classifier), file, sha256, parent id, command, data, date and
 metrics. `best` maps a kind to the id of its current best entry, and `generator-cv<k>` to the
 generator released for cross-validation fold k (trained on that fold's training split only),
-which `augment-eval` uses for fold k by default. Relative `file` paths are relative to the folder
-that holds the registry's folder (the repository root for `checkpoints/registry.json`). Every
-change rewrites the whole file through a temporary file and a rename, so an interrupted write
-leaves the old registry.
+which `augment-eval` uses for fold k by default. Relative `file` paths are relative to the
+registry's own folder, so the registry and its files can move together (they are installed as
+package data). Every change rewrites the whole file through a temporary file and a rename, so an
+interrupted write leaves the old registry.
+
+Released generators are also known by name: `first-cv<k>` is cv fold k's generator.
 """
 
 from __future__ import annotations
 
 import datetime
 import json
+import os
+import re
 from pathlib import Path
 
 from wgan import released
@@ -65,16 +69,40 @@ def fold_generators(path: Path, folds: list[int]) -> dict[int, Path]:
         raise RegistryError(f"{path}: no generator released for fold {', '.join(map(str, missing))}; train one with "
                             "`wgan-train --split cv --fold K` and register it (README: Per-fold generators), "
                             "or pass --checkpoint to use one generator for every fold")
-    out = {}
-    for fold in folds:
-        item = entry(registry, registry["best"][fold_key(fold)])
-        file = Path(item["file"])
-        file = file if file.is_absolute() else path.resolve().parent.parent / file
-        if not file.is_file() or file_digest(file) != item["sha256"]:
-            raise RegistryError(f"{file}: {'missing' if not file.is_file() else 'not the file registered'} as "
-                                f"{item['id']} (fold {fold}'s generator); restore it or register the new file")
-        out[fold] = file
-    return out
+    return {fold: entry_file(path, entry(registry, registry["best"][fold_key(fold)])) for fold in folds}
+
+
+def entry_file(path: Path, item: dict) -> Path:
+    """The file of a registry entry, checked against its recorded SHA-256."""
+    file = Path(item["file"])
+    file = file if file.is_absolute() else path.resolve().parent / file
+    if not file.is_file() or file_digest(file) != item["sha256"]:
+        raise RegistryError(f"{file}: {'missing' if not file.is_file() else 'not the file registered'} as "
+                            f"{item['id']}; restore it or register the new file")
+    return file
+
+
+NAME = re.compile(r"first-cv(\d+)$")
+
+
+def resolve(path: Path, name: str) -> Path | None:
+    """The file of a released generator named `first-cv<k>` or by its registry id; None when
+    `name` is neither (the caller then treats it as a path)."""
+    registry = load(path)
+    match = NAME.match(name)
+    if match:
+        key = fold_key(int(match.group(1)))
+        if key not in registry["best"]:
+            raise RegistryError(f"no released generator named {name}; released: {', '.join(names(registry))}")
+        return entry_file(path, entry(registry, registry["best"][key]))
+    if any(item["id"] == name for item in registry["entries"]):
+        return entry_file(path, entry(registry, name))
+    return None
+
+
+def names(registry: dict) -> list[str]:
+    """The `first-cv<k>` names of the released per-fold generators."""
+    return sorted(f"first-cv{key[len('generator-cv'):]}" for key in registry["best"] if key.startswith("generator-cv"))
 
 
 def add(path: Path, kind: str, file: str, sha256: str, command: str, data: dict, metrics: dict,
@@ -84,6 +112,8 @@ def add(path: Path, kind: str, file: str, sha256: str, command: str, data: dict,
     if kind not in KINDS:
         raise RegistryError(f"unknown kind '{kind}'; expected {' or '.join(KINDS)}")
     registry = load(path)
+    if not Path(file).is_absolute():  # stored relative to the registry's folder
+        file = os.path.relpath(Path(file).resolve(), path.resolve().parent)
     new = {"id": f"{kind}-{sha256[:12]}", "kind": kind, "file": file, "sha256": sha256, "parent": parent,
            "command": command, "data": data, "date": datetime.date.today().isoformat(), "metrics": metrics}
     registry["entries"] = [e for e in registry["entries"] if e["id"] != new["id"]] + [new]
