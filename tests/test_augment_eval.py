@@ -225,3 +225,19 @@ def test_compare_puts_the_arms_of_several_studies_in_one_table(sweep, tmp_path):
     assert rows[0].startswith("| study | arm | pairs | accuracy | accuracy gain | FRI gain")
     assert sum(r.startswith("| first | r=1.5 | 1 |") for r in rows) == 1
     assert sum(r.startswith("| again | r=0 (real only) | 1 |") for r in rows) == 1
+
+
+def test_predictors_rank_scores_against_the_measured_gain(sweep):
+    from augment.predictors import gains, table
+
+    out, _ = sweep
+    measured = gains(out, "r=1.5")
+    assert set(measured) == {(0, c) for c in ("FRI", "FRII", "Compact", "Bent")}
+    # a card whose FID is exactly minus the gain: FID ranks generators perfectly (rho -1)
+    card = {"scores": {c: {"fid": -g, "kid": 0.0, "recall": g, "precision": 1.0} for (_, c), g in measured.items()},
+            "class_fidelity": {"scores": {c: 0.5 for _, c in measured}}}
+    text = table(out, "r=1.5", {0: card})
+    fid_row = next(r for r in text.splitlines() if r.startswith("| FID |"))
+    assert "-1.00" in fid_row
+    assert "| class fidelity | higher | the same on every card |" in text
+    assert "| train-on-generated F1 | higher | not on the cards |" in text
