@@ -227,17 +227,28 @@ def test_compare_puts_the_arms_of_several_studies_in_one_table(sweep, tmp_path):
     assert sum(r.startswith("| again | r=0 (real only) | 1 |") for r in rows) == 1
 
 
-def test_predictors_rank_scores_against_the_measured_gain(sweep):
+def test_predictors_rank_scores_against_the_measured_gain(tmp_path):
     from augment.predictors import gains, table
 
-    out, _ = sweep
-    measured = gains(out, "r=1.5")
-    assert set(measured) == {(0, c) for c in ("FRI", "FRII", "Compact", "Bent")}
-    # a card whose FID is exactly minus the gain: FID ranks generators perfectly (rho -1)
-    card = {"scores": {c: {"fid": -g, "kid": 0.0, "recall": g, "precision": 1.0} for (_, c), g in measured.items()},
-            "class_fidelity": {"scores": {c: 0.5 for _, c in measured}}}
-    text = table(out, "r=1.5", {0: card})
-    fid_row = next(r for r in text.splitlines() if r.startswith("| FID |"))
-    assert "-1.00" in fid_row
+    classes = ("FRI", "FRII", "Compact", "Bent")
+    planted = {(0, "FRI"): 0.05, (0, "FRII"): -0.02, (0, "Compact"): 0.0, (0, "Bent"): -0.10,
+               (1, "FRI"): 0.03, (1, "FRII"): 0.01, (1, "Compact"): -0.04, (1, "Bent"): 0.02}
+    for fold in (0, 1):
+        for seed in (0, 1):
+            for arm in ("r=0", "r=1"):
+                f1 = {c: 0.5 + (planted[fold, c] if arm == "r=1" else 0.0) + 0.01 * seed for c in classes}
+                cell = {"arm": arm, "fold": fold, "seed": seed, "test": {"per_class": {c: {"f1": f1[c]} for c in classes}}}
+                path = tmp_path / "cells" / arm / f"fold{fold}-seed{seed}.json"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(cell))
+    measured = gains(tmp_path, "r=1")
+    assert measured.keys() == planted.keys()
+    assert all(abs(measured[k] - planted[k]) < 1e-12 for k in planted)
+    # FID exactly minus the gain ranks the generators perfectly (rho -1); recall is unrelated noise
+    cards = {fold: {"scores": {c: {"fid": -planted[fold, c], "kid": 0.0, "recall": 0.5, "precision": 1.0}
+                               for c in classes},
+                    "class_fidelity": {"scores": {c: 0.5 for c in classes}}} for fold in (0, 1)}
+    text = table(tmp_path, "r=1", cards)
+    assert "| FID | lower | -1.00 |" in text
     assert "| class fidelity | higher | the same on every card |" in text
     assert "| train-on-generated F1 | higher | not on the cards |" in text
