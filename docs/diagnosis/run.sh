@@ -1,35 +1,42 @@
 #!/usr/bin/env bash
-# The protocol diagnosis of the README section "Why generated images help or hurt": the
-# published mixing protocol as closely as augment-eval's options allow, then one change at a
-# time, with the shuffled-label control; each fold uses its own released generator.
+# The protocol diagnosis of the README section "Why generated images help or hurt". Each fold
+# uses its own released generator (first-cv<k>); 5 folds x seeds 0-2; base settings class
+# weights + rotations/flips, 30 passes, balanced mixing, 64 px, one thread per cell. The
+# reference protocol is the published one except for the pool (generated images enter as drawn,
+# fixed pool: fresh-per-batch costs a generator pass per image shown, so it gets one arm of its
+# own); then one change at a time, and the shuffled-label control.
 #
-#   bash docs/diagnosis/run.sh            # all five folds, seeds 0-2, 2 workers
-#   FOLDS=0,1 WORKERS=1 bash docs/diagnosis/run.sh   # a subset; rerunning with more folds reuses the cells
+#   bash docs/diagnosis/run.sh                         # all five folds, 2 workers
+#   FOLDS=0,1 WORKERS=1 bash docs/diagnosis/run.sh     # a subset; a rerun with more folds reuses the cells
 #
-# Every arm shares the real-only cells of the first study (same identity), so they are
-# trained once. Results: runs/diag/<study>/ and docs/diagnosis/table.md.
+# Studies share the finished cells that are the same computation (the real-only arm, and the
+# reference r=2 arm for the control), so those are trained once. Results: runs/diag/<study>/,
+# the table in docs/diagnosis/table.md.
 set -euo pipefail
 FOLDS=${FOLDS:-0,1,2,3,4}
 WORKERS=${WORKERS:-2}
 OUT=${OUT:-runs/diag}
-BASE=(--folds "$FOLDS" --seeds 0,1,2 --epochs 30 --class-weighted --dihedral --no-baselines --mode balanced
-      --workers "$WORKERS" --no-progress)
-PUBLISHED=(--pool fresh-per-batch --generated-augment none)
+COMMON=(--folds "$FOLDS" --seeds 0,1,2 --epochs 30 --class-weighted --dihedral --no-baselines --mode balanced
+        --workers "$WORKERS" --no-progress)
+AS_DRAWN=(--generated-augment none)
 
-study() {  # NAME OPTIONS...: one augment-eval, after borrowing the finished real-only cells
-    local name=$1; shift
-    if [ "$name" != published ] && [ -d "$OUT/published/cells/r=0" ]; then
-        mkdir -p "$OUT/$name/cells" && cp -rn "$OUT/published/cells/r=0" "$OUT/$name/cells/"
-    fi
-    augment-eval "${BASE[@]}" "$@" --out "$OUT/$name"
+study() {  # NAME ARMS-TO-BORROW OPTIONS...: one augment-eval, after borrowing finished cells of the reference
+    local name=$1 borrow=$2; shift 2
+    for arm in $borrow; do
+        if [ -d "$OUT/reference/cells/$arm" ]; then
+            mkdir -p "$OUT/$name/cells" && cp -rn "$OUT/reference/cells/$arm" "$OUT/$name/cells/"
+        fi
+    done
+    augment-eval "${COMMON[@]}" "$@" --out "$OUT/$name"
 }
 
-study published "${PUBLISHED[@]}" --ratio 1 --ratio 3 --control shuffled-labels
-study fixed-pool --pool fixed --generated-augment none --ratio 1
-study augment-generated --pool fresh-per-batch --generated-augment same-as-real --ratio 1
-study fidelity-filter "${PUBLISHED[@]}" --fidelity-filter 0.5 --ratio 1
-study equal-real-passes "${PUBLISHED[@]}" --budget equal-real-passes --ratio 1
+study reference "" "${AS_DRAWN[@]}" --pool fixed --ratio 0.5 --ratio 1 --ratio 2
+study control "r=0 r=2" "${AS_DRAWN[@]}" --pool fixed --ratio 2 --control shuffled-labels
+study fresh-per-batch "r=0" "${AS_DRAWN[@]}" --pool fresh-per-batch --ratio 1
+study augment-generated "r=0" --generated-augment same-as-real --pool fixed --ratio 2
+study fidelity-filter "r=0" "${AS_DRAWN[@]}" --pool fixed --fidelity-filter 0.5 --ratio 2
+study equal-real-passes "r=0" "${AS_DRAWN[@]}" --pool fixed --budget equal-real-passes --ratio 2
 
-python -m augment.compare published="$OUT/published" fixed-pool="$OUT/fixed-pool" \
+python -m augment.compare reference="$OUT/reference" control="$OUT/control" fresh-per-batch="$OUT/fresh-per-batch" \
     augment-generated="$OUT/augment-generated" fidelity-filter="$OUT/fidelity-filter" \
     equal-real-passes="$OUT/equal-real-passes" --out docs/diagnosis/table.md
