@@ -142,3 +142,21 @@ def test_class_fidelity_is_the_extractors_own_per_class_recall(setup):
         predicted = extractor.model(to_unit_range(data.images).unsqueeze(1)).argmax(1)
     expected = {name: (predicted[data.labels == c] == c).float().mean().item() for c, name in enumerate(CLASS_NAMES)}
     assert class_fidelity(extractor, evaluated, list(CLASS_NAMES)) == pytest.approx(expected)
+
+
+def test_cards_table_shows_every_fold_with_floors_and_usefulness():
+    from wgan.cards import table
+
+    classes = ("FRI", "FRII", "Compact", "Bent")
+
+    def card(fold, tstr):
+        return {"data": {"split": "cv", "fold": fold}, "generator_iterations": 2500,
+                "scores": {c: {"fid": 4.0 + fold, "recall": 0.8} for c in classes},
+                "floor": {c: {"fid": 3.0} for c in classes},
+                "class_fidelity": {"scores": {c: 0.5 for c in classes}},
+                "train_on_generated": tstr}
+
+    text = table([card(0, {"synthetic": {"accuracy": 0.61}, "real": {"accuracy": 0.73}}), card(1, None)])
+    lines = text.splitlines()
+    assert lines[2].startswith("| 0 | 2500 | 4.0 (3.0) / 4.0 (3.0)") and lines[2].endswith("| 0.610 (0.730) |")
+    assert lines[3].startswith("| 1 | 2500 | 5.0 (3.0)") and lines[3].endswith("| - |")

@@ -1,0 +1,47 @@
+"""One markdown table of several release cards (e.g. the five per-fold generators):
+
+    python -m wgan.cards checkpoints/generator.json checkpoints/generator-cv*.json
+
+Per card: the fold, iterations, per-class FID with the floor in brackets, recall, class
+fidelity and, when the card has it, the test accuracy of a classifier trained on generated
+images only (beside the same classifier trained on the real training split).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .data import CLASS_NAMES
+
+
+def row(card: dict) -> str:
+    scores, floor = card["scores"], card["floor"]
+    fid = " / ".join(f"{scores[c]['fid']:.1f} ({floor[c]['fid']:.1f})" for c in CLASS_NAMES)
+    recall = " / ".join(f"{scores[c]['recall']:.2f}" for c in CLASS_NAMES)
+    fidelity = card.get("class_fidelity") or {}
+    fid_share = " / ".join(f"{fidelity['scores'][c]:.2f}" for c in CLASS_NAMES) if fidelity else "-"
+    tstr = card.get("train_on_generated")
+    usefulness = f"{tstr['synthetic']['accuracy']:.3f} ({tstr['real']['accuracy']:.3f})" if tstr else "-"
+    fold = card["data"]["fold"] if card["data"]["split"] == "cv" else card["data"]["split"]
+    return f"| {fold} | {card['generator_iterations']} | {fid} | {recall} | {fid_share} | {usefulness} |"
+
+
+def table(cards: list[dict]) -> str:
+    names = " / ".join(CLASS_NAMES)
+    head = (f"| fold | iterations | FID {names} (floor) | recall {names} | class fidelity {names} "
+            "| train-on-generated accuracy (real) |")
+    return "\n".join([head, "|---|---|---|---|---|---|", *map(row, cards)]) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("cards", nargs="+", type=Path)
+    args = parser.parse_args()
+    cards = sorted((json.loads(p.read_text()) for p in args.cards), key=lambda c: str(c["data"]["fold"]))
+    print(table(cards), end="")
+
+
+if __name__ == "__main__":
+    main()
