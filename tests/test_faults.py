@@ -118,7 +118,8 @@ def test_full_disk_during_a_checkpoint_write_keeps_the_previous_one(data_file, t
     assert not list(run_dir.rglob("*.tmp"))
 
 
-SWEEP = ["--ratio", "0", "--folds", "0", "--epochs", "3", "--workers", "1", "--resolution", "32", "--no-progress"]
+SWEEP = ["--ratio", "0", "--folds", "0", "--epochs", "3", "--workers", "1", "--resolution", "32", "--no-dihedral",
+         "--no-progress"]  # four cells: real only and its three baselines
 
 
 def test_a_sweep_killed_mid_cell_recomputes_only_that_cell(tmp_path, session_cache):
