@@ -10,8 +10,9 @@
 #   FOLDS=0,1 WORKERS=1 bash docs/diagnosis/run.sh     # a subset; a rerun with more folds reuses the cells
 #
 # Studies share the finished cells that are the same computation (the real-only arm, and the
-# reference r=2 arm for the control), so those are trained once. Results: runs/diag/<study>/,
-# the table in docs/diagnosis/table.md.
+# reference r=2 arm for the control), so those are trained once; the augmentation study trains
+# its own real-only arm (its identity records the generated-image augmentation setting).
+# Results: runs/diag/<study>/, the table in docs/diagnosis/table.md.
 set -euo pipefail
 FOLDS=${FOLDS:-0,1,2,3,4}
 WORKERS=${WORKERS:-2}
@@ -33,7 +34,7 @@ study() {  # NAME ARMS-TO-BORROW OPTIONS...: one augment-eval, after borrowing f
 study reference "" "${AS_DRAWN[@]}" --pool fixed --ratio 0.5 --ratio 1 --ratio 2
 study control "r=0 r=2" "${AS_DRAWN[@]}" --pool fixed --ratio 2 --control shuffled-labels
 study fresh-per-batch "r=0" "${AS_DRAWN[@]}" --pool fresh-per-batch --ratio 1
-study augment-generated "r=0" --generated-augment same-as-real --pool fixed --ratio 2
+study augment-generated "" --generated-augment same-as-real --pool fixed --ratio 2
 study fidelity-filter "r=0" "${AS_DRAWN[@]}" --pool fixed --fidelity-filter 0.5 --ratio 2
 study equal-real-passes "r=0" "${AS_DRAWN[@]}" --pool fixed --budget equal-real-passes --ratio 2
 
