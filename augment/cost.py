@@ -41,19 +41,28 @@ class Cost:
 
 
 def estimate(config: SweepConfig) -> Cost:
+    """Seconds per cell still to run: for each of its arms, the median wall time of that arm's
+    finished cells, else a timing on this machine (arms differ: a fresh pool costs generator time)."""
     pending = todo(config)
-    done = [config.cell_path(*c) for c in cells(config) if config.cell_path(*c).exists()]
-    recorded = [_seconds(p) for p in done]
-    recorded = [s for s in recorded if s is not None]
-    if recorded:
-        per_cell, source = statistics.median(recorded), f"median of {len(recorded)} finished cells"
-    elif pending:
-        arms = {arm.name: arm for arm, _, _ in pending}.values()
-        per_cell = statistics.mean(_timed_cell(config, arm) for arm in arms)
-        source = "timed on this machine"
-    else:
-        per_cell, source = 0.0, "nothing left"
-    return Cost(len(cells(config)), len(pending), per_cell, source)
+    if not pending:
+        return Cost(len(cells(config)), 0, 0.0, "nothing left")
+    finished: dict[str, list[float]] = {}
+    for arm, fold, seed in cells(config):
+        seconds = _seconds(config.cell_path(arm, fold, seed))
+        if seconds is not None:
+            finished.setdefault(arm.name, []).append(seconds)
+    per_arm, timed = {}, 0
+    for arm, _, _ in pending:
+        if arm.name not in per_arm:
+            if finished.get(arm.name):
+                per_arm[arm.name] = statistics.median(finished[arm.name])
+            else:
+                per_arm[arm.name], timed = _timed_cell(config, arm), timed + 1
+    total = sum(per_arm[arm.name] for arm, _, _ in pending)
+    source = ("median of the finished cells of each arm" if not timed else
+              "timed on this machine" if timed == len(per_arm) else
+              f"finished cells, {timed} arm{'s' if timed > 1 else ''} timed on this machine")
+    return Cost(len(cells(config)), len(pending), total / len(pending), source)
 
 
 def _seconds(path) -> float | None:

@@ -121,3 +121,22 @@ def test_a_failing_cell_stops_no_other_and_is_retried_by_the_next_run(generator,
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "cells").rglob("*.json"))) == 4 and not (tmp_path / "errors.json").exists()
     assert json.loads((tmp_path / "results.json").read_text())["errors"] == []
+
+
+def test_cost_uses_each_arms_own_finished_cells(tmp_path):
+    from augment.cost import estimate
+    from augment.mixing import MixSpec
+    from augment.sweep import SweepConfig, build_arms
+    from wgan.data import DataConfig
+
+    base = TrainSettings(epochs=1)
+    config = SweepConfig(generators=None, arms=build_arms([MixSpec(0), MixSpec(1)], base, False), folds=[0],
+                         seeds=[0, 1, 2], base=base, data=DataConfig(split="cv", resolution=32), out=tmp_path)
+    for arm, seed, seconds in (("r=0", 0, 10.0), ("r=0", 1, 20.0), ("r=1", 0, 100.0)):
+        path = config.cell_path(next(a for a in config.arms if a.name == arm), 0, seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"seconds": seconds}))
+    cost = estimate(config)
+    assert (cost.n_cells, cost.n_todo) == (6, 3)
+    assert cost.seconds_per_cell == pytest.approx((15.0 + 100.0 + 100.0) / 3)  # r=0 seed 2, r=1 seeds 1 and 2
+    assert cost.source == "median of the finished cells of each arm"
