@@ -25,6 +25,7 @@ from wgan.data import CLASS_NAMES
 # score -> (how to read it from a card for a class, whether higher means a better generator)
 SCORES = {
     "FID": (lambda card, c: card["scores"][c]["fid"], False),
+    "FID / floor": (lambda card, c: card["scores"][c]["fid"] / card["floor"][c]["fid"], False),
     "KID": (lambda card, c: card["scores"][c]["kid"], False),
     "recall": (lambda card, c: card["scores"][c]["recall"], True),
     "precision": (lambda card, c: card["scores"][c]["precision"], True),

@@ -247,8 +247,9 @@ def test_predictors_rank_scores_against_the_measured_gain(tmp_path):
     # FID exactly minus the gain ranks the generators perfectly (rho -1); recall is unrelated noise
     cards = {fold: {"scores": {c: {"fid": -planted[fold, c], "kid": 0.0, "recall": 0.5, "precision": 1.0}
                                for c in classes},
+                    "floor": {c: {"fid": 2.0} for c in classes},
                     "class_fidelity": {"scores": {c: 0.5 for c in classes}}} for fold in (0, 1)}
     text = table(tmp_path, "r=1", cards)
-    assert "| FID | lower | -1.00 |" in text
+    assert "| FID | lower | -1.00 |" in text and "| FID / floor | lower | -1.00 |" in text
     assert "| class fidelity | higher | the same on every card |" in text
     assert "| train-on-generated F1 | higher | not on the cards |" in text
