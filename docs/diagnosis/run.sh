@@ -21,11 +21,13 @@ COMMON=(--folds "$FOLDS" --seeds 0,1,2 --epochs 30 --class-weighted --dihedral -
         --workers "$WORKERS" --no-progress)
 AS_DRAWN=(--generated-augment none)
 
-study() {  # NAME ARMS-TO-BORROW OPTIONS...: one augment-eval, after borrowing finished cells of the reference
+study() {  # NAME CELLS-TO-BORROW OPTIONS...: one augment-eval, after borrowing finished cells
     local name=$1 borrow=$2; shift 2
-    for arm in $borrow; do
-        if [ -d "$OUT/reference/cells/$arm" ]; then
-            mkdir -p "$OUT/$name/cells" && cp -rn "$OUT/reference/cells/$arm" "$OUT/$name/cells/"
+    for item in $borrow; do  # ARM (from the reference study) or STUDY:ARM
+        local from=reference arm=$item
+        if [[ $item == *:* ]]; then from=${item%%:*}; arm=${item#*:}; fi
+        if [ -d "$OUT/$from/cells/$arm" ]; then
+            mkdir -p "$OUT/$name/cells" && cp -rn "$OUT/$from/cells/$arm" "$OUT/$name/cells/"
         fi
     done
     augment-eval "${COMMON[@]}" "$@" --out "$OUT/$name"
@@ -38,6 +40,10 @@ study augment-generated "" --generated-augment same-as-real --pool fixed --ratio
 study fidelity-filter "r=0" "${AS_DRAWN[@]}" --pool fixed --fidelity-filter 0.5 --ratio 2
 study equal-real-passes "r=0" "${AS_DRAWN[@]}" --pool fixed --budget equal-real-passes --ratio 2
 
+# the two changes that reduced the harm, together
+study combined "augment-generated:r=0" --generated-augment same-as-real --pool fixed --fidelity-filter 0.5 --ratio 1
 python -m augment.compare reference="$OUT/reference" control="$OUT/control" fresh-per-batch="$OUT/fresh-per-batch" \
     augment-generated="$OUT/augment-generated" fidelity-filter="$OUT/fidelity-filter" \
-    equal-real-passes="$OUT/equal-real-passes" --out docs/diagnosis/table.md
+    equal-real-passes="$OUT/equal-real-passes" combined="$OUT/combined" --out docs/diagnosis/table.md
+python -m augment.predictors "$OUT/reference" r=2 checkpoints/generator.json checkpoints/generator-cv*.json \
+    --out docs/diagnosis/predictors.md
