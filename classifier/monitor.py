@@ -19,11 +19,12 @@ class PeriodicQuality:
     EMA samples (fixed seeds) against the real training images, in the extractor's feature space."""
 
     def __init__(self, extractor: LoadedClassifier, reference: ImageSet, every: int, n_per_class: int = 200,
-                 kid_subset: int = 100, seed: int = 0):
+                 kid_subset: int = 100, seed: int = 0, tstr_epochs: int = 0):
         if extractor.resolution != reference.resolution:
             raise ValueError(f"extractor works at {extractor.resolution} px but the data is {reference.resolution} px")
         self.extractor, self.every, self.n_per_class = extractor, every, n_per_class
-        self.kid_subset, self.seed = kid_subset, seed
+        self.kid_subset, self.seed, self.tstr_epochs = kid_subset, seed, tstr_epochs
+        self.real = reference
         self.reference = featurize(extractor, reference.images, reference.labels, cache_tag=reference.fingerprint)
 
     def __call__(self, step: int, state) -> dict[str, float] | None:
@@ -38,6 +39,29 @@ class PeriodicQuality:
             stats[f"Metrics/fid_{name}"] = feature_fid(real, fake)
         for name, share in class_fidelity(self.extractor, generated, list(CLASS_NAMES)).items():
             stats[f"Metrics/fidelity_{name}"] = share
+        if self.tstr_epochs:
+            stats |= self._usefulness(images, labels)
         stats[BEST_METRIC] = float(np.mean([stats[f"Metrics/kid_{n}"] for n in CLASS_NAMES]))
         stats["Metrics/fid_class_mean"] = float(np.mean([stats[f"Metrics/fid_{n}"] for n in CLASS_NAMES]))
         return stats
+
+    def _usefulness(self, images, labels) -> dict[str, float]:
+        """Per-class F1 on the real *training* images of the baseline CNN trained on these generated
+        images only (its epoch picked on the same training images): a usefulness score that no
+        validation or test image enters, so checkpoints can be chosen on it."""
+        import torch
+
+        from wgan.data import generated_set
+
+        from .engine import TrainSettings, evaluate, fit
+        from .models import build_model
+
+        device = next(self.extractor.model.parameters()).device
+        synthetic = generated_set(images, labels, "periodic-usefulness", self.real.pixel_scale_arcsec)
+        settings = TrainSettings(epochs=self.tstr_epochs, class_weighted=True, seed=self.seed)
+        # build_model seeds the global generator: keep the GAN's random state as it was
+        with torch.random.fork_rng(devices=[]), torch.enable_grad():
+            model = build_model(settings.model, self.real.resolution, len(CLASS_NAMES), seed=self.seed)
+            result = fit(model, synthetic, self.real, settings, device, progress=False)
+        report = evaluate(result.model, self.real, device)
+        return {f"Metrics/tstr_{c}": report["per_class"][c]["f1"] for c in CLASS_NAMES}

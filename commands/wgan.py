@@ -14,6 +14,7 @@ from wgan.data import CLASS_NAMES
 from wgan.loss import LOSSES
 from wgan.networks import UPSAMPLERS
 from wgan.presets import DEFAULT_PRESET, PRESETS
+from wgan.selection import SCORES as SELECTION_SCORES
 from wgan.writers import FORMATS
 
 from . import options
@@ -66,6 +67,9 @@ from .options import MAX_SEED, SEED, USER_ERRORS, FiniteFloat
               help="Generator iterations between KID/FID per class of EMA samples (0: off); the best is exported as generator-best.pt.")
 @options.extractor("--eval-extractor", help_text="Frozen classifier for --eval-every.")
 @click.option("--eval-n", type=click.IntRange(2), default=200, help="EMA samples per class for --eval-every.")
+@click.option("--eval-tstr-epochs", type=click.IntRange(0), default=0,
+              help="With --eval-every: also train the baseline CNN this many epochs on the samples and log its "
+                   "per-class F1 on the training images (a usefulness score wgan-select can choose on).")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
 @options.progress()
 def train_command(**opts):
@@ -174,7 +178,7 @@ def _check_space(folder: Path, n: int, resolution: int, fmt: str) -> None:
 @click.command(context_settings={"show_default": True})
 @click.option("--run-dir", type=click.Path(path_type=Path, file_okay=False), required=True,
               help="A wgan-train run trained with --eval-every (its candidates/ and stats.jsonl).")
-@click.option("--score", type=click.Choice(["fid", "kid", "fidelity"]), default="fid",
+@click.option("--score", type=click.Choice(list(SELECTION_SCORES)), default="fid",
               help="Per-class score of the periodic evaluation (on the training split only) that picks each class's candidate.")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Default <run-dir>/generator-per-class-<score>.pt.")

@@ -24,7 +24,7 @@ class ResumeError(ValueError):
 
 # Options that may change when a run is resumed; the rest come from the run's saved config.
 RESUMABLE = {"kimg", "iters", "log_every", "sample_every", "checkpoint_every", "keep", "device", "amp", "progress",
-             "eval_every", "eval_extractor", "eval_n"}
+             "eval_every", "eval_extractor", "eval_n", "eval_tstr_epochs"}
 
 
 def config_from_options(opts: dict) -> TrainConfig:
@@ -189,4 +189,5 @@ def quality_monitor(opts: dict, data, device: str) -> tuple[list, str | None]:
     from classifier.monitor import BEST_METRIC, PeriodicQuality
 
     extractor = load_classifier(opts["eval_extractor"], select_device(device))
-    return [PeriodicQuality(extractor, data, opts["eval_every"], opts["eval_n"])], BEST_METRIC
+    return [PeriodicQuality(extractor, data, opts["eval_every"], opts["eval_n"],
+                            tstr_epochs=opts["eval_tstr_epochs"])], BEST_METRIC

@@ -85,14 +85,20 @@ def test_periodic_quality_during_training_exports_the_best(setup, tmp_path):
     result = CliRunner().invoke(train_command, [
         "--data", str(data), "--crop", "32", "--resolution", "32", "--iters", "4", "--batch-size", "8",
         "--n-critic", "1", "--eval-every", "2", "--eval-extractor", str(extractor), "--eval-n", "8",
-        "--run-dir", str(tmp_path / "run"), "--no-progress"])
+        "--eval-tstr-epochs", "1", "--run-dir", str(tmp_path / "run"), "--no-progress"])
     assert result.exit_code == 0, result.output
     lines = [json.loads(x) for x in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
     evals = [x for x in lines if "Metrics/kid_class_mean" in x]
     assert [x["step"] for x in evals] == [2, 4]
     assert all(np.isfinite(x[f"Metrics/fid_{c}"]) for x in evals for c in ("FRI", "FRII", "Compact", "Bent"))
     assert all(0 <= x[f"Metrics/fidelity_{c}"] <= 1 for x in evals for c in ("FRI", "FRII", "Compact", "Bent"))
+    assert all(0 <= x[f"Metrics/tstr_{c}"] <= 1 for x in evals for c in ("FRI", "FRII", "Compact", "Bent"))
     assert (tmp_path / "run" / "generator-best.pt").is_file()
+    from commands.wgan import select_command
+
+    chosen = CliRunner().invoke(select_command, ["--run-dir", str(tmp_path / "run"), "--score", "tstr"])
+    assert chosen.exit_code == 0, chosen.output
+    assert (tmp_path / "run" / "generator-per-class-tstr.pt").is_file()
 
 
 def test_release_card_carries_scores_floors_and_hash(setup, tmp_path):

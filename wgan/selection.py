@@ -30,6 +30,8 @@ SCORES = {
     "fid": Score("Metrics/fid_{}", True),
     "kid": Score("Metrics/kid_{}", True),
     "fidelity": Score("Metrics/fidelity_{}", False),  # share of the class's samples the extractor puts in it
+    # F1 on the run's training images of a CNN trained on the samples only (wgan-train --eval-tstr-epochs)
+    "tstr": Score("Metrics/tstr_{}", False),
 }
 
 
