@@ -1,9 +1,9 @@
 """What a sweep will cost, printed before it starts (and all `--dry-run` does).
 
-Seconds per cell come from the finished cells in the output folder when there are any (their
-recorded wall time), else from timing this machine: a few training steps, a validation pass and
-a few generated images with one thread, scaled to each cell's steps, epochs and generated
-images. It is an estimate for planning, not a benchmark.
+Seconds per cell of an arm come from that arm's finished cells in the output folder when there
+are any (their recorded wall time), else from timing this machine once: a few training steps, a
+validation pass and a few generated images with one thread, scaled to the arm's steps, epochs and
+generated images. It is an estimate for planning, not a benchmark.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import torch
 
 from classifier.engine import TrainSettings
 from classifier.models import build_model
-from wgan.data import CLASS_NAMES, load_dataset
+from wgan.data import CLASS_NAMES, ImageSet, load_dataset
+from wgan.run import torch_threads
 
 from . import mixing
 from .sweep import Arm, SweepConfig, cells, todo
@@ -51,13 +52,14 @@ def estimate(config: SweepConfig) -> Cost:
         seconds = _seconds(config.cell_path(arm, fold, seed))
         if seconds is not None:
             finished.setdefault(arm.name, []).append(seconds)
-    per_arm, timed = {}, 0
+    per_arm, timed, timings = {}, 0, None
     for arm, _, _ in pending:
         if arm.name not in per_arm:
             if finished.get(arm.name):
                 per_arm[arm.name] = statistics.median(finished[arm.name])
             else:
-                per_arm[arm.name], timed = _timed_cell(config, arm), timed + 1
+                timings = timings or _Timings.measure(config)  # once, whatever the number of arms
+                per_arm[arm.name], timed = timings.cell(config, arm), timed + 1
     total = sum(per_arm[arm.name] for arm, _, _ in pending)
     source = ("median of the finished cells of each arm" if not timed else
               "timed on this machine" if timed == len(per_arm) else
@@ -72,63 +74,71 @@ def _seconds(path) -> float | None:
         return None
 
 
-def _timed_cell(config: SweepConfig, arm: Arm) -> float:
-    """Seconds of one cell of `arm`, from timed pieces at one thread."""
-    data = replace(config.data, fold=config.folds[0])
-    real, valid, test = (load_dataset(replace(data, subset=s)) for s in ("train", "valid", "test"))
-    n_real = round(len(real) * config.real_fraction)
-    counts = mixing.generated_counts([round(n * config.real_fraction) for n in real.class_counts().values()], arm.spec)
-    base: TrainSettings = config.base
-    per_epoch = n_real + (sum(counts) if config.budget == "equal-real-passes" else 0)
-    steps = math.ceil(per_epoch / base.batch_size)
-    epochs = base.epochs * (2 if config.schedule == "pretrain-finetune" and sum(counts) else 1)
-    views = 8 if base.tta else 1
-    step, forward = _time_model(base, real.resolution)
-    generated = {"fixed": sum(counts), "fresh-per-epoch": sum(counts) * epochs,
-                 "fresh-per-batch": steps * base.batch_size * epochs * sum(counts) / max(1, n_real + sum(counts))}
-    gen_seconds = generated[config.pool] * _time_generator(config, real.resolution) if sum(counts) else 0.0
-    return epochs * (steps * step + len(valid) * views * forward) + len(test) * views * forward + gen_seconds
+@dataclass
+class _Timings:
+    """What the estimate scales, measured once on this machine at one thread."""
+
+    real: ImageSet  # fold's training split (sizes), with the valid and test sizes below
+    n_valid: int
+    n_test: int
+    step: float  # seconds per training step
+    forward: float  # seconds per image of inference
+    generate: float  # seconds per generated image (0 without a generator)
+
+    @classmethod
+    def measure(cls, config: SweepConfig) -> _Timings:
+        data = replace(config.data, fold=config.folds[0])
+        real, valid, test = (load_dataset(replace(data, subset=s)) for s in ("train", "valid", "test"))
+        with torch_threads(1):
+            step, forward = _time_model(config.base, real.resolution)
+            generate = _time_generator(config) if config.generators else 0.0
+        return cls(real, len(valid), len(test), step, forward, generate)
+
+    def cell(self, config: SweepConfig, arm: Arm) -> float:
+        """Seconds of one cell of `arm`."""
+        n_real = round(len(self.real) * config.real_fraction)
+        real_counts = [round(n * config.real_fraction) for n in self.real.class_counts().values()]
+        counts = mixing.generated_counts(real_counts, arm.spec)
+        base: TrainSettings = config.base
+        per_epoch = n_real + (sum(counts) if config.budget == "equal-real-passes" else 0)
+        steps = math.ceil(per_epoch / base.batch_size)
+        epochs = base.epochs * (2 if config.schedule == "pretrain-finetune" and sum(counts) else 1)
+        views = 8 if base.tta else 1
+        generated = {"fixed": sum(counts), "fresh-per-epoch": sum(counts) * epochs,
+                     "fresh-per-batch": steps * base.batch_size * epochs * sum(counts) / max(1, n_real + sum(counts))}
+        return (epochs * (steps * self.step + self.n_valid * views * self.forward)
+                + self.n_test * views * self.forward + generated[config.pool] * self.generate)
 
 
 def _time_model(settings: TrainSettings, resolution: int) -> tuple[float, float]:
-    """(seconds per training step, seconds per image of inference) at one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        model = build_model(settings.model, resolution, len(CLASS_NAMES), seed=0)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        x = torch.randn(settings.batch_size, 1, resolution, resolution)
-        y = torch.randint(0, len(CLASS_NAMES), (settings.batch_size,))
-        model.train()
-        torch.nn.functional.cross_entropy(model(x), y).backward()  # warm-up
+    """(seconds per training step, seconds per image of inference)."""
+    model = build_model(settings.model, resolution, len(CLASS_NAMES), seed=0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.randn(settings.batch_size, 1, resolution, resolution)
+    y = torch.randint(0, len(CLASS_NAMES), (settings.batch_size,))
+    model.train()
+    torch.nn.functional.cross_entropy(model(x), y).backward()  # warm-up
+    start = time.perf_counter()
+    for _ in range(TIMED_STEPS):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    step = (time.perf_counter() - start) / TIMED_STEPS
+    model.eval()
+    with torch.no_grad():
         start = time.perf_counter()
-        for _ in range(TIMED_STEPS):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x), y).backward()
-            opt.step()
-        step = (time.perf_counter() - start) / TIMED_STEPS
-        model.eval()
-        with torch.no_grad():
-            start = time.perf_counter()
-            model(torch.randn(256, 1, resolution, resolution))
-            forward = (time.perf_counter() - start) / 256
-    finally:
-        torch.set_num_threads(threads)
+        model(torch.randn(256, 1, resolution, resolution))
+        forward = (time.perf_counter() - start) / 256
     return step * 1.1, forward  # 1.1: data movement and augmentation around the step
 
 
-def _time_generator(config: SweepConfig, resolution: int) -> float:
-    """Seconds per generated image (fold 0's generator), at one thread."""
+def _time_generator(config: SweepConfig) -> float:
+    """Seconds per generated image (the first fold's generator)."""
     from wgan.sampling import generate, load_generator
 
     gen = load_generator(config.generators[config.folds[0]])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        labels = torch.zeros(64, dtype=torch.int64)
-        start = time.perf_counter()
-        for _ in generate(gen.model, labels, torch.arange(64)):
-            pass
-        return (time.perf_counter() - start) / 64
-    finally:
-        torch.set_num_threads(threads)
+    labels = torch.zeros(64, dtype=torch.int64)
+    start = time.perf_counter()
+    for _ in generate(gen.model, labels, torch.arange(64)):
+        pass
+    return (time.perf_counter() - start) / 64

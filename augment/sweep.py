@@ -27,7 +27,7 @@ from classifier.models import build_model
 from wgan import checkpoint as ckpt
 from wgan.atomic import write_text
 from wgan.data import CLASS_NAMES, DataConfig, ImageSet, generated_set, load_dataset
-from wgan.run import select_device
+from wgan.run import select_device, torch_threads
 from wgan.sampling import load_generator
 from wgan.stats import StatsLogger
 
@@ -266,14 +266,11 @@ def cells(config: SweepConfig) -> list[tuple[Arm, int, int]]:
 def _worker(args) -> dict:
     """Run one cell; an exception becomes an error record, so one failing cell stops no other."""
     config, arm, fold, seed, device = args
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one thread per cell: results do not depend on how many run at once
     try:
-        return run_cell(config, arm, fold, seed, device)
+        with torch_threads(1):  # one thread per cell: results do not depend on how many run at once
+            return run_cell(config, arm, fold, seed, device)
     except Exception as error:  # noqa: BLE001 - reported, and the cell is retried by the next run
         return {"arm": arm.name, "fold": fold, "seed": seed, "error": f"{type(error).__name__}: {error}"}
-    finally:
-        torch.set_num_threads(threads)
 
 
 @dataclass

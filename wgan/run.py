@@ -36,6 +36,17 @@ def select_device(name: str = "auto") -> torch.device:
     return device
 
 
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run a block with `n` torch threads, then restore the previous count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def native_bf16(device: torch.device) -> bool:
     """bf16 convolutions run natively on CUDA (Ampere and newer) and on CPUs with AVX-512 BF16
     or AMX; elsewhere they are emulated, measured about 70x slower than float32 on an AVX2 CPU."""
