@@ -14,7 +14,6 @@ import numpy as np
 from scipy import stats
 
 from classifier.crossval import mean_std
-from wgan.data import CLASS_NAMES
 
 METRICS = ("precision", "recall", "f1")
 
@@ -35,9 +34,15 @@ def scores(cell: dict) -> dict[str, float]:
     """The numbers compared between arms: accuracy, macro F1 and per-class precision/recall/F1."""
     test = cell["test"]
     out = {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"]}
-    for name in CLASS_NAMES:
+    for name in test["class_names"]:
         out.update({f"{name}/{m}": test["per_class"][name][m] for m in METRICS})
     return out
+
+
+def class_names(summary: dict) -> list[str]:
+    """The classes of a summary, in label order (from its per-class F1 keys)."""
+    first = next(iter(summary.values()))["scores"]
+    return [key[: -len("/f1")] for key in first if key.endswith("/f1") and key != "macro_f1"]
 
 
 def summarize(cells: list[dict], reference: str, confidence: float = 0.95) -> dict:

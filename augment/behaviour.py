@@ -17,7 +17,7 @@ import torch
 from scipy import ndimage
 
 from classifier.engine import predict
-from wgan.data import CLASS_NAMES, ImageSet
+from wgan.data import ImageSet
 from wgan.data.symmetry import dihedral
 
 FIRST_BEAM_ARCSEC = 5.0
@@ -37,9 +37,9 @@ class BehaviourResult:
         return asdict(self)
 
 
-def _per_class_accuracy(predicted: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+def _per_class_accuracy(predicted: np.ndarray, labels: np.ndarray, class_names) -> dict[str, float]:
     return {name: float((predicted[labels == c] == c).mean()) if (labels == c).any() else math.nan
-            for c, name in enumerate(CLASS_NAMES)}
+            for c, name in enumerate(class_names)}
 
 
 def invariance(model, data: ImageSet, device: torch.device, threshold: float = 0.9) -> BehaviourResult:
@@ -51,7 +51,7 @@ def invariance(model, data: ImageSet, device: torch.device, threshold: float = 0
     consistent = (views == views[:1]).all(0)
     per_class = {name: {"consistency": float(consistent[labels == c].mean()),
                         "accuracy": float((views[:, labels == c] == c).mean())}
-                 for c, name in enumerate(CLASS_NAMES) if (labels == c).any()}
+                 for c, name in enumerate(data.class_names) if (labels == c).any()}
     value = float(consistent.mean())
     return BehaviourResult("invariance", value, threshold, value >= threshold, per_class,
                            {"accuracy_per_view": [float((v == labels).mean()) for v in views]})
@@ -87,24 +87,36 @@ def survey_shift(model, data: ImageSet, device: torch.device, beam_arcsec: float
     after = predict(model, shifted, device).argmax(1).numpy()
     drop = float((before == labels).mean() - (after == labels).mean())
     per_class = {name: {"recall_before": b, "recall_after": a}
-                 for (name, b), a in zip(_per_class_accuracy(before, labels).items(),
-                                         _per_class_accuracy(after, labels).values())}
+                 for (name, b), a in zip(_per_class_accuracy(before, labels, data.class_names).items(),
+                                         _per_class_accuracy(after, labels, data.class_names).values())}
     return BehaviourResult(f"survey shift {beam_arcsec:g}\" beam, S/N {snr:g}", drop, max_drop, drop <= max_drop,
                            per_class, {"accuracy_before": float((before == labels).mean()),
                                        "accuracy_after": float((after == labels).mean())})
 
 
-def other_survey(model, data: ImageSet, device: torch.device, min_accuracy: float = 0.6) -> BehaviourResult:
-    """Accuracy on real cutouts from another survey (a class folder); passes at >= min_accuracy."""
-    labels = data.labels.numpy()
+def other_survey(model, data: ImageSet, class_names: tuple[str, ...], device: torch.device,
+                 min_accuracy: float = 0.6) -> BehaviourResult:
+    """Accuracy on real cutouts from another survey (a class folder, matched to the model's
+    `class_names` by name: the folder may hold only some of them); passes at >= min_accuracy."""
+    unknown = sorted(set(data.class_names) - set(class_names))
+    if unknown:
+        raise ValueError(f"the other survey's classes {', '.join(unknown)} are not among the classifier's "
+                         f"({', '.join(class_names)})")
+    labels = np.asarray([class_names.index(data.class_names[c]) for c in data.labels.tolist()], dtype=np.int64)
     predicted = predict(model, data.images, device).argmax(1).numpy()
     value = float((predicted == labels).mean())
     return BehaviourResult("other survey", value, min_accuracy, value >= min_accuracy,
-                           {k: {"recall": v} for k, v in _per_class_accuracy(predicted, labels).items()},
+                           {k: {"recall": v} for k, v in _per_class_accuracy(predicted, labels, class_names).items()
+                            if not math.isnan(v)},
                            {"n": len(labels), "data": data.fingerprint})
 
 
-def synthetic_sources(resolution: int, pixel_scale_arcsec: float, n: int = 16, seed: int = 0) -> ImageSet:
+# the classes synthetic_sources draws; the minimum-functionality test needs a classifier that has them
+SYNTHETIC_CLASSES = ("Compact", "FRII")
+
+
+def synthetic_sources(resolution: int, pixel_scale_arcsec: float, class_names: tuple[str, ...], n: int = 16,
+                      seed: int = 0) -> ImageSet:
     """n unresolved point sources (Compact) and n FRII doubles: two lobes, brightest at their outer
     ends, symmetric about the centre, at random orientation, separation and brightness."""
     from wgan.data import generated_set
@@ -116,7 +128,7 @@ def synthetic_sources(resolution: int, pixel_scale_arcsec: float, n: int = 16, s
     for _ in range(n):
         dx, dy = rng.uniform(-1, 1, 2)
         images.append(np.exp(-((xx - dx) ** 2 + (yy - dy) ** 2) / (2 * beam**2)))
-        labels.append(CLASS_NAMES.index("Compact"))
+        labels.append(class_names.index("Compact"))
     for _ in range(n):
         angle, half = rng.uniform(0, np.pi), rng.uniform(0.2, 0.35) * resolution
         ux, uy = np.cos(angle), np.sin(angle)
@@ -126,18 +138,19 @@ def synthetic_sources(resolution: int, pixel_scale_arcsec: float, n: int = 16, s
                 cx, cy = sign * t * half * ux, sign * t * half * uy
                 image += weight * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * (1.5 * beam) ** 2))
         images.append(image)
-        labels.append(CLASS_NAMES.index("FRII"))
+        labels.append(class_names.index("FRII"))
     stack = np.stack([np.round(255 * i / i.max()) for i in images]).astype(np.uint8)
-    return generated_set(torch.from_numpy(stack), torch.tensor(labels), f"synthetic-sources-{seed}", pixel_scale_arcsec)
+    return generated_set(torch.from_numpy(stack), torch.tensor(labels), f"synthetic-sources-{seed}", pixel_scale_arcsec,
+                         tuple(class_names))
 
 
-def minimum_functionality(model, resolution: int, pixel_scale_arcsec: float, device: torch.device,
-                          min_accuracy: float = 0.9) -> BehaviourResult:
+def minimum_functionality(model, resolution: int, pixel_scale_arcsec: float, class_names: tuple[str, ...],
+                          device: torch.device, min_accuracy: float = 0.9) -> BehaviourResult:
     """Accuracy on `synthetic_sources`, per case; passes when every case reaches min_accuracy."""
-    cases = synthetic_sources(resolution, pixel_scale_arcsec)
+    cases = synthetic_sources(resolution, pixel_scale_arcsec, class_names)
     predicted = predict(model, cases.images, device).argmax(1).numpy()
     labels = cases.labels.numpy()
-    per_class = {name: {"accuracy": acc} for name, acc in _per_class_accuracy(predicted, labels).items()
+    per_class = {name: {"accuracy": acc} for name, acc in _per_class_accuracy(predicted, labels, class_names).items()
                  if not math.isnan(acc)}
     value = min(v["accuracy"] for v in per_class.values())
     return BehaviourResult("minimum functionality", value, min_accuracy, value >= min_accuracy, per_class,

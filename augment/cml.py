@@ -15,7 +15,7 @@ from classifier.export import load_classifier
 from classifier.quality import featurize
 from wgan import registry, released
 from wgan.compat import check_fits
-from wgan.data import CLASS_NAMES, DataConfig, load_dataset
+from wgan.data import DataConfig, load_dataset, resolve_splits
 from wgan.data.cache import file_digest
 from wgan.run import select_device
 from wgan.sampling import load_generator
@@ -34,6 +34,8 @@ class CmlSettings:
     n_quality: int = 400
     vit_epochs: int = 30
     survey_folder: Path | None = None
+    data: str | None = None  # the labelled set the classifiers train on; None: the generator's own
+    splits: str | None = None  # its split file (own data only); None: the generator's, else the default
     invariance: float = 0.7  # thresholds of the behavioural tests
     max_survey_drop: float = 0.15
     minimum_functionality: float = 0.9
@@ -49,7 +51,7 @@ class Paths:
     out: Path
     registry: Path = released.REGISTRY
     extractor: Path = released.EXTRACTOR
-    corner_cases: Path = released.CORNER_CASES
+    corner_cases: Path | None = None  # None: the released FIRST list, or beside the registry for other data
 
 
 def _sweep(paths: Paths, s: CmlSettings, data: DataConfig, model: str, epochs: int, folds: list[int],
@@ -73,16 +75,18 @@ def run(paths: Paths, s: CmlSettings, device: str = "auto") -> dict:
     gen = load_generator(paths.checkpoint, dev)
     gen_config = gen.config
     extractor = load_classifier(paths.extractor, dev)
-    # the classifiers train on the cv folds at the generator's crop and resolution
-    data = DataConfig(split="cv", crop=gen_config.data.crop,
-                      resolution=None if gen.resolution == gen_config.data.crop else gen.resolution)
-    check_fits(gen, data, list(CLASS_NAMES), name=str(paths.checkpoint), classifier_resolution=extractor.resolution)
+    data = _data(gen, s)
+    test = load_dataset(replace(data, subset="test"))
+    names = test.class_names
+    check_fits(gen, data, list(names), name=str(paths.checkpoint), classifier_resolution=extractor.resolution)
+    if paths.corner_cases is None:
+        paths = replace(paths, corner_cases=released.CORNER_CASES if data.source == "first"
+                        else paths.registry.parent / "corner_cases.json")
     quality, images = evaluate_generator(gen, extractor,
                                          GeneratorEvaluation(s.n_quality, 0, min(100, s.n_quality // 2)))
     cnn_config, cells = _sweep(paths, s, data, "cnn", s.epochs, s.folds, s.seeds, True)
     arm = f"r={s.ratio:g}"
     summary = analysis.summarize(cells, "r=0")
-    test = load_dataset(replace(data, subset="test"))
     new_cnn = load_classifier(cnn_config.model_path(cnn_config.arms[1], s.folds[0], s.seeds[0]), dev).model
     base_cnn = load_classifier(cnn_config.model_path(cnn_config.arms[0], s.folds[0], s.seeds[0]), dev).model
     tests = _behaviour(new_cnn, test, s, dev)
@@ -93,9 +97,9 @@ def run(paths: Paths, s: CmlSettings, device: str = "auto") -> dict:
     _figures(paths.out, images, test, base_cnn, new_cnn, vit, extractor)
     core = {
         "quality": {c: {k: quality["scores"][c][k] for k in ("kid", "kid_std", "fid", "precision", "recall")}
-                    for c in CLASS_NAMES},
-        "floor": {c: {k: quality["floor"][c][k] for k in ("kid", "fid")} for c in CLASS_NAMES},
-        "gain": {**{c: summary[arm]["gain"][f"{c}/f1"] for c in CLASS_NAMES},
+                    for c in names},
+        "floor": {c: {k: quality["floor"][c][k] for k in ("kid", "fid")} for c in names},
+        "gain": {**{c: summary[arm]["gain"][f"{c}/f1"] for c in names},
                  "accuracy": summary[arm]["gain"]["accuracy"]},
         "scores": {a: {k: v["mean"] for k, v in summary[a]["scores"].items()} for a in ("r=0", arm)},
         "corners": corner_cases.outcomes(cases, new_cell["test"]["predicted"]),
@@ -109,16 +113,31 @@ def run(paths: Paths, s: CmlSettings, device: str = "auto") -> dict:
             "core": core}
 
 
+def _data(gen, s: CmlSettings) -> DataConfig:
+    """The classifiers' data: the cv folds of the generator's own labelled set (or `s.data`) at the
+    generator's crop and resolution."""
+    own = gen.config.data
+    resolution = None if gen.resolution == own.crop else gen.resolution
+    if s.data is None or s.data == own.source:
+        splits = s.splits or own.splits
+        return resolve_splits(DataConfig(source=own.source, split="cv", crop=own.crop, resolution=resolution,
+                                         pixel_scale_arcsec=own.pixel_scale_arcsec, splits=splits))
+    return resolve_splits(DataConfig(source=s.data, split="cv", crop=own.crop, resolution=resolution,
+                                     pixel_scale_arcsec=own.pixel_scale_arcsec, splits=s.splits))
+
+
 def _behaviour(model, test, s: CmlSettings, dev) -> list[behaviour.BehaviourResult]:
     tests = [
         behaviour.invariance(model, test, dev, s.invariance),
         behaviour.survey_shift(model, test, dev, 6.0, 20.0, s.max_survey_drop),  # LoTSS-like beam
         behaviour.survey_shift(model, test, dev, 45.0, 10.0, s.max_survey_drop),  # NVSS-like beam
-        behaviour.minimum_functionality(model, test.resolution, test.pixel_scale_arcsec, dev, s.minimum_functionality),
     ]
+    if set(behaviour.SYNTHETIC_CLASSES) <= set(test.class_names):  # drawn sources of FIRST's classes
+        tests.append(behaviour.minimum_functionality(model, test.resolution, test.pixel_scale_arcsec, test.class_names,
+                                                     dev, s.minimum_functionality))
     if s.survey_folder:
         other = load_dataset(DataConfig(source=str(s.survey_folder), subset="all", resolution=test.resolution))
-        tests.append(behaviour.other_survey(model, other, dev, s.other_survey))
+        tests.append(behaviour.other_survey(model, other, test.class_names, dev, s.other_survey))
     return tests
 
 
@@ -146,18 +165,19 @@ def _figures(out: Path, images: dict, test, base_cnn, new_cnn, vit, extractor) -
 
     gen_images, gen_labels = images["generated"]
     gen_images, gen_labels = torch.as_tensor(gen_images), torch.as_tensor(gen_labels)
-    for c, name in enumerate(CLASS_NAMES):
+    for c, name in enumerate(test.class_names):
         chosen = to_unit_range(gen_images[gen_labels == c][:64])
         save_png(to_uint8(make_grid(chosen[:, None], nrow=8, padding=2, pad_value=1.0)[0]).numpy(), out / f"samples_{name}.png")
     index = visuals.fixed_images(test)
     shown, labels = test.images[index], test.labels[index]
-    visuals.plot_maps(shown, labels, {"Grad-CAM real-only": visuals.grad_cam(base_cnn, shown),
+    visuals.plot_maps(shown, labels, test.class_names, {"Grad-CAM real-only": visuals.grad_cam(base_cnn, shown),
                                       "Grad-CAM with generator": visuals.grad_cam(new_cnn, shown)}, out / "gradcam.png")
-    visuals.plot_maps(shown, labels, {"ViT attention": visuals.attention_rollout(vit, shown)}, out / "attention.png")
+    visuals.plot_maps(shown, labels, test.class_names, {"ViT attention": visuals.attention_rollout(vit, shown)}, out / "attention.png")
     real_images, real_labels = images["real"]
     real = featurize(extractor, torch.as_tensor(real_images), torch.as_tensor(real_labels))
     fake = featurize(extractor, gen_images, gen_labels)
-    visuals.embeddings(real.features, real.labels, fake.features, fake.labels, out / "embedding.png")
+    visuals.embeddings(real.features, real.labels, fake.features, fake.labels, test.class_names,
+                       out / "embedding.png")
 
 
 def decide(report: dict, registry_path: Path) -> dict:

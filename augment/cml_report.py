@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from wgan.data import CLASS_NAMES
-
 
 def _delta(new: float, old: float | None) -> str:
     return "" if old is None else f" ({new - old:+.3f})"
@@ -30,14 +28,15 @@ def markdown(report: dict, best_core: dict | None) -> str:
               f"{report['extractor']['model']} ({report['extractor']['file_hash']}). Settings: {report['settings']}.", "",
               "## Quality per class (generated vs real training images; floor = real test vs real training)", "",
               "| class | KID | KID floor | FID | FID floor | precision | recall |", "|---|---|---|---|---|---|---|"]
-    for c in CLASS_NAMES:
+    names = list(core["quality"])
+    for c in names:
         q, f = core["quality"][c], core["floor"][c]
         old = b["quality"][c] if b else {}
         lines.append(f"| {c} | {q['kid']:.3f} ± {q['kid_std']:.3f}{_delta(q['kid'], old.get('kid'))} | {f['kid']:.3f} | "
                      f"{q['fid']:.1f}{_delta(q['fid'], old.get('fid'))} | {f['fid']:.1f} | {q['precision']:.3f} | {q['recall']:.3f} |")
     lines += ["", "## Augmentation: test F1 gain over real-only, paired over folds x seeds (95 % interval)", "",
               "| | gain | best's gain |", "|---|---|---|"]
-    for key in (*CLASS_NAMES, "accuracy"):
+    for key in (*names, "accuracy"):
         lines.append(f"| {key} | {_gain(core['gain'][key])} | {_gain(b['gain'][key]) if b else '-'} |")
     lines += ["", f"Runs that failed to learn (kept in the means): {report['failures']}.", "",
               "## Behavioural tests (CNN trained with the generator, fold 0)", "",
@@ -52,7 +51,7 @@ def markdown(report: dict, best_core: dict | None) -> str:
               f"(version {report['corner_case_list']['version']}) predicted correctly"
               + (f"; {corner_gate['detail']}." if corner_gate else "."), "",
               "## Figures", "",
-              *[f"![{c} samples](samples_{c}.png)" for c in CLASS_NAMES], "",
+              *[f"![{c} samples](samples_{c}.png)" for c in names], "",
               "Grad-CAM of the CNN (real-only vs with generated images) on fixed test images:", "", "![Grad-CAM](gradcam.png)", "",
               "ViT attention (rollout of the class token) on the same images:", "", "![attention](attention.png)", "",
               "Extractor features, real vs generated, per class (PCA and t-SNE):", "", "![embedding](embedding.png)", ""]

@@ -14,29 +14,29 @@ import json
 from pathlib import Path
 
 from wgan.atomic import write_text
-from wgan.data import CLASS_NAMES
 
+from .analysis import class_names
 from .report import format_gain
-
-GAIN_COLUMNS = ["accuracy", *(f"{c}/f1" for c in CLASS_NAMES)]
 
 
 def table(studies: dict[str, Path]) -> str:
-    head = "| study | arm | pairs | accuracy | " + " | ".join(f"{c} gain" for c in ["accuracy", *CLASS_NAMES]) + " |"
-    rows = [head, "|---|---|---|---|" + "---|" * len(GAIN_COLUMNS)]
-    for label, folder in studies.items():
-        results = json.loads((folder / "results.json").read_text())
+    loaded = {label: json.loads((folder / "results.json").read_text()) for label, folder in studies.items()}
+    names = class_names(next(iter(loaded.values()))["summary"])
+    gain_keys = ["accuracy", *(f"{c}/f1" for c in names)]
+    head = "| study | arm | pairs | accuracy | " + " | ".join(f"{c} gain" for c in ["accuracy", *names]) + " |"
+    rows = [head, "|---|---|---|---|" + "---|" * len(gain_keys)]
+    for label, results in loaded.items():
         summary, reference = results["summary"], results["reference_arm"]
         ref = summary[reference]["scores"]
         rows.append(f"| {label} | {reference} (real only) | {summary[reference]['n_runs']} | "
                     f"{ref['accuracy']['mean']:.3f} ± {ref['accuracy']['std']:.3f} | "
-                    + " | ".join(f"(F1 {ref[k]['mean']:.3f})" if k != "accuracy" else "" for k in GAIN_COLUMNS) + " |")
+                    + " | ".join(f"(F1 {ref[k]['mean']:.3f})" if k != "accuracy" else "" for k in gain_keys) + " |")
         for arm, s in summary.items():
             if arm == reference:
                 continue
             rows.append(f"| {label} | {arm} | {s['gain']['accuracy']['n']} | "
                         f"{s['scores']['accuracy']['mean']:.3f} ± {s['scores']['accuracy']['std']:.3f} | "
-                        + " | ".join(format_gain(summary, arm, k) for k in GAIN_COLUMNS) + " |")
+                        + " | ".join(format_gain(summary, arm, k) for k in gain_keys) + " |")
         failed = sum(len(s["failures"]) for s in summary.values())
         if failed or results.get("errors"):
             rows.append(f"| {label} | failed to learn: {failed}; errors: {len(results.get('errors', []))} | | | |")

@@ -52,11 +52,12 @@ def build(test: ImageSet, full_test: ImageSet, crop: int, baseline_predicted: li
     }
     cases = []
     for i in np.flatnonzero(np.any(list(kinds.values()), axis=0)):
-        cases.append({"id": _case_id(int(i), images[i]), "index": int(i), "label": CLASS_NAMES[labels[i]],
+        cases.append({"id": _case_id(int(i), images[i]), "index": int(i), "label": test.class_names[labels[i]],
                       "kinds": [k for k, mask in kinds.items() if mask[i]],
                       "activated_pixels": int(activated[i]), "flux_outside_crop": round(float(outside[i]), 4),
                       "baseline_wrong_folds": int(wrong[i])})
     return {"format": FORMAT, "version": version, "test_fingerprint": test.fingerprint,
+            "class_names": list(test.class_names),
             "rules": {"baseline_models": len(baseline_predicted), "faint_max_activated_pixels": float(faint_limit),
                       "outside_fraction": outside_fraction, "crop": crop},
             "counts": {k: int(m.sum()) for k, m in kinds.items()}, "cases": cases}
@@ -72,7 +73,8 @@ def build_for(test_data: DataConfig, baseline_predicted: list[list[int]], versio
 
 def outcomes(cases: dict, predicted: list[int]) -> dict[str, bool]:
     """case id -> predicted correctly, for one model's predictions on the whole test split."""
-    return {c["id"]: CLASS_NAMES[predicted[c["index"]]] == c["label"] for c in cases["cases"]}
+    names = cases.get("class_names", CLASS_NAMES)  # lists written before class names were recorded are FIRST's
+    return {c["id"]: names[predicted[c["index"]]] == c["label"] for c in cases["cases"]}
 
 
 def flips(before: dict[str, bool], after: dict[str, bool]) -> list[str]:

@@ -18,7 +18,7 @@ import torch
 
 from classifier.engine import TrainSettings
 from classifier.models import build_model
-from wgan.data import CLASS_NAMES, ImageSet, load_dataset
+from wgan.data import ImageSet, load_dataset
 from wgan.run import torch_threads
 
 from . import mixing
@@ -90,14 +90,14 @@ class _Timings:
         data = replace(config.data, fold=config.folds[0])
         real, valid, test = (load_dataset(replace(data, subset=s)) for s in ("train", "valid", "test"))
         with torch_threads(1):
-            step, forward = _time_model(config.base, real.resolution)
+            step, forward = _time_model(config.base, real.resolution, len(real.class_names))
             generate = _time_generator(config) if config.generators else 0.0
         return cls(real, len(valid), len(test), step, forward, generate)
 
     def cell(self, config: SweepConfig, arm: Arm) -> float:
         """Seconds of one cell of `arm`."""
         n_real = round(len(self.real) * config.real_fraction)
-        real_counts = [round(n * config.real_fraction) for n in self.real.class_counts().values()]
+        real_counts = {c: round(n * config.real_fraction) for c, n in self.real.class_counts().items()}
         counts = mixing.generated_counts(real_counts, arm.spec)
         base: TrainSettings = config.base
         per_epoch = n_real + (sum(counts) if config.budget == "equal-real-passes" else 0)
@@ -110,12 +110,12 @@ class _Timings:
                 + self.n_test * views * self.forward + generated[config.pool] * self.generate)
 
 
-def _time_model(settings: TrainSettings, resolution: int) -> tuple[float, float]:
+def _time_model(settings: TrainSettings, resolution: int, num_classes: int) -> tuple[float, float]:
     """(seconds per training step, seconds per image of inference)."""
-    model = build_model(settings.model, resolution, len(CLASS_NAMES), seed=0)
+    model = build_model(settings.model, resolution, num_classes, seed=0)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.randn(settings.batch_size, 1, resolution, resolution)
-    y = torch.randint(0, len(CLASS_NAMES), (settings.batch_size,))
+    y = torch.randint(0, num_classes, (settings.batch_size,))
     model.train()
     torch.nn.functional.cross_entropy(model(x), y).backward()  # warm-up
     start = time.perf_counter()

@@ -20,7 +20,7 @@ import torch
 from classifier.engine import TrainSettings, fit, predict
 from classifier.export import load_classifier, save_classifier
 from classifier.models import build_model
-from wgan.data import CLASS_NAMES, ImageSet
+from wgan.data import ImageSet
 
 from .pool import Accept
 
@@ -44,8 +44,8 @@ def filter_classifier(out: Path, settings: TrainSettings, data: dict, real: Imag
     path = out / "filters" / f"classifier-{key}.pt"
     if path.is_file():
         return load_classifier(path, device).model
-    model = build_model(settings.model, real.resolution, len(CLASS_NAMES), seed=settings.seed)
+    model = build_model(settings.model, real.resolution, len(real.class_names), seed=settings.seed)
     result = fit(model, real, valid, settings, device, progress=False)
     save_classifier(result.model, asdict(settings), {**data, "identity": identity}, real.resolution,
-                    list(CLASS_NAMES), {"best_epoch": result.best_epoch}, path)
+                    list(real.class_names), {"best_epoch": result.best_epoch}, path)
     return result.model

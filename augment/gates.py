@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import math
 
-from wgan.data import CLASS_NAMES
-
 
 def _gain_gates(new: dict, best: dict, tolerance: float) -> list[dict]:
     out = []
-    for name in CLASS_NAMES:
+    for name in new["quality"]:
         g_new, g_best = new["gain"][name], best["gain"][name]
         half = (g_new["high"] - g_new["low"]) / 2 if g_new.get("n", 0) > 1 and math.isfinite(g_new["high"]) else tolerance
         drop = g_best["mean"] - g_new["mean"]
@@ -35,7 +33,7 @@ def _gain_gates(new: dict, best: dict, tolerance: float) -> list[dict]:
 
 def _quality_gates(new: dict, best: dict) -> list[dict]:
     out = []
-    for name in CLASS_NAMES:
+    for name in new["quality"]:
         q_new, q_best = new["quality"][name], best["quality"][name]
         limit = q_best["kid"] + 3 * math.hypot(q_new["kid_std"], q_best["kid_std"])
         out.append({"name": f"KID {name}", "passed": q_new["kid"] <= limit,
@@ -47,6 +45,9 @@ def evaluate(new: dict, best: dict | None, tolerance: float = 0.02) -> list[dict
     """Every gate; with no best yet, there is nothing to regress from and the list is empty."""
     if best is None:
         return []
+    if list(best["quality"]) != list(new["quality"]):
+        raise ValueError(f"the registry's best generator has classes {list(best['quality'])}, this one "
+                         f"{list(new['quality'])}: keep a registry per data set (--registry)")
     gates = _gain_gates(new, best, tolerance) + _quality_gates(new, best)
     flipped = sorted(c for c, ok in best["corners"].items() if ok and not new["corners"].get(c, False))
     gates.append({"name": "corner cases", "passed": not flipped,

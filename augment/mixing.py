@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from wgan.compat import TOLERANCE_ARCSEC
-from wgan.data import CLASS_NAMES, ImageSet
+from wgan.data import ImageSet
 
 MODES = ("balanced", "realistic", "per-class")
 
@@ -40,10 +40,6 @@ class MixSpec:
             raise ValueError(f"unknown mixing mode '{self.mode}'; choose from {', '.join(MODES)}")
         if any(not math.isfinite(v) or v < 0 for v in values):
             raise ValueError(f"ratios must be finite and >= 0, got {', '.join(map(str, values))}")
-        unknown = set(self.per_class) - set(CLASS_NAMES)
-        if unknown:
-            raise ValueError(f"unknown class {', '.join(sorted(unknown))} in per-class ratio; "
-                             f"classes are {', '.join(CLASS_NAMES)}")
         if self.mode == "per-class" and not self.per_class:
             raise ValueError("mode 'per-class' needs at least one CLASS=RATIO")
 
@@ -51,7 +47,7 @@ class MixSpec:
     def label(self) -> str:
         """A short stable name, used for result files and table rows."""
         if self.mode == "per-class":
-            return ",".join(f"{c}={self.per_class[c]:g}" for c in CLASS_NAMES if c in self.per_class)
+            return ",".join(f"{c}={v:g}" for c, v in self.per_class.items())
         return f"r={self.ratio:g}"
 
     @property
@@ -78,13 +74,24 @@ def parse_ratio(text: str, mode: str) -> MixSpec:
     return MixSpec(mode="per-class", per_class=per_class)
 
 
-def generated_counts(real_counts: list[int], spec: MixSpec) -> list[int]:
-    """Generated images per class (label order) for a real training set with these class counts."""
+def check_classes(spec: MixSpec, class_names: tuple[str, ...]) -> None:
+    """Refuse per-class ratios that name a class the data does not have."""
+    unknown = set(spec.per_class) - set(class_names)
+    if unknown:
+        raise ValueError(f"unknown class {', '.join(sorted(unknown))} in per-class ratio '{spec.label}'; "
+                         f"the data's classes are {', '.join(class_names)}")
+
+
+def generated_counts(real_counts: dict[str, int], spec: MixSpec) -> list[int]:
+    """Generated images per class (label order) for a real training set with these class counts
+    (class name -> count, in label order)."""
+    check_classes(spec, tuple(real_counts))
+    counts = list(real_counts.values())
     if spec.mode == "realistic":
-        return [_round(spec.ratio * n) for n in real_counts]
+        return [_round(spec.ratio * n) for n in counts]
     if spec.mode == "per-class":
-        return [_round(spec.per_class.get(name, 0.0) * n) for name, n in zip(CLASS_NAMES, real_counts)]
-    return _water_fill(real_counts, _round(spec.ratio * sum(real_counts)))
+        return [_round(spec.per_class.get(name, 0.0) * n) for name, n in real_counts.items()]
+    return _water_fill(counts, _round(spec.ratio * sum(counts)))
 
 
 def _round(x: float) -> int:
@@ -122,7 +129,7 @@ def real_fraction(train: ImageSet, fraction: float, seed: int) -> ImageSet:
     rng = np.random.default_rng(seed)
     keep = np.zeros(len(train), dtype=bool)
     labels = train.labels.numpy()
-    for c in range(len(CLASS_NAMES)):
+    for c in range(len(train.class_names)):
         index = np.flatnonzero(labels == c)
         if index.size:
             keep[rng.choice(index, max(1, _round(fraction * index.size)), replace=False)] = True
@@ -139,6 +146,8 @@ def mix(train: ImageSet, generated: ImageSet) -> ImageSet:
     if abs(generated.pixel_scale_arcsec - train.pixel_scale_arcsec) > TOLERANCE_ARCSEC:
         raise ValueError(f"generated images are at {generated.pixel_scale_arcsec:g} arcsec/px, real ones at "
                          f"{train.pixel_scale_arcsec:g}: their sources would enter at another angular scale")
+    if generated.class_names != train.class_names:
+        raise ValueError(f"generated classes {list(generated.class_names)} differ from the real ones {list(train.class_names)}")
     if len(generated) == 0:
         return train
     return ImageSet(
@@ -149,4 +158,5 @@ def mix(train: ImageSet, generated: ImageSet) -> ImageSet:
         source=np.concatenate([train.source, generated.source]),
         fingerprint=f"{train.fingerprint}+{generated.fingerprint}",
         pixel_scale_arcsec=train.pixel_scale_arcsec,
+        class_names=train.class_names,
     )

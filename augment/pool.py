@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from wgan.data import CLASS_NAMES, ImageSet, cache, generated_set, to_uint8
+from wgan.data import ImageSet, cache, generated_set, to_uint8
 from wgan.sampling import LoadedGenerator, generate
 
 FRESH_STRIDE = 1_000_000  # at most this many images per class and pool
@@ -57,7 +57,7 @@ def draw(gen: LoadedGenerator, counts: list[int], seed: int, offset: int = 0, ca
             cache.save(key, arrays)
     tag = f"generated:{gen.file_hash[:16]}:{key}"
     return generated_set(torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"]), tag,
-                         gen.pixel_scale_arcsec)
+                         gen.pixel_scale_arcsec, tuple(gen.class_names))
 
 
 def take(pool: ImageSet, counts: list[int]) -> ImageSet:
@@ -67,7 +67,7 @@ def take(pool: ImageSet, counts: list[int]) -> ImageSet:
     for c, n in enumerate(counts):
         index = np.flatnonzero(labels == c)
         if n > index.size:
-            raise ValueError(f"pool holds {index.size} {CLASS_NAMES[c]} images, {n} wanted")
+            raise ValueError(f"pool holds {index.size} {pool.class_names[c]} images, {n} wanted")
         keep[index[:n]] = True
     return pool.subset(keep, "take")
 
@@ -91,7 +91,7 @@ def draw_accepted(gen: LoadedGenerator, counts: list[int], seed: int, offset: in
                 keep[np.flatnonzero((labels == c) & kept)[:n]] = True
             return pool.subset(keep, "fidelity-filtered")
         if factor >= MAX_OVERDRAW:
-            short = [CLASS_NAMES[c] for c, (h, n) in enumerate(zip(have, counts)) if h < n]
+            short = [pool.class_names[c] for c, (h, n) in enumerate(zip(have, counts)) if h < n]
             raise ValueError(f"the fidelity filter passes too few generated {', '.join(short)} images "
                              f"({', '.join(f'{h}/{n * factor}' for h, n in zip(have, counts))} per class); "
                              "lower the threshold or turn the filter off")
@@ -102,7 +102,7 @@ def shuffle_labels(pool: ImageSet, seed: int) -> ImageSet:
     """The negative control: the same images, labels permuted at random (class mix kept)."""
     order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
     return generated_set(pool.images, pool.labels[order], f"{pool.fingerprint}:shuffled-labels/{seed}",
-                         pool.pixel_scale_arcsec)
+                         pool.pixel_scale_arcsec, pool.class_names)
 
 
 class Stream:

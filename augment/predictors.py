@@ -20,7 +20,6 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from wgan.atomic import write_text
-from wgan.data import CLASS_NAMES
 
 # score -> (how to read it from a card for a class, whether higher means a better generator)
 SCORES = {
@@ -43,7 +42,7 @@ def gains(study: Path, arm: str) -> dict[tuple[int, str], float]:
         base = by.get(("r=0", fold, seed))
         if name != arm or base is None:
             continue
-        for c in CLASS_NAMES:
+        for c in cell["test"]["class_names"]:
             out.setdefault((fold, c), []).append(cell["test"]["per_class"][c]["f1"] - base["test"]["per_class"][c]["f1"])
     return {k: float(np.mean(v)) for k, v in out.items()}
 

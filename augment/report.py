@@ -6,9 +6,12 @@ import json
 from pathlib import Path
 
 from wgan.atomic import atomic_path, write_text
-from wgan.data import CLASS_NAMES
 
-COLUMNS = ["accuracy", "macro_f1", *(f"{c}/f1" for c in CLASS_NAMES)]
+from .analysis import class_names
+
+
+def columns(summary: dict) -> list[str]:
+    return ["accuracy", "macro_f1", *(f"{c}/f1" for c in class_names(summary))]
 
 
 def _score(summary: dict, arm: str, key: str) -> str:
@@ -25,12 +28,12 @@ def format_gain(summary: dict, arm: str, key: str) -> str:
 
 def format_table(summary: dict, reference: str) -> str:
     """Two blocks: mean ± std per arm, then the paired gain over the reference arm."""
-    width = max(len(a) for a in summary) + 2
-    head = "".join(f"{c:>26s}" for c in COLUMNS)
+    width, keys = max(len(a) for a in summary) + 2, columns(summary)
+    head = "".join(f"{c:>26s}" for c in keys)
     lines = [f"{'arm':{width}s}{head}"]
-    lines += [f"{arm:{width}s}" + "".join(f"{_score(summary, arm, c):>26s}" for c in COLUMNS) for arm in summary]
+    lines += [f"{arm:{width}s}" + "".join(f"{_score(summary, arm, c):>26s}" for c in keys) for arm in summary]
     lines += ["", f"gain over {reference} (paired 95 % interval; * excludes 0):", f"{'arm':{width}s}{head}"]
-    lines += [f"{arm:{width}s}" + "".join(f"{format_gain(summary, arm, c):>26s}" for c in COLUMNS)
+    lines += [f"{arm:{width}s}" + "".join(f"{format_gain(summary, arm, c):>26s}" for c in keys)
               for arm in summary if arm != reference]
     failed = sum(len(s["failures"]) for s in summary.values())
     lines.append(f"\nruns that failed to learn (kept in the means): {failed}")
@@ -39,19 +42,19 @@ def format_table(summary: dict, reference: str) -> str:
 
 def markdown(results: dict) -> str:
     summary, reference = results["summary"], results["reference_arm"]
-    cfg = results["config"]
-    rows = ["| arm | runs | " + " | ".join(COLUMNS) + " |", "|---|---|" + "---|" * len(COLUMNS)]
-    rows += [f"| {arm} | {s['n_runs']} | " + " | ".join(_score(summary, arm, c) for c in COLUMNS) + " |"
+    cfg, keys = results["config"], columns(summary)
+    rows = ["| arm | runs | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+    rows += [f"| {arm} | {s['n_runs']} | " + " | ".join(_score(summary, arm, c) for c in keys) + " |"
              for arm, s in summary.items()]
-    pr_cols = [f"{c}/{m}" for c in CLASS_NAMES for m in ("precision", "recall")]
+    pr_cols = [f"{c}/{m}" for c in class_names(summary) for m in ("precision", "recall")]
     pr = ["| arm | " + " | ".join(k.replace("/precision", " P").replace("/recall", " R") for k in pr_cols) + " |",
           "|---|" + "---|" * len(pr_cols)]
     pr += [f"| {arm} | " + " | ".join(_score(summary, arm, k) for k in pr_cols) + " |" for arm in summary]
-    gains = ["| arm | " + " | ".join(COLUMNS) + " |", "|---|" + "---|" * len(COLUMNS)]
-    gains += [f"| {arm} | " + " | ".join(format_gain(summary, arm, c) for c in COLUMNS) + " |"
+    gains = ["| arm | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    gains += [f"| {arm} | " + " | ".join(format_gain(summary, arm, c) for c in keys) + " |"
               for arm in summary if arm != reference]
     significant = [f"{arm}: {key} {summary[arm]['gain'][key]['mean']:+.3f}" for arm in summary if arm != reference
-                   for key in COLUMNS if summary[arm]["gain"][key]["significant"]]
+                   for key in keys if summary[arm]["gain"][key]["significant"]]
     failures = [f"- {arm} fold {f['fold']} seed {f['seed']}: {f['reason']}"
                 for arm, s in summary.items() for f in s["failures"]]
     leak = results.get("leakage") or {}
@@ -99,7 +102,7 @@ def plot_gain(summary: dict, reference: str, path: Path) -> None:
     ratio_arms = [(float(a[2:]), a) for a in summary if a.startswith("r=") and "+" not in a]
     ratio_arms.sort()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, key in enumerate(["accuracy", *(f"{c}/f1" for c in CLASS_NAMES)]):
+    for i, key in enumerate(["accuracy", *(f"{c}/f1" for c in class_names(summary))]):
         xs = [r + (i - 2) * 0.04 for r, _ in ratio_arms]
         gains = [summary[a]["gain"][key] for _, a in ratio_arms]
         means = [g["mean"] for g in gains]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from wgan.atomic import write_text
 from wgan.compat import check_fits
-from wgan.data import CLASS_NAMES, ImageSet, load_dataset
+from wgan.data import ImageSet, load_dataset, record_splits
 from wgan.sampling import load_generator
 
 from . import analysis, leakage, mixing, report
@@ -33,9 +33,11 @@ def prepare(config: SweepConfig, command: str, overwrite: bool = False) -> Study
             raise ValueError(f"{path}: no generator export; train one with wgan-train or pass --checkpoint")
     if not overwrite:
         check_reuse(config)  # read-only here; run() deletes differing cells under the folder's lock
+    test = load_dataset(replace(config.data, subset="test"))
+    for arm in config.arms:  # a per-class ratio naming a class the data lacks fails here, not in a worker
+        mixing.check_classes(arm.spec, test.class_names)
     if not config.generators:
         return Study(config, command, None, None)
-    test = load_dataset(replace(config.data, subset="test"))
     valids = {f: load_dataset(replace(config.data, fold=f, subset="valid")) for f in config.folds}
     checks = {fold: _check_generator(config, path, test, valids[fold]) for fold, path in config.generators.items()}
     hashes = {str(fold): gen_hash for fold, (gen_hash, _) in checks.items()}
@@ -46,7 +48,7 @@ def prepare(config: SweepConfig, command: str, overwrite: bool = False) -> Study
 def _check_generator(config: SweepConfig, path: Path, test: ImageSet, valid: ImageSet) -> tuple[str, dict]:
     """The generator's hash and what it saw of the test set (refused) and of its fold's validation split."""
     gen = load_generator(path)
-    check_fits(gen, config.data, list(CLASS_NAMES), test.pixel_scale_arcsec, name=str(path))
+    check_fits(gen, config.data, list(test.class_names), test.pixel_scale_arcsec, name=str(path))
     return gen.file_hash, leakage.check(gen.config.data, config.data, test, valid)
 
 
@@ -56,6 +58,7 @@ def run(study: Study, workers: int, device: str, progress: bool, overwrite: bool
     config = study.config
     check_reuse(config, overwrite)
     write_text(config.out / "sweep.json", config_json(config))
+    record_splits(config.data, config.out)
     outcome = run_sweep(config, workers, device, progress)
     cells = outcome.cells
     if not any(c["arm"] == REFERENCE_ARM for c in cells):

@@ -26,7 +26,7 @@ from classifier.export import save_classifier
 from classifier.models import build_model
 from wgan import checkpoint as ckpt
 from wgan.atomic import write_text
-from wgan.data import CLASS_NAMES, DataConfig, ImageSet, generated_set, load_dataset
+from wgan.data import DataConfig, ImageSet, generated_set, load_dataset
 from wgan.run import select_device, torch_threads
 from wgan.sampling import load_generator
 from wgan.stats import StatsLogger
@@ -168,14 +168,14 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
     data = replace(config.data, fold=fold)
     real, valid, test = (load_dataset(replace(data, subset=s)) for s in ("train", "valid", "test"))
     real = mixing.real_fraction(real, config.real_fraction, seed)
-    counts = mixing.generated_counts(list(real.class_counts().values()), arm.spec)
+    counts = mixing.generated_counts(real.class_counts(), arm.spec)
     per_epoch = len(real) + (sum(counts) if config.budget == "equal-real-passes" else 0)
     settings = replace(config.base, seed=seed, steps_per_epoch=math.ceil(per_epoch / config.base.batch_size),
                        **dict(arm.overrides))
     accept = _fidelity_filter(config, data, seed, real, valid, dev) if sum(counts) and config.fidelity_filter else None
     train_for, fresh = _training_sets(config, arm, real, counts, seed, fold, accept)
     trained_on = train_for(1).fingerprint  # real + generated (pool hash); fresh pools change per epoch
-    model = build_model(settings.model, real.resolution, len(CLASS_NAMES), seed=seed)
+    model = build_model(settings.model, real.resolution, len(real.class_names), seed=seed)
     logger = StatsLogger(config.out / "tensorboard" / arm.name / f"fold{fold}-seed{seed}", resume_step=0)
     pretrain = config.schedule == "pretrain-finetune" and sum(counts) > 0
     try:
@@ -193,7 +193,7 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
     best = result.history[result.best_epoch - 1]
     cell = {
         "arm": arm.name, "fold": fold, "seed": seed, "ratio": asdict(arm.spec), "overrides": dict(arm.overrides),
-        "schedule": config.schedule, "real_counts": real.class_counts(), "generated_counts": dict(zip(CLASS_NAMES, counts)),
+        "schedule": config.schedule, "real_counts": real.class_counts(), "generated_counts": dict(zip(real.class_names, counts)),
         "steps_per_epoch": settings.steps_per_epoch,
         "best_epoch": result.best_epoch, "valid_accuracy": best["valid/accuracy"], "test": test_report,
         "failure": failure(best["valid/accuracy"], test_report),
@@ -202,7 +202,7 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
         "seconds": time.perf_counter() - started,  # wall time, for the cost estimate of later sweeps
     }
     if config.save_models:
-        save_classifier(result.model, asdict(settings), asdict(data), real.resolution, list(CLASS_NAMES),
+        save_classifier(result.model, asdict(settings), asdict(data), real.resolution, list(real.class_names),
                         {"test": test_report, "best_epoch": result.best_epoch}, config.model_path(arm, fold, seed))
     write_text(config.cell_path(arm, fold, seed), json.dumps(cell, indent=2))  # last: marks the cell done
     return cell
@@ -224,7 +224,7 @@ def _training_sets(config: SweepConfig, arm: Arm, real: ImageSet, counts: list[i
     if config.pool == "fresh-per-batch":  # placeholders in the set, replaced batch by batch
         labels, _ = pool.pool_seeds(counts, seed)
         slots = generated_set(torch.zeros(len(labels), gen.resolution, gen.resolution, dtype=torch.uint8), labels,
-                              f"generated-stream:{gen.file_hash[:16]}:{seed}", gen.pixel_scale_arcsec)
+                              f"generated-stream:{gen.file_hash[:16]}:{seed}", gen.pixel_scale_arcsec, real.class_names)
         mixed = mixing.mix(real, slots)
         return (lambda epoch: mixed), pool.Stream(gen, seed, accept, counts if control else None)
     if config.pool == "fresh-per-epoch":
@@ -250,12 +250,13 @@ def _generated_only(mixed: ImageSet, n_real: int) -> ImageSet:
 def failure(valid_accuracy: float, test_report: dict) -> str | None:
     """Why a run did not learn, or None: validation accuracy near chance, or nearly all test
     predictions in one class. Failed runs stay in every mean; the report counts them."""
-    chance = 1 / len(CLASS_NAMES)
+    names = test_report["class_names"]
+    chance = 1 / len(names)
     if valid_accuracy < chance + 0.1:
         return f"validation accuracy {valid_accuracy:.3f} near chance ({chance:.2f})"
     predicted = torch.tensor(test_report["confusion_matrix"]).sum(0).float()
     if predicted.max() > 0.9 * predicted.sum():
-        return f"collapsed: {predicted.max() / predicted.sum():.0%} of test predictions are {CLASS_NAMES[int(predicted.argmax())]}"
+        return f"collapsed: {predicted.max() / predicted.sum():.0%} of test predictions are {names[int(predicted.argmax())]}"
     return None
 
 

@@ -11,13 +11,13 @@ import torch
 import torch.nn.functional as F
 
 from wgan.atomic import atomic_path
-from wgan.data import CLASS_NAMES, ImageSet, to_unit_range
+from wgan.data import ImageSet, to_unit_range
 
 
 def fixed_images(test: ImageSet, per_class: int = 3) -> list[int]:
     """The first `per_class` test images of every class: the same images in every report."""
     labels = test.labels.numpy()
-    return [int(i) for c in range(len(CLASS_NAMES)) for i in np.flatnonzero(labels == c)[:per_class]]
+    return [int(i) for c in range(len(test.class_names)) for i in np.flatnonzero(labels == c)[:per_class]]
 
 
 def grad_cam(model, images: torch.Tensor) -> torch.Tensor:
@@ -65,7 +65,8 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_maps(images: torch.Tensor, labels: torch.Tensor, maps: dict[str, torch.Tensor], path: Path) -> None:
+def plot_maps(images: torch.Tensor, labels: torch.Tensor, class_names, maps: dict[str, torch.Tensor],
+              path: Path) -> None:
     """One column per image; the image, then each map overlaid on it."""
     import matplotlib
 
@@ -77,7 +78,7 @@ def plot_maps(images: torch.Tensor, labels: torch.Tensor, maps: dict[str, torch.
     images, maps = images.numpy(), {k: v.numpy() for k, v in maps.items()}
     for j, (image, label) in enumerate(zip(images, labels)):
         axes[0, j].imshow(image, cmap="gray")
-        axes[0, j].set_title(CLASS_NAMES[int(label)], fontsize=7)
+        axes[0, j].set_title(class_names[int(label)], fontsize=7)
         for i, (name, m) in enumerate(maps.items(), start=1):
             axes[i, j].imshow(image, cmap="gray")
             axes[i, j].imshow(m[j], cmap="jet", alpha=0.45)
@@ -96,7 +97,7 @@ def _at_most(n: int, labels: np.ndarray, rng: np.random.Generator) -> np.ndarray
 
 
 def embeddings(real: np.ndarray, real_labels: np.ndarray, fake: np.ndarray, fake_labels: np.ndarray,
-               path: Path, seed: int = 0, per_class: int = 300) -> None:
+               class_names, path: Path, seed: int = 0, per_class: int = 300) -> None:
     """PCA and t-SNE of extractor features (at most `per_class` points per class and set), one
     panel per class and method; real vs generated."""
     import matplotlib
@@ -112,9 +113,9 @@ def embeddings(real: np.ndarray, real_labels: np.ndarray, fake: np.ndarray, fake
     features = np.concatenate([real, fake]).astype(np.float64)
     is_fake = np.r_[np.zeros(len(real), bool), np.ones(len(fake), bool)]
     labels = np.r_[real_labels, fake_labels]
-    fig, axes = plt.subplots(2, len(CLASS_NAMES), figsize=(3 * len(CLASS_NAMES), 6))
+    fig, axes = plt.subplots(2, len(class_names), figsize=(3 * len(class_names), 6), squeeze=False)
     for row, method in enumerate(("PCA", "t-SNE")):
-        for c, name in enumerate(CLASS_NAMES):
+        for c, name in enumerate(class_names):
             x = features[labels == c]
             if len(x) < 5:
                 continue

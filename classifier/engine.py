@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from wgan.data import CLASS_NAMES, GENERATED_SOURCE, ImageSet, to_unit_range
+from wgan.data import GENERATED_SOURCE, ImageSet, to_unit_range
 from wgan.data.symmetry import dihedral, random_dihedral, random_rotation
 from wgan.distributed import SINGLE, Shard, average_gradients, average_stats
 from wgan.run import autocast_factory
@@ -53,13 +53,14 @@ def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return counts.sum() / (num_classes * counts)
 
 
-def epoch_order(labels: torch.Tensor, settings: TrainSettings, rng: torch.Generator) -> torch.Tensor:
+def epoch_order(labels: torch.Tensor, settings: TrainSettings, rng: torch.Generator,
+                num_classes: int | None = None) -> torch.Tensor:
     """Indices of one epoch: a permutation (several chained when `steps_per_epoch` asks for more
     than one pass), or a class-balanced draw with replacement."""
     n = labels.numel()
     wanted = settings.steps_per_epoch * settings.batch_size if settings.steps_per_epoch else n
     if settings.oversample:
-        weights = class_weights(labels, len(CLASS_NAMES))[labels.cpu()]
+        weights = class_weights(labels, num_classes or int(labels.max()) + 1)[labels.cpu()]
         return torch.multinomial(weights, wanted, replacement=True, generator=rng)
     passes = [torch.randperm(n, generator=rng) for _ in range(math.ceil(wanted / n))]
     return torch.cat(passes)[:wanted]
@@ -98,7 +99,7 @@ def train_one_epoch(model: nn.Module, data: ImageSet, optimizer, scheduler, sett
     the ranks, so the result matches one process.
     """
     model.train()
-    order = epoch_order(data.labels, settings, rng)
+    order = epoch_order(data.labels, settings, rng, len(data.class_names))
     generated = torch.from_numpy(np.asarray(data.source == GENERATED_SOURCE))
     as_drawn = None if settings.augment_generated else generated
     total_loss, correct = 0.0, 0
@@ -168,7 +169,7 @@ def evaluate(model: nn.Module, data: ImageSet, device: torch.device, amp: bool =
     """The classification report of `data` plus the mean cross-entropy ('loss') and the predicted
     class of every image ('predicted')."""
     probs = predict(model, data.images, device, amp=amp, tta=tta)
-    report = classification_report(data.labels.numpy(), probs.numpy(), list(CLASS_NAMES))
+    report = classification_report(data.labels.numpy(), probs.numpy(), list(data.class_names))
     picked = probs[torch.arange(len(data)), data.labels].clamp(min=1e-12)
     report["loss"] = float(-picked.log().mean())
     report["predicted"] = probs.argmax(1).tolist()  # per image, for corner-case tracking
@@ -202,7 +203,7 @@ def fit(model: nn.Module, train: ImageSet | Callable[[int], ImageSet], valid: Im
     first = train_for(1)
     steps = settings.steps_per_epoch or math.ceil(len(first) / settings.batch_size)
     optimizer, scheduler = make_optimizer(model, settings, steps)
-    weights = class_weights(first.labels, len(CLASS_NAMES)).to(device) if settings.class_weighted else None
+    weights = class_weights(first.labels, len(first.class_names)).to(device) if settings.class_weighted else None
     best, best_epoch, best_state, history = -np.inf, 0, None, []
     bar = tqdm(range(1, settings.epochs + 1), unit="epoch", disable=not progress, leave=False)
     for epoch in bar:

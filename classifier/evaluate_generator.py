@@ -11,7 +11,7 @@ import torch
 
 from wgan.atomic import write_text
 from wgan.compat import check_fits
-from wgan.data import CLASS_NAMES, load_dataset, to_uint8
+from wgan.data import load_dataset, to_uint8
 from wgan.sampling import LoadedGenerator, generate, plan
 
 from .export import LoadedClassifier
@@ -39,8 +39,8 @@ def evaluate_generator(gen: LoadedGenerator, extractor: LoadedClassifier,
     """Scores of the generator's samples against its real training split, and the floor
     (the same scores of the real test split against the training split); also returns the
     images compared ({'real': (images, labels), 'generated': ...}) for plotting."""
-    data = gen.config.data
-    check_fits(gen, data, list(CLASS_NAMES), classifier_resolution=extractor.resolution)
+    data, names = gen.config.data, list(gen.class_names)
+    check_fits(gen, data, names, classifier_resolution=extractor.resolution)
     train = load_dataset(data)
     test = load_dataset(replace(data, subset="test"))
     reference = featurize(extractor, train.images, train.labels, cache_tag=train.fingerprint)
@@ -48,8 +48,8 @@ def evaluate_generator(gen: LoadedGenerator, extractor: LoadedClassifier,
     images, labels = sample_images(gen.model, settings.n_per_class, settings.seed)
     generated = featurize(extractor, images, labels)
     kwargs = {"kid_subset": settings.kid_subset}
-    scores = per_class(reference, generated, list(CLASS_NAMES), **kwargs)
-    floor = per_class(reference, real_test, list(CLASS_NAMES), **kwargs)
+    scores = per_class(reference, generated, names, **kwargs)
+    floor = per_class(reference, real_test, names, **kwargs)
     if settings.tstr_epochs:
         from wgan.data import generated_set
 
@@ -57,12 +57,13 @@ def evaluate_generator(gen: LoadedGenerator, extractor: LoadedClassifier,
         from .tstr import train_on_synthetic_test_on_real
 
         valid = load_dataset(replace(data, subset="valid"))
-        synthetic = generated_set(images, labels, gen.file_hash, gen.pixel_scale_arcsec)
+        synthetic = generated_set(images, labels, gen.file_hash, gen.pixel_scale_arcsec, tuple(names))
         device = next(extractor.model.parameters()).device
         tstr = train_on_synthetic_test_on_real(synthetic, train, valid, test, TrainSettings(epochs=settings.tstr_epochs,
                                                class_weighted=True, seed=settings.seed), device)
     result = {
         "generator": {"file_hash": gen.file_hash, "kimg": gen.kimg},
+        "class_names": names,
         "extractor": {"model": extractor.name, "file_hash": extractor.file_hash, "resolution": extractor.resolution},
         "reference": {"data": asdict(data), "fingerprint": train.fingerprint},
         "floor_set": {"fingerprint": test.fingerprint, "meaning": "real test split vs real training split"},
@@ -71,8 +72,8 @@ def evaluate_generator(gen: LoadedGenerator, extractor: LoadedClassifier,
         "floor": floor,
         "above_floor": above_floor(scores, floor),
         # the floor: the same share for the real test images (the extractor's per-class recall)
-        "class_fidelity": {"scores": class_fidelity(extractor, generated, list(CLASS_NAMES)),
-                           "floor": class_fidelity(extractor, real_test, list(CLASS_NAMES))},
+        "class_fidelity": {"scores": class_fidelity(extractor, generated, names),
+                           "floor": class_fidelity(extractor, real_test, names)},
     }
     if settings.tstr_epochs:
         result["tstr"] = tstr
@@ -88,14 +89,14 @@ def format_table(result: dict) -> str:
         f = result["floor"][group]
         rows.append(f"{group:8s} {s['fid']:8.2f} ({f['fid']:5.2f}) {s['kid']:8.3f} ({f['kid']:6.3f}) "
                     f"{s['precision']:7.3f} ({f['precision']:.3f}) {s['recall']:7.3f} ({f['recall']:.3f})")
-    fidelity = result["class_fidelity"]
+    fidelity, names = result["class_fidelity"], result["class_names"]
     rows.append("class fidelity (share classified as their own class by the extractor): " + ", ".join(
-        f"{c} {fidelity['scores'][c]:.2f} ({fidelity['floor'][c]:.2f})" for c in CLASS_NAMES))
+        f"{c} {fidelity['scores'][c]:.2f} ({fidelity['floor'][c]:.2f})" for c in names))
     rows.append("(in brackets: the floor, the same score of the real test split against the real training split)")
     if "tstr" in result:
         syn, real = result["tstr"]["synthetic"], result["tstr"]["real"]
         rows.append("train on synthetic / train on real, test F1 on real: " + ", ".join(
-            f"{c} {syn['f1'][c]:.3f}/{real['f1'][c]:.3f}" for c in CLASS_NAMES)
+            f"{c} {syn['f1'][c]:.3f}/{real['f1'][c]:.3f}" for c in names)
             + f"; accuracy {syn['accuracy']:.3f}/{real['accuracy']:.3f}")
     return "\n".join(rows)
 
@@ -104,10 +105,10 @@ def write_outputs(result: dict, images: dict, out: Path) -> None:
     """scores.json and quality.png (per-class histogram overlays and generated samples)."""
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "scores.json", json.dumps(result, indent=2))
-    plot_overlays(images, out / "quality.png")
+    plot_overlays(images, result["class_names"], out / "quality.png")
 
 
-def plot_overlays(images: dict, path: Path) -> None:
+def plot_overlays(images: dict, class_names: list[str], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,8 +119,8 @@ def plot_overlays(images: dict, path: Path) -> None:
     from .astro import image_statistics
 
     stats = ("activated_pixels", "intensity_sum", "major_axis")
-    fig, axes = plt.subplots(len(CLASS_NAMES), len(stats) + 1, figsize=(4 * (len(stats) + 1), 3.2 * len(CLASS_NAMES)))
-    for c, name in enumerate(CLASS_NAMES):
+    fig, axes = plt.subplots(len(class_names), len(stats) + 1, figsize=(4 * (len(stats) + 1), 3.2 * len(class_names)))
+    for c, name in enumerate(class_names):
         per_set = {kind: image_statistics(imgs[labels == c]) for kind, (imgs, labels) in images.items()}
         for j, stat in enumerate(stats):
             ax = axes[c, j]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from wgan.data import CLASS_NAMES, ImageSet
+from wgan.data import ImageSet
 
 from .distances import kernel_inception_distance
 from .evaluate_generator import sample_images
@@ -33,16 +33,16 @@ class PeriodicQuality:
         images, labels = sample_images(state.ema.model, self.n_per_class, self.seed)
         generated: Evaluated = featurize(self.extractor, images, labels)
         stats: dict[str, float] = {}
-        for c, name in enumerate(CLASS_NAMES):
+        for c, name in enumerate(self.real.class_names):
             real, fake = self.reference.of_class(c).features, generated.of_class(c).features
             stats[f"Metrics/kid_{name}"] = kernel_inception_distance(real, fake, subset_size=self.kid_subset)[0]
             stats[f"Metrics/fid_{name}"] = feature_fid(real, fake)
-        for name, share in class_fidelity(self.extractor, generated, list(CLASS_NAMES)).items():
+        for name, share in class_fidelity(self.extractor, generated, list(self.real.class_names)).items():
             stats[f"Metrics/fidelity_{name}"] = share
         if self.tstr_epochs:
             stats |= self._usefulness(images, labels)
-        stats[BEST_METRIC] = float(np.mean([stats[f"Metrics/kid_{n}"] for n in CLASS_NAMES]))
-        stats["Metrics/fid_class_mean"] = float(np.mean([stats[f"Metrics/fid_{n}"] for n in CLASS_NAMES]))
+        stats[BEST_METRIC] = float(np.mean([stats[f"Metrics/kid_{n}"] for n in self.real.class_names]))
+        stats["Metrics/fid_class_mean"] = float(np.mean([stats[f"Metrics/fid_{n}"] for n in self.real.class_names]))
         return stats
 
     def _usefulness(self, images, labels) -> dict[str, float]:
@@ -57,11 +57,12 @@ class PeriodicQuality:
         from .models import build_model
 
         device = next(self.extractor.model.parameters()).device
-        synthetic = generated_set(images, labels, "periodic-usefulness", self.real.pixel_scale_arcsec)
+        synthetic = generated_set(images, labels, "periodic-usefulness", self.real.pixel_scale_arcsec,
+                                  self.real.class_names)
         settings = TrainSettings(epochs=self.tstr_epochs, class_weighted=True, seed=self.seed)
         # build_model seeds the global generator: keep the GAN's random state as it was
         with torch.random.fork_rng(devices=[]), torch.enable_grad():
-            model = build_model(settings.model, self.real.resolution, len(CLASS_NAMES), seed=self.seed)
+            model = build_model(settings.model, self.real.resolution, len(self.real.class_names), seed=self.seed)
             result = fit(model, synthetic, self.real, settings, device, progress=False)
         report = evaluate(result.model, self.real, device)
-        return {f"Metrics/tstr_{c}": report["per_class"][c]["f1"] for c in CLASS_NAMES}
+        return {f"Metrics/tstr_{c}": report["per_class"][c]["f1"] for c in self.real.class_names}

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from wgan.atomic import write_text
-from wgan.data import CLASS_NAMES, DataConfig, load_dataset
+from wgan.data import DataConfig, load_dataset, record_splits
 from wgan.distributed import from_environment, local_device, synchronise_batch_norm, wait_for_all
 from wgan.run import select_device
 from wgan.stats import StatsLogger
@@ -32,7 +32,7 @@ def run_classifier(run: ClassifierRun, progress: bool = True) -> dict:
     shard = from_environment(device.type)  # torchrun: one slice of every batch per process
     device = local_device(device)
     train, valid, test = (load_dataset(replace(run.data, subset=s)) for s in ("train", "valid", "test"))
-    model = build_model(run.settings.model, train.resolution, len(CLASS_NAMES), seed=run.settings.seed)
+    model = build_model(run.settings.model, train.resolution, len(train.class_names), seed=run.settings.seed)
     if shard.world > 1:
         synchronise_batch_norm(model)
     run.out.mkdir(parents=True, exist_ok=True)
@@ -59,9 +59,10 @@ def run_classifier(run: ClassifierRun, progress: bool = True) -> dict:
     if not shard.is_main:
         wait_for_all(shard)
         return metrics  # every rank holds the same model; only the main one writes
-    save_classifier(result.model, asdict(run.settings), asdict(run.data), train.resolution, list(CLASS_NAMES),
+    save_classifier(result.model, asdict(run.settings), asdict(run.data), train.resolution, list(train.class_names),
                     {"test": test_report, "best_epoch": result.best_epoch}, run.out / "model.pt")
     write_text(run.out / "metrics.json", json.dumps(metrics, indent=2))
+    record_splits(run.data, run.out)
     plot_confusion_matrix(test_report, run.out / "confusion_matrix.png")
     wait_for_all(shard)
     return metrics

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from wgan.data import CLASS_NAMES, ImageSet
+from wgan.data import ImageSet
 
 from .engine import TrainSettings, evaluate, fit
 from .models import build_model
@@ -17,9 +17,9 @@ def train_on_synthetic_test_on_real(generated: ImageSet, real_train: ImageSet, r
     epoch is picked on the real validation split in both cases."""
     out = {}
     for name, train in (("synthetic", generated), ("real", real_train)):
-        model = build_model(settings.model, train.resolution, len(CLASS_NAMES), seed=settings.seed)
+        model = build_model(settings.model, train.resolution, len(real_train.class_names), seed=settings.seed)
         result = fit(model, train, real_valid, settings, device, progress=False)
         report = evaluate(result.model, real_test, device)
         out[name] = {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "best_epoch": result.best_epoch,
-                     "f1": {c: report["per_class"][c]["f1"] for c in CLASS_NAMES}, "n_train": len(train)}
+                     "f1": {c: report["per_class"][c]["f1"] for c in real_train.class_names}, "n_train": len(train)}
     return out

@@ -25,10 +25,13 @@ from .options import DEFAULT_REGISTRY
               help="Generated/real ratio (any number >= 0) or per-class ratios 'FRI=2,Bent=3'; repeatable. "
                    "Ratio 0 (real only) is always run as the reference.")
 @click.option("--checkpoint", default=None,
-              help="One generator (export or released name) for every fold; default: each fold's released "
-                   "generator first-cv<k> (--registry), trained on that fold's training split only.")
+              help="Generator export or released name for every fold, or a pattern with {fold} naming each fold's "
+                   "own (runs/gen-fold{fold}/generator.pt); default for FIRST: each fold's released generator "
+                   "first-cv<k> (--registry), trained on that fold's training split only.")
 @click.option("--registry", type=click.Path(path_type=Path), default=DEFAULT_REGISTRY,
               help="Where the per-fold generators are registered.")
+@options.data_source()
+@options.split_file()
 @click.option("--model", type=click.Choice(sorted(MODELS)), default="cnn")
 @options.folds()
 @options.seeds()
@@ -74,6 +77,7 @@ def augment_eval_command(**opts):
       augment-eval --ratio 0 --ratio 1 --ratio 2 --ratio 3
       augment-eval --ratio 2 --model vit --seeds 0,1,2 --mode realistic
       augment-eval --ratio FRI=2,Bent=3 --folds 0 --epochs 20
+      augment-eval --data my_survey/ --checkpoint 'runs/gen-fold{fold}/generator.pt' --ratio 1
     """
     from augment.cost import estimate
     from augment.study import prepare, run
@@ -108,19 +112,25 @@ def _sweep_config(opts: dict):
     from augment.sweep import SweepConfig, build_arms
     from classifier.engine import TrainSettings
     from wgan import registry
-    from wgan.data import DataConfig
+    from wgan.data import DataConfig, resolve_splits
 
     specs = [mixing.MixSpec(mode=opts["mode"])] + [mixing.parse_ratio(r, opts["mode"]) for r in opts["ratios"]]
     specs = list({s.label: s for s in specs}.values())  # ratio 0 first, duplicates once
     base = TrainSettings(model=opts["model"], epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
                          class_weighted=opts["class_weighted"], dihedral=opts["dihedral"], tta=opts["tta"],
                          augment_generated=opts["generated_augment"] == "same-as-real")
-    data = DataConfig(split="cv", crop=128, resolution=None if opts["resolution"] == 128 else opts["resolution"])
+    data = resolve_splits(DataConfig(source=opts["source"], split="cv", crop=128, splits=opts["splits"],
+                                     resolution=None if opts["resolution"] == 128 else opts["resolution"]))
     generators = None
-    if any(not s.is_zero for s in specs):  # fold -> export: --checkpoint for all, else each fold's release
-        generators = ({fold: released.find_generator(opts["checkpoint"]) for fold in opts["folds"]}
-                      if opts["checkpoint"] is not None
-                      else registry.fold_generators(opts["registry"], opts["folds"]))
+    if any(not s.is_zero for s in specs):  # fold -> export: --checkpoint (per fold with {fold}), else each fold's release
+        if opts["checkpoint"] is not None:
+            generators = {fold: released.find_generator(opts["checkpoint"].replace("{fold}", str(fold)))
+                          for fold in opts["folds"]}
+        elif data.source == "first":
+            generators = registry.fold_generators(opts["registry"], opts["folds"])
+        else:
+            raise ValueError("your own --data needs generators trained on it: pass --checkpoint with {fold} in the "
+                             "path, one per fold (wgan-train --data ... --fold k)")
     return SweepConfig(
         generators=generators, arms=build_arms(specs, base, opts["baselines"], opts["control"]), folds=opts["folds"],
         seeds=opts["seeds"], base=base, data=data, schedule=opts["schedule"], pool=opts["pool"],
@@ -147,12 +157,17 @@ def _default_workers(device: str) -> int:
               help="Real cutouts from another survey, one subfolder per class, for the survey-shift test.")
 @click.option("--registry", "registry_path", type=click.Path(path_type=Path), default=DEFAULT_REGISTRY)
 @options.extractor()
-@click.option("--corner-cases", type=click.Path(path_type=Path), default=released.CORNER_CASES)
+@click.option("--corner-cases", type=click.Path(path_type=Path), default=None,
+              help="Corner-case list; default: the released one for FIRST, else corner_cases.json beside --registry "
+                   "(built from this run's real-only classifiers when it does not exist).")
+@click.option("--data", "source", default=None,
+              help="The labelled set the classifiers train and test on; default: the generator's own training data.")
+@options.split_file()
 @click.option("--promote", is_flag=True, help="Record a passing generator in the registry as the new best.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Default runs/cml-<hash>.")
 @options.device()
 def cml_command(checkpoint, quick, ratio, folds, seeds, epochs, survey_folder, registry_path, extractor,
-                corner_cases, promote, out, device):
+                corner_cases, source, splits, promote, out, device):
     """Check a new generator against the current best: per-class quality and augmentation gain,
     behavioural tests, corner cases; writes report.md/report.json and exits 1 when a gate fails.
 
@@ -160,6 +175,7 @@ def cml_command(checkpoint, quick, ratio, folds, seeds, epochs, survey_folder, r
     Examples:
       augment-cml --checkpoint runs/00002-small-64px-first-cv0-b64-s0/generator-best.pt --quick
       augment-cml --checkpoint new.pt --promote
+      augment-cml --checkpoint runs/mine/generator.pt --extractor runs/my-cnn/model.pt --registry my/registry.json
     """
     from augment import cml, cml_report
     from wgan import registry
@@ -169,7 +185,8 @@ def cml_command(checkpoint, quick, ratio, folds, seeds, epochs, survey_folder, r
     checkpoint = released.find_generator(checkpoint)
     if not checkpoint.is_file():
         raise click.ClickException(f"{checkpoint}: no generator export")
-    settings = cml.CmlSettings(ratio=ratio, folds=folds, seeds=seeds, epochs=epochs, survey_folder=survey_folder)
+    settings = cml.CmlSettings(ratio=ratio, folds=folds, seeds=seeds, epochs=epochs, survey_folder=survey_folder,
+                               data=source, splits=None if splits is None else str(splits))
     if quick:
         settings = cml.CmlSettings(**{**settings.__dict__, **cml.QUICK})
     out = out or Path("runs") / f"cml-{file_digest(checkpoint)[:12]}"

@@ -18,7 +18,8 @@ from .options import SEED, USER_ERRORS
 
 
 @click.command(context_settings={"show_default": True})
-@click.option("--data", "source", default="first", help="'first' (bundled FIRST set), a class folder, or an .h5 file.")
+@options.data_source()
+@options.split_file()
 @click.option("--split", type=click.Choice(["literature", "cv"]), default="cv")
 @options.folds(default="0")
 @click.option("--crop", type=click.IntRange(8), default=128)
@@ -129,7 +130,7 @@ def _classifier_run(opts: dict, fold: int):
     """The library's run config from classifier-train's options."""
     from classifier.engine import TrainSettings
     from classifier.training import ClassifierRun
-    from wgan.data import DataConfig
+    from wgan.data import DataConfig, resolve_splits
     from wgan.run import select_device
 
     device = select_device(opts["device"])
@@ -140,6 +141,7 @@ def _classifier_run(opts: dict, fold: int):
         patience=opts["patience"], seed=opts["seed"], tta=opts["tta"],
         amp=device.type == "cuda" if opts["amp"] is None else opts["amp"])
     resolution = None if opts["resolution"] == opts["crop"] else opts["resolution"]
-    data = DataConfig(source=opts["source"], split=opts["split"], fold=fold, crop=opts["crop"], resolution=resolution)
+    data = resolve_splits(DataConfig(source=opts["source"], split=opts["split"], fold=fold, crop=opts["crop"],
+                                     resolution=resolution, splits=opts["splits"]))
     out = opts["out"] or Path("runs") / f"classifier-{opts['model']}-{opts['split']}-s{opts['seed']}"
     return ClassifierRun(settings=settings, data=data, out=out, device=opts["device"])

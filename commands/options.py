@@ -17,7 +17,6 @@ USER_ERRORS = (DataError, CheckpointError, ValueError, OSError, DirectoryBusy)
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
 DEFAULT_EXTRACTOR = released.EXTRACTOR
 DEFAULT_REGISTRY = released.REGISTRY
-N_FOLDS = 5
 
 
 class DeviceType(click.ParamType):
@@ -54,8 +53,8 @@ def _int_list(ctx, param, value: str) -> list[int]:
         items = sorted({int(v) for v in value.split(",")})
     except ValueError:
         raise click.BadParameter(f"'{value}' is not a comma-separated list of integers") from None
-    if param.name == "folds" and not all(0 <= f < N_FOLDS for f in items):
-        raise click.BadParameter(f"folds are 0..{N_FOLDS - 1}")
+    if param.name == "folds" and not all(f >= 0 for f in items):
+        raise click.BadParameter("folds are numbered from 0")  # the upper end is the data's (checked on loading)
     if param.name == "seeds" and not all(0 <= s <= MAX_SEED for s in items):
         raise click.BadParameter(f"seeds are 0..{MAX_SEED}")
     return items
@@ -68,6 +67,19 @@ def folds(default: str = "0,1,2,3,4"):
 
 def seeds(default: str = "0"):
     return click.option("--seeds", default=default, callback=_int_list, help="Training seeds, e.g. 0,1,2.")
+
+
+def data_source():
+    return click.option("--data", "source", default="first",
+                        help="'first' (the bundled FIRST set), or your own labelled set: a folder with one subfolder "
+                             "of PNG or FITS images per class (any class names), or an .h5 file in the FIRST schema.")
+
+
+def split_file():
+    return click.option("--splits", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                        help="With your own --data: the split file (image hash -> test or fold). Default: drawn once "
+                             "per data set (seed 0, 20 %% test, 5 stratified folds), kept in the cache and copied "
+                             "into every run folder as splits.json.")
 
 
 def device():

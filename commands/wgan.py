@@ -10,7 +10,6 @@ import click
 
 from wgan import released
 from wgan.checkpoint import CheckpointError
-from wgan.data import CLASS_NAMES
 from wgan.loss import LOSSES
 from wgan.networks import UPSAMPLERS
 from wgan.presets import DEFAULT_PRESET, PRESETS
@@ -27,11 +26,12 @@ from .options import MAX_SEED, SEED, USER_ERRORS, FiniteFloat
 @click.option("--upsample", type=click.Choice(list(UPSAMPLERS)), default=None,
               help="How the generator doubles its resolution; default: the preset's.")
 @click.option("--resolution", type=int, default=None, help="Image size (power of two); default: the preset's.")
-@click.option("--data", "source", default="first", help="'first' (bundled FIRST set), a class folder, or an .h5 file.")
+@options.data_source()
+@options.split_file()
 @click.option("--split", type=click.Choice(["literature", "cv"]), default="cv",
               help="cv (with --fold): a generator augment-eval can use; literature: its training split holds "
                    "288 of the 400 cv test images.")
-@click.option("--fold", type=click.IntRange(0, 4), default=0, help="Cross-validation fold (with --split cv).")
+@click.option("--fold", type=click.IntRange(0), default=0, help="Cross-validation fold (with --split cv).")
 @click.option("--crop", type=click.IntRange(8), default=128, help="Centre crop in source pixels.")
 @click.option("--batch-size", type=click.IntRange(1), default=64)
 @click.option("--kimg", type=FiniteFloat(0, min_open=True), default=2000.0, help="Length in thousands of real images shown to the critic.")
@@ -94,8 +94,8 @@ def train_command(**opts):
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="Generator export or released name (first-cv0 ... first-cv4); default: the newest "
                    "runs/*/generator.pt, else first-cv0.")
-@click.option("--class", "class_name", type=click.Choice([*CLASS_NAMES, "all"]), default="all",
-              help="One class, or all (equal numbers per class).")
+@click.option("--class", "class_name", default="all",
+              help="One of the generator's classes (FIRST: FRI, FRII, Compact, Bent), or all (equal numbers per class).")
 @click.option("--seed", type=SEED, default=0, help="Image i gets seed SEED+i.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("samples"), help="Folder (or .npz/.h5 file).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="png")
@@ -118,6 +118,9 @@ def sample_command(n, checkpoint, class_name, seed, out, fmt, grid, batch_size, 
     try:
         path = released.find_generator(checkpoint) if checkpoint else _default_generator()
         gen = load_generator(path, select_device(device))
+        if class_name != "all" and class_name not in gen.class_names:
+            raise click.BadParameter(f"'{class_name}' is not a class of this generator ({', '.join(gen.class_names)})",
+                                     param_hint="'--class'")
         classes = list(range(len(gen.class_names))) if class_name == "all" else [gen.class_names.index(class_name)]
         if seed + n - 1 > MAX_SEED:
             raise click.BadParameter(f"seeds {seed}..{seed + n - 1} pass {MAX_SEED}", param_hint="'--seed' / '--n'")

@@ -11,7 +11,7 @@ import torch
 
 from wgan import checkpoint, presets
 from wgan.config import OptimConfig, TrainConfig
-from wgan.data import DataConfig, load_dataset
+from wgan.data import DataConfig, class_names, load_dataset, record_splits, resolve_splits
 from wgan.diffaug import parse_policy
 from wgan.distributed import is_main_process
 from wgan.loss import LossConfig
@@ -34,8 +34,10 @@ def config_from_options(opts: dict) -> TrainConfig:
                               **{k: opts[k] for k in ("resolution", "upsample") if opts[k]})
     network.validate()
     crop = opts["crop"]
-    data = DataConfig(source=opts["source"], split=opts["split"], fold=opts["fold"], subset="train", crop=crop,
-                      resolution=None if network.resolution == crop else network.resolution)
+    data = resolve_splits(DataConfig(source=opts["source"], split=opts["split"], fold=opts["fold"], subset="train",
+                                     crop=crop, resolution=None if network.resolution == crop else network.resolution,
+                                     splits=opts["splits"]))
+    network.num_classes = len(class_names(data))  # a user's set may have 2 or 6 classes
     device = select_device(opts["device"])
     cfg = TrainConfig(
         preset=opts["preset"],
@@ -166,6 +168,7 @@ def _train_in(run_dir: Path, cfg: TrainConfig, data, resume, callbacks, best_met
 
     if is_main_process():
         write_text(run_dir / "config.json", cfg.to_json())
+        record_splits(cfg.data, run_dir)
     click.echo(f"run directory: {run_dir} ({len(data)} images, {cfg.iters} iterations = {cfg.total_kimg:.1f} kimg, "
                f"device {select_device(cfg.device)})", err=True)
     try:

@@ -10,7 +10,7 @@ from tests.helpers import synthetic_set, tiny_config, tiny_network
 from wgan.networks import Generator
 from wgan.sampling import LoadedGenerator
 
-FOLD0 = [316, 659, 232, 198]  # cv fold 0 training split: FRI, FRII, Compact, Bent
+FOLD0 = {"FRI": 316, "FRII": 659, "Compact": 232, "Bent": 198}  # cv fold 0 training split
 
 
 @pytest.mark.parametrize("spec, expected", [
@@ -24,11 +24,11 @@ def test_generated_counts(spec, expected):
     counts = mixing.generated_counts(FOLD0, spec)
     assert counts == expected
     if spec.mode == "balanced":
-        assert sum(counts) == math.floor(spec.ratio * sum(FOLD0) + 0.5)
+        assert sum(counts) == math.floor(spec.ratio * sum(FOLD0.values()) + 0.5)
 
 
 def test_balanced_mode_balances_the_combined_set():
-    combined = [r + g for r, g in zip(FOLD0, mixing.generated_counts(FOLD0, mixing.MixSpec(2.0, "balanced")))]
+    combined = [r + g for r, g in zip(FOLD0.values(), mixing.generated_counts(FOLD0, mixing.MixSpec(2.0, "balanced")))]
     assert max(combined) - min(combined) <= 1
 
 
@@ -43,11 +43,19 @@ def test_ratio_zero_adds_nothing_and_leaves_the_real_set_unchanged(mode):
 
 
 @pytest.mark.parametrize("text, message", [("-1", ">= 0"), ("nan", "finite"), ("inf", "finite"),
-                                           ("Spiral=2", "unknown class Spiral"), ("FRI=x", "not a number"),
+                                           ("FRI=x", "not a number"),
                                            ("FRI=2,FRI=3", "class FRI is given twice")])
 def test_bad_ratios_are_refused_with_the_reason(text, message):
     with pytest.raises(ValueError, match=message):
         mixing.parse_ratio(text, "balanced")
+
+
+def test_per_class_ratios_name_the_data_s_own_classes():
+    two = {"FRI": 10, "FRII": 30}  # a 2-class survey
+    assert mixing.generated_counts(two, mixing.parse_ratio("FRI=2", "balanced")) == [20, 0]
+    assert mixing.generated_counts(two, mixing.MixSpec(1.0, "balanced")) == [30, 10]
+    with pytest.raises(ValueError, match="unknown class Bent .*the data's classes are FRI, FRII"):
+        mixing.generated_counts(two, mixing.parse_ratio("Bent=2", "balanced"))
 
 
 @pytest.mark.parametrize("subset", ["valid", "test"])

@@ -61,18 +61,18 @@ def test_invariance_passes_for_an_orientation_blind_classifier():
 
 
 def test_minimum_functionality_fails_for_a_classifier_that_always_says_compact():
-    result = behaviour.minimum_functionality(Always(COMPACT), 64, 3.6, CPU)
+    result = behaviour.minimum_functionality(Always(COMPACT), 64, 3.6, CLASS_NAMES, CPU)
     assert not result.passed and result.per_class["FRII"]["accuracy"] == 0.0
     assert result.per_class["Compact"]["accuracy"] == 1.0
 
 
 def test_minimum_functionality_passes_for_a_classifier_that_separates_points_from_doubles():
-    result = behaviour.minimum_functionality(ByExtent(), 64, 3.6, CPU)
+    result = behaviour.minimum_functionality(ByExtent(), 64, 3.6, CLASS_NAMES, CPU)
     assert result.passed, result.per_class
 
 
 def test_reimage_widens_sources_and_keeps_the_first_scaling():
-    cases = behaviour.synthetic_sources(64, 3.6, n=4)
+    cases = behaviour.synthetic_sources(64, 3.6, CLASS_NAMES, n=4)
     point = cases.images[:1]
     wide = behaviour.reimage(point, 3.6, beam_arcsec=45, snr=1e6)
     assert wide.dtype == torch.uint8 and wide.max() == 255

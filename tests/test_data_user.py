@@ -118,15 +118,10 @@ def _empty_class(root):
     return root / "Bent"
 
 
-def _missing_class(root):
-    shutil.rmtree(root / "Compact")
-    return root / "Compact"
-
-
-def _unknown_class(root):
-    (root / "Spiral").mkdir()
-    write_png(root / "Spiral" / "s.png", sample_image(5, 16))
-    return root / "Spiral"
+def _one_class_left(root):
+    for name in ("FRII", "Compact", "Bent"):
+        shutil.rmtree(root / name)
+    return root
 
 
 def _colour_png(root):
@@ -145,8 +140,7 @@ BAD_INPUTS = {
     "inf-fits": (_fits_with(np.inf), "NaN or infinite"),
     "minus-inf-fits": (_fits_with(-np.inf), "NaN or infinite"),
     "empty-class": (_empty_class, "has no PNG or FITS images"),
-    "missing-class": (_missing_class, "has no PNG or FITS images"),
-    "unknown-class": (_unknown_class, "unknown class 'Spiral'"),
+    "one-class": (_one_class_left, "at least two classes"),
     "colour-png": (_colour_png, "colour image"),
 }
 
@@ -264,3 +258,16 @@ def test_h5_bad_input_raises_naming_it(tmp_path, cache_dir, build, message):
         load_dataset(DataConfig(source=str(path), crop=None, subset="all"))
     assert str(path) in str(info.value)
     assert not npz_files(cache_dir)
+
+
+def test_folder_classes_are_its_subfolders_first_names_in_first_order(tmp_path, cache_dir):
+    """A survey's own classes: FIRST's names keep FIRST's label order, other names follow alphabetically."""
+    root = tmp_path / "data"
+    make_folder(root)
+    shutil.rmtree(root / "Compact")
+    (root / "Spiral").mkdir()
+    write_png(root / "Spiral" / "s.png", sample_image(5, 16))
+    data = load_dataset(DataConfig(source=str(root), crop=None))
+    assert data.class_names == ("FRI", "FRII", "Bent", "Spiral")
+    assert data.class_counts() == {"FRI": 2, "FRII": 3, "Bent": 2, "Spiral": 1}
+    assert data.labels.tolist() == [0, 0, 1, 1, 1, 2, 2, 3]

@@ -17,11 +17,11 @@ from .data import CLASS_NAMES
 
 
 def row(card: dict) -> str:
-    scores, floor = card["scores"], card["floor"]
-    fid = " / ".join(f"{scores[c]['fid']:.1f} ({floor[c]['fid']:.1f})" for c in CLASS_NAMES)
-    recall = " / ".join(f"{scores[c]['recall']:.2f}" for c in CLASS_NAMES)
+    scores, floor, names = card["scores"], card["floor"], card.get("class_names", CLASS_NAMES)
+    fid = " / ".join(f"{scores[c]['fid']:.1f} ({floor[c]['fid']:.1f})" for c in names)
+    recall = " / ".join(f"{scores[c]['recall']:.2f}" for c in names)
     fidelity = card.get("class_fidelity") or {}
-    fid_share = " / ".join(f"{fidelity['scores'][c]:.2f}" for c in CLASS_NAMES) if fidelity else "-"
+    fid_share = " / ".join(f"{fidelity['scores'][c]:.2f}" for c in names) if fidelity else "-"
     tstr = card.get("train_on_generated")
     usefulness = f"{tstr['synthetic']['accuracy']:.3f} ({tstr['real']['accuracy']:.3f})" if tstr else "-"
     fold = card["data"]["fold"] if card["data"]["split"] == "cv" else card["data"]["split"]
@@ -29,7 +29,7 @@ def row(card: dict) -> str:
 
 
 def table(cards: list[dict]) -> str:
-    names = " / ".join(CLASS_NAMES)
+    names = " / ".join(cards[0].get("class_names", CLASS_NAMES))
     head = (f"| fold | iterations | FID {names} (floor) | recall {names} | class fidelity {names} "
             "| train-on-generated accuracy (real) |")
     return "\n".join([head, "|---|---|---|---|---|---|", *map(row, cards)]) + "\n"

@@ -207,7 +207,8 @@ class _RunOutputs:
 
     def export(self, name: str) -> Path:
         path = self.run_dir / name
-        payload = generator_export(self.state, self.cfg, self.data.fingerprint, self.data.pixel_scale_arcsec)
+        payload = generator_export(self.state, self.cfg, self.data.fingerprint, self.data.pixel_scale_arcsec,
+                                   self.data.class_names)
         checkpoint.save(payload, path)
         return path
 
@@ -248,6 +249,9 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, resume: Path | None =
     device = select_device(cfg.device)
     shard = from_environment(device.type)
     device = local_device(device)
+    if cfg.network.num_classes != len(data.class_names):
+        raise ValueError(f"the network has {cfg.network.num_classes} classes, the data {len(data.class_names)} "
+                         f"({', '.join(data.class_names)})")
     if cfg.batch_size % shard.world:
         raise ValueError(f"batch size {cfg.batch_size} does not split evenly over {shard.world} processes")
     state = build_state(cfg, len(data), device)

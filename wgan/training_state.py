@@ -115,16 +115,15 @@ def restore(state: TrainingState, payload: dict) -> None:
     state.best_score = float(payload.get("best_score", float("inf")))
 
 
-def generator_export(state: TrainingState, cfg: TrainConfig, data_fingerprint: str, pixel_scale: float) -> dict:
+def generator_export(state: TrainingState, cfg: TrainConfig, data_fingerprint: str, pixel_scale: float,
+                     class_names: tuple[str, ...]) -> dict:
     """What wgan-sample needs: the EMA generator's weights and how to rebuild it."""
-    from .data import CLASS_NAMES
-
     return {
         "format": checkpoint.GENERATOR_EXPORT,
         "version": checkpoint.FORMAT_VERSION,
         "config": cfg.to_json(),  # the run config; its `network` rebuilds the generator
         "state_dict": state.ema.model.state_dict(),
-        "class_names": list(CLASS_NAMES),
+        "class_names": list(class_names),
         "pixel_scale_arcsec": pixel_scale,
         "data_fingerprint": data_fingerprint,
         "step": state.step,

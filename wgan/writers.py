@@ -94,6 +94,7 @@ class H5Writer(SampleWriter):
         self._h5 = self._stack.enter_context(h5py.File(tmp, "w"))
         self._h5.attrs["generator_hash"] = self.meta["generator_hash"]
         self._h5.attrs["pixel_scale_arcsec"] = self.meta["pixel_scale_arcsec"]
+        self._h5.attrs["class_names"] = list(self.class_names)  # read back by wgan.data.schema
         self._count = 0
         return self
 

@@ -27,6 +27,7 @@ class ImageSet:
     source: np.ndarray  # [N] str, source catalogue of each image
     fingerprint: str  # hash of the source files, split and preprocessing
     pixel_scale_arcsec: float  # angular size of one pixel after preprocessing
+    class_names: tuple[str, ...] = CLASS_NAMES  # label i is class_names[i]; a user's set has its own
 
     def __len__(self) -> int:
         return int(self.labels.numel())
@@ -37,8 +38,8 @@ class ImageSet:
 
     def class_counts(self) -> dict[str, int]:
         """Number of images per class name, in label order."""
-        counts = torch.bincount(self.labels, minlength=len(CLASS_NAMES)).tolist()
-        return dict(zip(CLASS_NAMES, counts))
+        counts = torch.bincount(self.labels, minlength=len(self.class_names)).tolist()
+        return dict(zip(self.class_names, counts))
 
     def subset(self, mask: np.ndarray, tag: str) -> ImageSet:
         """The images where `mask` is true; `tag` is folded into the fingerprint."""
@@ -51,14 +52,17 @@ class ImageSet:
             source=self.source[mask],
             fingerprint=f"{self.fingerprint}:{tag}",
             pixel_scale_arcsec=self.pixel_scale_arcsec,
+            class_names=self.class_names,
         )
 
 
-def generated_set(images: torch.Tensor, labels: torch.Tensor, tag: str, pixel_scale: float) -> ImageSet:
+def generated_set(images: torch.Tensor, labels: torch.Tensor, tag: str, pixel_scale: float,
+                  class_names: tuple[str, ...] = CLASS_NAMES) -> ImageSet:
     """Generated uint8 images as an ImageSet: no sky position, `source` GENERATED_SOURCE."""
     n = len(labels)
     return ImageSet(images=images, labels=labels, ra=np.full(n, np.nan), dec=np.full(n, np.nan),
-                    source=np.full(n, GENERATED_SOURCE), fingerprint=tag, pixel_scale_arcsec=pixel_scale)
+                    source=np.full(n, GENERATED_SOURCE), fingerprint=tag, pixel_scale_arcsec=pixel_scale,
+                    class_names=tuple(class_names))
 
 
 def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,7 @@ class RawImages:
     ra: np.ndarray  # [N] float64
     dec: np.ndarray  # [N] float64
     source: np.ndarray  # [N] str
+    class_names: tuple[str, ...] = CLASS_NAMES  # label i is class_names[i]
 
 
 def _group_order(name: str) -> tuple[int, str]:
@@ -38,7 +39,9 @@ def _text(value) -> str:
 
 
 def read_schema(h5: h5py.File, name: str) -> RawImages:
-    """Read every `data_<i>` group; `name` is used in error messages."""
+    """Read every `data_<i>` group; `name` is used in error messages. The class names are the
+    file's `class_names` attribute when it has one (a user's own classes), else FIRST's four."""
+    class_names = _class_names(h5, name)
     groups = sorted((key for key in h5.keys() if key.startswith("data_")), key=_group_order)
     if not groups:
         raise DataError(f"{name}: no 'data_<i>' groups: not an HDF5 file in the FIRST schema")
@@ -46,7 +49,7 @@ def read_schema(h5: h5py.File, name: str) -> RawImages:
     for key in groups:
         where = f"{name}:{key}"
         try:
-            img, label, meta = _read_group(h5[key], where)
+            img, label, meta = _read_group(h5[key], where, class_names)
         except DataError:
             raise
         except Exception as error:  # h5py raises many types for a malformed group
@@ -64,10 +67,20 @@ def read_schema(h5: h5py.File, name: str) -> RawImages:
         ra=np.asarray(ra, dtype=np.float64),
         dec=np.asarray(dec, dtype=np.float64),
         source=np.asarray(source),
+        class_names=class_names,
     )
 
 
-def _read_group(group, where: str) -> tuple[np.ndarray, int, tuple]:
+def _class_names(h5: h5py.File, name: str) -> tuple[str, ...]:
+    if "class_names" not in h5.attrs:
+        return CLASS_NAMES
+    names = tuple(_text(n) for n in np.atleast_1d(h5.attrs["class_names"]))
+    if len(names) < 2 or len(set(names)) != len(names) or not all(names):
+        raise DataError(f"{name}: attribute 'class_names' must list at least two distinct names, got {list(names)}")
+    return names
+
+
+def _read_group(group, where: str, class_names: tuple[str, ...]) -> tuple[np.ndarray, int, tuple]:
     """One image, its label and (split, RA, DEC, source); DataError naming `where` when malformed."""
     if not isinstance(group, h5py.Group) or "Img" not in group or "Label_literature" not in group:
         raise DataError(f"{where}: missing 'Img' or 'Label_literature'")
@@ -80,9 +93,10 @@ def _read_group(group, where: str) -> tuple[np.ndarray, int, tuple]:
     try:
         label = float(raw_label)
     except (TypeError, ValueError):
-        raise DataError(f"{where}: class label {raw_label!r} is not a number (0 FRI, 1 FRII, 2 Compact, 3 Bent)") from None
-    if label not in range(len(CLASS_NAMES)):
-        raise DataError(f"{where}: unknown class label {label:g}")
+        names = ", ".join(f"{i} {n}" for i, n in enumerate(class_names))
+        raise DataError(f"{where}: class label {raw_label!r} is not a number ({names})") from None
+    if label not in range(len(class_names)):
+        raise DataError(f"{where}: unknown class label {label:g} (the file's classes: {', '.join(class_names)})")
     attrs = group["Img"].attrs
     split = _text(group["Split_literature"]) if "Split_literature" in group else "train"
     return img, int(label), (split, float(attrs.get("RA", np.nan)), float(attrs.get("DEC", np.nan)),

@@ -77,15 +77,23 @@ def _image_files(root: Path) -> list[Path]:
     ]
 
 
+def folder_classes(root: Path) -> tuple[str, ...]:
+    """The class names of a class folder, from its subfolders: FIRST's classes in FIRST's label
+    order first (so a folder of FIRST classes fits the released generators), then any other names
+    alphabetically."""
+    names = [p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if len(names) < 2:
+        raise DataError(f"{root}: a class folder needs one subfolder per class and at least two classes, "
+                        f"found {len(names)} ({', '.join(names) or 'none'})")
+    return tuple(sorted(names, key=lambda n: (CLASS_NAMES.index(n) if n in CLASS_NAMES else len(CLASS_NAMES), n)))
+
+
 def read_folder(root: Path) -> RawImages:
-    """A folder with one subfolder per class (FRI, FRII, Compact, Bent) of PNG or FITS images."""
-    subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    for sub in subfolders:
-        if sub.name not in CLASS_NAMES:
-            raise DataError(f"{sub}: unknown class '{sub.name}'; expected one of {', '.join(CLASS_NAMES)}")
+    """A folder with one subfolder of PNG or FITS images per class, any class names."""
+    class_names = folder_classes(root)
     images, labels = [], []
-    for label, name in enumerate(CLASS_NAMES):
-        files = sorted(_image_files(root / name)) if (root / name).is_dir() else []
+    for label, name in enumerate(class_names):
+        files = sorted(_image_files(root / name))
         if not files:
             raise DataError(f"{root / name}: class '{name}' has no PNG or FITS images")
         for path in files:
@@ -102,6 +110,7 @@ def read_folder(root: Path) -> RawImages:
         ra=np.full(count, np.nan),
         dec=np.full(count, np.nan),
         source=np.full(count, root.name),
+        class_names=class_names,
     )
 
 
