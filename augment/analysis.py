@@ -34,7 +34,7 @@ def scores(cell: dict) -> dict[str, float]:
     """The numbers compared between arms: accuracy, macro F1 and per-class precision/recall/F1."""
     test = cell["test"]
     out = {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"]}
-    for name in test["class_names"]:
+    for name in test["per_class"]:
         out.update({f"{name}/{m}": test["per_class"][name][m] for m in METRICS})
     return out
 

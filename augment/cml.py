@@ -73,6 +73,8 @@ def run(paths: Paths, s: CmlSettings, device: str = "auto") -> dict:
     """Everything but the decision; returns report.json's content (figures are written to out)."""
     dev = select_device(device)
     gen = load_generator(paths.checkpoint, dev)
+    best = registry.best(registry.load(paths.registry), "generator")
+    gates.check_comparable(best["metrics"] if best else None, gen.class_names)  # before hours of training
     gen_config = gen.config
     extractor = load_classifier(paths.extractor, dev)
     data = _data(gen, s)
@@ -118,12 +120,11 @@ def _data(gen, s: CmlSettings) -> DataConfig:
     generator's crop and resolution."""
     own = gen.config.data
     resolution = None if gen.resolution == own.crop else gen.resolution
-    if s.data is None or s.data == own.source:
-        splits = s.splits or own.splits
-        return resolve_splits(DataConfig(source=own.source, split="cv", crop=own.crop, resolution=resolution,
-                                         pixel_scale_arcsec=own.pixel_scale_arcsec, splits=splits))
-    return resolve_splits(DataConfig(source=s.data, split="cv", crop=own.crop, resolution=resolution,
-                                     pixel_scale_arcsec=own.pixel_scale_arcsec, splits=s.splits))
+    source = own.source if s.data is None else s.data
+    same = source == own.source or (source != "first" and Path(source).resolve() == Path(own.source).resolve())
+    return resolve_splits(DataConfig(source=source, split="cv", crop=own.crop, resolution=resolution,
+                                     pixel_scale_arcsec=own.pixel_scale_arcsec,
+                                     splits=s.splits or (own.splits if same else None)))
 
 
 def _behaviour(model, test, s: CmlSettings, dev) -> list[behaviour.BehaviourResult]:

@@ -41,13 +41,18 @@ def _quality_gates(new: dict, best: dict) -> list[dict]:
     return out
 
 
+def check_comparable(best: dict | None, class_names: list[str]) -> None:
+    """Refuse to gate a generator against a best of other classes (another data set's registry)."""
+    if best is not None and list(best["quality"]) != list(class_names):
+        raise ValueError(f"the registry's best generator has classes {list(best['quality'])}, this one "
+                         f"{list(class_names)}: keep a registry per data set (--registry)")
+
+
 def evaluate(new: dict, best: dict | None, tolerance: float = 0.02) -> list[dict]:
     """Every gate; with no best yet, there is nothing to regress from and the list is empty."""
     if best is None:
         return []
-    if list(best["quality"]) != list(new["quality"]):
-        raise ValueError(f"the registry's best generator has classes {list(best['quality'])}, this one "
-                         f"{list(new['quality'])}: keep a registry per data set (--registry)")
+    check_comparable(best, list(new["quality"]))
     gates = _gain_gates(new, best, tolerance) + _quality_gates(new, best)
     flipped = sorted(c for c, ok in best["corners"].items() if ok and not new["corners"].get(c, False))
     gates.append({"name": "corner cases", "passed": not flipped,

@@ -42,7 +42,7 @@ def gains(study: Path, arm: str) -> dict[tuple[int, str], float]:
         base = by.get(("r=0", fold, seed))
         if name != arm or base is None:
             continue
-        for c in cell["test"]["class_names"]:
+        for c in cell["test"]["per_class"]:
             out.setdefault((fold, c), []).append(cell["test"]["per_class"][c]["f1"] - base["test"]["per_class"][c]["f1"])
     return {k: float(np.mean(v)) for k, v in out.items()}
 

@@ -61,6 +61,7 @@ from .options import DEFAULT_REGISTRY
 @click.option("--class-weighted", is_flag=True, help="Base setting for every arm: loss weighted by inverse class frequency.")
 @options.dihedral("Base setting for every arm: random rotations/flips of the real images.")
 @click.option("--tta", is_flag=True, help="Base setting for every arm: predict with the mean over the 8 rotations/flips.")
+@click.option("--crop", type=click.IntRange(8), default=128, help="Centre crop in source pixels (the generators' crop).")
 @click.option("--resolution", type=click.IntRange(8), default=64)
 @click.option("--workers", type=click.IntRange(1), default=None, help="Cells run at once; default: CPU cores (or GPUs).")
 @options.device()
@@ -119,8 +120,8 @@ def _sweep_config(opts: dict):
     base = TrainSettings(model=opts["model"], epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
                          class_weighted=opts["class_weighted"], dihedral=opts["dihedral"], tta=opts["tta"],
                          augment_generated=opts["generated_augment"] == "same-as-real")
-    data = resolve_splits(DataConfig(source=opts["source"], split="cv", crop=128, splits=opts["splits"],
-                                     resolution=None if opts["resolution"] == 128 else opts["resolution"]))
+    data = resolve_splits(DataConfig(source=opts["source"], split="cv", crop=opts["crop"], splits=opts["splits"],
+                                     resolution=None if opts["resolution"] == opts["crop"] else opts["resolution"]))
     generators = None
     if any(not s.is_zero for s in specs):  # fold -> export: --checkpoint (per fold with {fold}), else each fold's release
         if opts["checkpoint"] is not None:
@@ -186,7 +187,7 @@ def cml_command(checkpoint, quick, ratio, folds, seeds, epochs, survey_folder, r
     if not checkpoint.is_file():
         raise click.ClickException(f"{checkpoint}: no generator export")
     settings = cml.CmlSettings(ratio=ratio, folds=folds, seeds=seeds, epochs=epochs, survey_folder=survey_folder,
-                               data=source, splits=None if splits is None else str(splits))
+                               data=source, splits=splits)
     if quick:
         settings = cml.CmlSettings(**{**settings.__dict__, **cml.QUICK})
     out = out or Path("runs") / f"cml-{file_digest(checkpoint)[:12]}"

@@ -76,7 +76,7 @@ def data_source():
 
 
 def split_file():
-    return click.option("--splits", type=click.Path(path_type=Path, dir_okay=False), default=None,
+    return click.option("--splits", type=click.Path(dir_okay=False), default=None,
                         help="With your own --data: the split file (image hash -> test or fold). Default: drawn once "
                              "per data set (seed 0, 20 %% test, 5 stratified folds), kept in the cache and copied "
                              "into every run folder as splits.json.")

@@ -108,7 +108,7 @@ def test_overwrite_recomputes_only_the_cells_that_differ(generator, tmp_path):
     (["--ratio", "Spiral=2"], "unknown class Spiral"),
     (["--ratio", "1", "--checkpoint", "missing.pt"], "no generator export"),
     (["--ratio", "1", "--resolution", "64"], "makes 32 px images"),
-    (["--folds", "7"], "folds are 0..4"),
+    (["--folds", "7"], "fold 7 out of range 0..4"),
 ])
 def test_bad_input_is_a_click_error_before_any_training(args, message, generator, tmp_path):
     args = args if "--checkpoint" in args else [*args, "--checkpoint", generator]

@@ -46,7 +46,7 @@ class FITSWriter(SampleWriter):
         for image, label, seed in zip(floats, labels.tolist(), seeds.tolist()):
             header = fits.Header()
             header["CLASS"] = (self.class_names[label], "morphological class")
-            header["LABEL"] = (label, "0 FRI, 1 FRII, 2 Compact, 3 Bent")
+            header["LABEL"] = (label, "index of CLASS in the generator's classes")
             header["SEED"] = (seed, "noise seed of this image")
             header["GENHASH"] = (self.meta["generator_hash"], "SHA-256 prefix of the generator file")
             # Pixel scale only: a generated source has no position on the sky.

@@ -115,10 +115,16 @@ def load_dataset(config: DataConfig) -> ImageSet:
 
 
 def resolve_splits(config: DataConfig) -> DataConfig:
-    """`config` with the split file it uses named (drawn and written on first use), so that what a
-    run records says exactly which images it trained on; unchanged for FIRST and the literature split."""
-    if config.source == "first" or config.split != "cv" or config.splits is not None:
+    """`config` with the split file it uses named (drawn and written on first use) and, for a
+    user's data, absolute paths, so that what a run records says exactly which images it trained
+    on from any working directory; unchanged for FIRST."""
+    if config.source == "first":
         return config
+    config = replace(config, source=str(Path(config.source).resolve()))
+    if config.split != "cv":
+        return config
+    if config.splits is not None:
+        return replace(config, splits=str(Path(config.splits).resolve()))
     path, reader, digest = _source(config)
     return replace(config, splits=str(_default_split_path(digest, _arrays(config, path, reader, digest))))
 
