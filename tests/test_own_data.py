@@ -77,6 +77,13 @@ def test_the_split_is_drawn_once_and_kept_in_the_cache(survey):
     assert split["format"] == splits.FORMAT and split["class_names"] == list(CLASSES) and len(split["images"]) == 42
 
 
+def test_a_cleared_cache_draws_the_same_split_again(survey):
+    path = Path(resolve_splits(DataConfig(source=str(survey), split="cv", crop=32)).splits)
+    before = path.read_text()
+    path.unlink()
+    assert len(cv(survey, "test", splits=str(path))) == 9 and path.read_text() == before
+
+
 def test_draw_is_deterministic_per_seed_and_keeps_duplicates_together():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (40, 4, 4), dtype=np.uint8)

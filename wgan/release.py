@@ -45,6 +45,7 @@ def card(export: Path, scores_file: Path, command: str) -> dict:
         "network": json.loads(payload["config"])["network"],
         "data": json.loads(payload["config"])["data"],
         "data_fingerprint": payload["data_fingerprint"],
+        "class_names": list(payload["class_names"]),
         "generator_iterations": int(payload["step"]),
         "kimg": float(payload["kimg"]),
         "extractor": scores["extractor"],

@@ -95,7 +95,8 @@ def load_dataset(config: DataConfig) -> ImageSet:
     if config.subset == "all":
         return full
     if config.source != "first" and config.split == "cv":
-        split_path = Path(config.splits) if config.splits else _default_split_path(digest, arrays)
+        default = _default_split_path(digest, arrays)  # drawn again, identically, after the cache was cleared
+        split_path = Path(config.splits) if config.splits else default
         split = splits.load(split_path)
         if split.get("class_names", list(class_names)) != list(class_names):
             raise DataError(f"{split_path}: written for classes {split['class_names']}, the data has {list(class_names)}")
@@ -174,7 +175,8 @@ def _arrays(config: DataConfig, path: Path, reader, digest: str) -> dict[str, np
 
 
 def _default_split_path(digest: str, arrays: dict[str, np.ndarray]) -> Path:
-    """The split file of this data content, drawn with the default plan when it does not exist yet."""
+    """The split file of this data content, drawn with the default plan when it does not exist yet
+    (the draw is a function of the images and the plan, so a redrawn file is the same file)."""
     plan = splits.SplitPlan(folds=FOLDS)
     path = splits.default_path(cache.cache_dir(), digest, plan)
     splits.ensure(path, arrays["hashes"], arrays["labels"], tuple(arrays["class_names"].tolist()), plan)
