@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from wgan.atomic import write_text
-from wgan.compat import check_fits
+from wgan.compat import GeneratorMismatch, check_fits
 from wgan.data import load_dataset, to_uint8
 from wgan.sampling import LoadedGenerator, generate, plan
 
@@ -24,6 +24,14 @@ class GeneratorEvaluation:
     seed: int = 0
     kid_subset: int = 100
     tstr_epochs: int = 0  # > 0: also train-on-synthetic/test-on-real with the baseline CNN
+
+
+def check_extractor(extractor: LoadedClassifier, class_names: list[str]) -> None:
+    """Refuse an extractor of other classes: its class-fidelity shares and per-class features
+    would be read against the wrong labels."""
+    if list(extractor.class_names) != list(class_names):
+        raise GeneratorMismatch(f"the extractor knows classes {list(extractor.class_names)}, the data has "
+                                f"{list(class_names)}: pass --extractor, a classifier-train model.pt of the same data")
 
 
 def sample_images(model: torch.nn.Module, n_per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,6 +48,7 @@ def evaluate_generator(gen: LoadedGenerator, extractor: LoadedClassifier,
     (the same scores of the real test split against the training split); also returns the
     images compared ({'real': (images, labels), 'generated': ...}) for plotting."""
     data, names = gen.config.data, list(gen.class_names)
+    check_extractor(extractor, names)
     check_fits(gen, data, names, classifier_resolution=extractor.resolution)
     train = load_dataset(data)
     test = load_dataset(replace(data, subset="test"))

@@ -7,7 +7,7 @@ import numpy as np
 from wgan.data import ImageSet
 
 from .distances import kernel_inception_distance
-from .evaluate_generator import sample_images
+from .evaluate_generator import check_extractor, sample_images
 from .export import LoadedClassifier
 from .quality import Evaluated, class_fidelity, feature_fid, featurize
 
@@ -20,6 +20,7 @@ class PeriodicQuality:
 
     def __init__(self, extractor: LoadedClassifier, reference: ImageSet, every: int, n_per_class: int = 200,
                  kid_subset: int = 100, seed: int = 0, tstr_epochs: int = 0):
+        check_extractor(extractor, list(reference.class_names))
         if extractor.resolution != reference.resolution:
             raise ValueError(f"extractor works at {extractor.resolution} px but the data is {reference.resolution} px")
         self.extractor, self.every, self.n_per_class = extractor, every, n_per_class

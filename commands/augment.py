@@ -60,6 +60,7 @@ from .options import DEFAULT_REGISTRY
               help="Rotations/flips of the base settings for generated images too, or none (as published).")
 @click.option("--class-weighted", is_flag=True, help="Base setting for every arm: loss weighted by inverse class frequency.")
 @options.dihedral("Base setting for every arm: random rotations/flips of the real images.")
+@click.option("--rotate", is_flag=True, help="Base setting for every arm: also rotate by arbitrary angles (the tuned baseline).")
 @click.option("--tta", is_flag=True, help="Base setting for every arm: predict with the mean over the 8 rotations/flips.")
 @click.option("--crop", type=click.IntRange(8), default=128, help="Centre crop in source pixels (the generators' crop).")
 @click.option("--resolution", type=click.IntRange(8), default=64)
@@ -118,7 +119,7 @@ def _sweep_config(opts: dict):
     specs = [mixing.MixSpec(mode=opts["mode"])] + [mixing.parse_ratio(r, opts["mode"]) for r in opts["ratios"]]
     specs = list({s.label: s for s in specs}.values())  # ratio 0 first, duplicates once
     base = TrainSettings(model=opts["model"], epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
-                         class_weighted=opts["class_weighted"], dihedral=opts["dihedral"], tta=opts["tta"],
+                         class_weighted=opts["class_weighted"], dihedral=opts["dihedral"], rotate=opts["rotate"], tta=opts["tta"],
                          augment_generated=opts["generated_augment"] == "same-as-real")
     data = resolve_splits(DataConfig(source=opts["source"], split="cv", crop=opts["crop"], splits=opts["splits"],
                                      resolution=None if opts["resolution"] == opts["crop"] else opts["resolution"]))

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from commands.augment import augment_eval_command, cml_command
-from commands.classifier import classifier_train_command
+from commands.classifier import classifier_train_command, eval_command
 from commands.wgan import sample_command, train_command
 from tests.data_helpers import write_fits, write_png
 from wgan.data import DataConfig, DataError, load_dataset, resolve_splits, splits
@@ -207,7 +207,7 @@ def augment(survey: Path, out: Path, *extra: str):
 
 def test_augment_eval_uses_each_fold_s_own_generator(survey, generators, tmp_path):
     root, _ = generators
-    result = augment(survey, tmp_path / "study", "--ratio", "1", "--ratio", "X-shaped=2",
+    result = augment(survey, tmp_path / "study", "--ratio", "1", "--ratio", "X-shaped=2", "--rotate",
                      "--checkpoint", str(root / "gen-fold{fold}" / "generator.pt"))
     assert result.exit_code == 0, result.output
     results = json.loads((tmp_path / "study" / "results.json").read_text())
@@ -216,6 +216,7 @@ def test_augment_eval_uses_each_fold_s_own_generator(survey, generators, tmp_pat
     assert results["leakage"]["0"]["valid_images_seen"] == 0 and results["leakage"]["0"]["test_images_seen"] == 0
     cell = json.loads((tmp_path / "study" / "cells" / "X-shaped=2" / "fold0-seed0.json").read_text())
     assert cell["generated_counts"] == {"FRI": 0, "FRII": 0, "X-shaped": 2 * cell["real_counts"]["X-shaped"]}
+    assert cell["identity"]["base"]["rotate"] is True and cell["identity"]["data"]["splits"].endswith(".json")
     assert (tmp_path / "study" / "splits.json").exists() and "X-shaped" in (tmp_path / "study" / "report.md").read_text()
 
 
@@ -268,3 +269,18 @@ def test_augment_cml_checks_a_survey_generator_with_the_survey_s_own_extractor_a
     other = CliRunner().invoke(cml_command, ["--checkpoint", "first-cv0", "--quick", "--registry", str(registry),
                                              "--out", str(tmp_path / "cml2"), "--device", "cpu"])
     assert other.exit_code != 0 and "keep a registry per data set" in other.output
+
+
+def test_an_extractor_of_other_classes_is_refused_before_any_work(survey, generators, classifier, tmp_path):
+    _, gens = generators
+    result = CliRunner().invoke(eval_command, ["--checkpoint", str(gens[0]), "--n", "10", "--out", str(tmp_path / "e")])
+    assert result.exit_code != 0 and "the extractor knows classes ['FRI', 'FRII', 'Compact', 'Bent']" in result.output
+    assert not (tmp_path / "e").exists()
+    result = CliRunner().invoke(eval_command, ["--checkpoint", str(gens[0]), "--extractor", str(classifier / "model.pt"),
+                                               "--n", "10", "--kid-subset", "5", "--out", str(tmp_path / "e")])
+    assert result.exit_code == 0, result.output
+    assert "X-shaped" in result.output and json.loads((tmp_path / "e" / "scores.json").read_text())["class_names"] == list(CLASSES)
+    args = ["--data", str(survey), "--crop", "32", "--resolution", "32", "--iters", "2", "--eval-every", "1",
+            "--run-dir", str(tmp_path / "run"), "--no-progress"]
+    result = CliRunner().invoke(train_command, args)
+    assert result.exit_code != 0 and "pass --extractor" in result.output and not (tmp_path / "run").exists()
