@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from classifier.engine import TrainSettings, evaluate, fit
 from classifier.export import save_classifier
+from classifier.identity import first_difference
 from classifier.models import build_model
 from wgan import checkpoint as ckpt
 from wgan.atomic import write_text
@@ -138,7 +139,7 @@ def check_reuse(config: SweepConfig, overwrite: bool = False) -> None:
             path.unlink()
             continue
         raise CellMismatch(f"{config.out}: cell {arm.name} fold {fold} seed {seed} was computed with "
-                           f"{_first_difference(have, want)}; pass another --out, or --overwrite to recompute it")
+                           f"{first_difference(have, want)}; pass another --out, or --overwrite to recompute it")
 
 
 def _stored_identity(path: Path) -> dict | None:
@@ -146,19 +147,6 @@ def _stored_identity(path: Path) -> dict | None:
         return json.loads(path.read_text()).get("identity")
     except (OSError, ValueError, AttributeError):
         return None  # unreadable: treated as computed under another identity
-
-
-def _first_difference(have: dict | None, want: dict, prefix: str = "") -> str:
-    if have is None:
-        return "no recorded identity (an older or damaged result)"
-    for key in want:
-        if isinstance(want[key], dict) and isinstance(have.get(key), dict):
-            inner = _first_difference(have[key], want[key], f"{prefix}{key}.")
-            if inner:
-                return inner
-        elif have.get(key, "<missing>") != want[key]:
-            return f"{prefix}{key} = {have.get(key, '<missing>')!r}, this run has {want[key]!r}"
-    return ""
 
 
 def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = "cpu") -> dict:

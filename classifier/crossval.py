@@ -10,7 +10,7 @@ import numpy as np
 from wgan.atomic import write_text
 from wgan.distributed import is_main_process
 
-from .training import ClassifierRun, run_classifier
+from .training import ClassifierRun, finished_metrics, run_classifier
 
 
 def mean_std(values: list[float]) -> dict[str, float]:
@@ -32,14 +32,14 @@ def summarize(reports: list[dict]) -> dict:
     }
 
 
-def run_folds(run: ClassifierRun, folds: list[int], progress: bool = True) -> dict:
-    """Train and test on each fold (skipping folds whose metrics.json already exists, so an
-    interrupted sweep resumes); writes summary.json in run.out."""
+def run_folds(run: ClassifierRun, folds: list[int], progress: bool = True, overwrite: bool = False) -> dict:
+    """Train and test on each fold (reusing a fold finished under the same settings and data, so an
+    interrupted sweep resumes; refusing one of other settings unless `overwrite`); writes
+    summary.json in run.out."""
     reports = {}
     for fold in folds:
         fold_run = replace(run, data=replace(run.data, fold=fold), out=run.out / f"fold{fold}")
-        done = fold_run.out / "metrics.json"
-        metrics = json.loads(done.read_text()) if done.exists() else run_classifier(fold_run, progress)
+        metrics = finished_metrics(fold_run, overwrite) or run_classifier(fold_run, progress)
         reports[fold] = metrics["test"]
     summary = {"folds": folds, **summarize(list(reports.values())),
                "per_fold_accuracy": {str(k): v["accuracy"] for k, v in reports.items()}}

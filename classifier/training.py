@@ -14,6 +14,7 @@ from wgan.stats import StatsLogger
 
 from .engine import TrainSettings, evaluate, fit
 from .export import save_classifier
+from .identity import first_difference
 from .metrics import plot_confusion_matrix
 from .models import build_model
 
@@ -24,6 +25,31 @@ class ClassifierRun:
     data: DataConfig = field(default_factory=lambda: DataConfig(split="cv", resolution=64))
     out: Path = Path("runs/classifier")
     device: str = "auto"
+
+
+class RunMismatch(ValueError):
+    """The output folder holds a classifier trained under other settings or data."""
+
+
+def finished_metrics(run: ClassifierRun, overwrite: bool = False) -> dict | None:
+    """The metrics of the finished run in `run.out` when it was trained with `run`'s settings and
+    data (a rerun then reuses it); None when there is none, or with `overwrite`. A finished run of
+    other settings raises RunMismatch naming the first difference."""
+    path = run.out / "metrics.json"
+    if not path.exists():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+        have = {"settings": metrics["settings"], "data": metrics["data"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        metrics, have = None, None
+    want = json.loads(json.dumps({"settings": asdict(run.settings), "data": asdict(run.data)}))
+    if have == want:
+        return metrics
+    if overwrite:
+        return None
+    raise RunMismatch(f"{run.out} holds a classifier trained with {first_difference(have, want)}; "
+                      "pass another --out, or --overwrite to retrain it")
 
 
 def run_classifier(run: ClassifierRun, progress: bool = True) -> dict:

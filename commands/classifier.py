@@ -41,7 +41,11 @@ from .options import SEED, USER_ERRORS
 @click.option("--seed", type=SEED, default=0)
 @options.device()
 @click.option("--amp/--no-amp", default=None, help="bf16 autocast; default: on with CUDA.")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output folder; default runs/classifier-<model>-<split><fold>-s<seed>.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output folder; default runs/classifier-<model>-<split><fold>-s<seed> (one fold), "
+                   "runs/classifier-<model>-<split>-s<seed> (several, one subfolder each).")
+@click.option("--overwrite", is_flag=True,
+              help="Retrain finished runs in --out that were trained under other settings (default: refuse).")
 @options.progress()
 def classifier_train_command(**opts):
     """Train a classifier on real images and report per-class test metrics.
@@ -53,7 +57,7 @@ def classifier_train_command(**opts):
       classifier-train --model vit --epochs 100 --out runs/vit-fold0
     """
     from classifier.crossval import run_folds
-    from classifier.training import run_classifier
+    from classifier.training import finished_metrics, run_classifier
 
     folds = opts["folds"]
     try:
@@ -61,9 +65,13 @@ def classifier_train_command(**opts):
         # One writer per output folder; under torchrun only the main process writes.
         with exclusive(run.out, "classifier-train") if is_main_process() else contextlib.nullcontext():
             if len(folds) > 1:
-                summary = run_folds(run, folds, progress=opts["progress"])
+                summary = run_folds(run, folds, progress=opts["progress"], overwrite=opts["overwrite"])
             else:
-                result = run_classifier(run, progress=opts["progress"])
+                result = finished_metrics(run, opts["overwrite"])
+                if result is not None:
+                    click.echo(f"{run.out} holds this run already (same settings and data): reporting it", err=True)
+                else:
+                    result = run_classifier(run, progress=opts["progress"])
     except USER_ERRORS as error:
         raise click.ClickException(str(error)) from None
     if not is_main_process():
@@ -143,5 +151,6 @@ def _classifier_run(opts: dict, fold: int):
     resolution = None if opts["resolution"] == opts["crop"] else opts["resolution"]
     data = resolve_splits(DataConfig(source=opts["source"], split=opts["split"], fold=fold, crop=opts["crop"],
                                      resolution=resolution, splits=opts["splits"]))
-    out = opts["out"] or Path("runs") / f"classifier-{opts['model']}-{opts['split']}-s{opts['seed']}"
+    split = opts["split"] + (str(fold) if len(opts["folds"]) == 1 else "")
+    out = opts["out"] or Path("runs") / f"classifier-{opts['model']}-{split}-s{opts['seed']}"
     return ClassifierRun(settings=settings, data=data, out=out, device=opts["device"])

@@ -137,6 +137,23 @@ def test_classifier_train_over_two_folds_resumes_finished_folds(tmp_path):
     stamp = (tmp_path / "fold0" / "model.pt").stat().st_mtime_ns
     assert CliRunner().invoke(classifier_train_command, args).exit_code == 0
     assert (tmp_path / "fold0" / "model.pt").stat().st_mtime_ns == stamp  # finished fold not retrained
+    other = args[:3] + ["2"] + args[4:]  # --epochs 2 into the same folder
+    refused = CliRunner().invoke(classifier_train_command, other)
+    assert refused.exit_code != 0 and "holds a classifier trained with settings.epochs = 1, this run has 2" in refused.output
+    assert (tmp_path / "fold0" / "model.pt").stat().st_mtime_ns == stamp and "Traceback" not in refused.output
+    assert CliRunner().invoke(classifier_train_command, [*other, "--overwrite"]).exit_code == 0
+    assert json.loads((tmp_path / "fold0" / "metrics.json").read_text())["settings"]["epochs"] == 2
+
+
+def test_a_single_fold_rerun_reports_the_finished_run_or_refuses_other_settings(tmp_path):
+    args = ["--resolution", "32", "--epochs", "1", "--folds", "0", "--out", str(tmp_path), "--no-progress"]
+    assert CliRunner().invoke(classifier_train_command, args).exit_code == 0
+    stamp = (tmp_path / "model.pt").stat().st_mtime_ns
+    again = CliRunner().invoke(classifier_train_command, args)
+    assert again.exit_code == 0 and "holds this run already" in again.output and "test accuracy" in again.output
+    assert (tmp_path / "model.pt").stat().st_mtime_ns == stamp
+    refused = CliRunner().invoke(classifier_train_command, [*args, "--class-weighted"])
+    assert refused.exit_code != 0 and "settings.class_weighted = False, this run has True" in refused.output
 
 
 def test_rotation_augmentation_is_applied_and_seeded():
