@@ -22,7 +22,7 @@ from wgan.data import ImageSet, load_dataset
 from wgan.run import torch_threads
 
 from . import mixing
-from .sweep import Arm, SweepConfig, cells, todo
+from .sweep import Arm, SweepConfig, cells, reusable, todo
 
 TIMED_STEPS = 3
 
@@ -44,7 +44,8 @@ class Cost:
 def estimate(config: SweepConfig) -> Cost:
     """Seconds per cell still to run: for each of its arms, the median wall time of that arm's
     finished cells, else a timing on this machine (arms differ: a fresh pool costs generator time)."""
-    pending = todo(config)
+    adopted = reusable(config)
+    pending = [(arm, fold, seed) for arm, fold, seed in todo(config) if (arm.name, fold, seed) not in adopted]
     if not pending:
         return Cost(len(cells(config)), 0, 0.0, "nothing left")
     finished: dict[str, list[float]] = {}

@@ -74,6 +74,7 @@ class SweepConfig:
     budget: str = "equal-steps"  # one of BUDGETS
     out: Path = Path("runs/augment")
     save_models: bool = False  # also write each cell's classifier export beside its JSON
+    reuse_from: tuple[Path, ...] = ()  # other study folders whose cells of the same identity are copied in
 
     def model_path(self, arm: Arm, fold: int, seed: int) -> Path:
         return self.cell_path(arm, fold, seed).with_suffix(".pt")
@@ -140,6 +141,32 @@ def check_reuse(config: SweepConfig, overwrite: bool = False) -> None:
             continue
         raise CellMismatch(f"{config.out}: cell {arm.name} fold {fold} seed {seed} was computed with "
                            f"{first_difference(have, want)}; pass another --out, or --overwrite to recompute it")
+
+
+def reusable(config: SweepConfig) -> dict[tuple[str, int, int], Path]:
+    """Unfinished cells of this grid that a folder of `config.reuse_from` finished under the same
+    identity (arm name, fold, seed -> that cell's file): two studies that share arms, e.g. the
+    real-only cells, compute them once."""
+    found: dict[tuple[str, int, int], Path] = {}
+    if not config.reuse_from:
+        return found
+    hashes = {fold: generator_hash(config, fold) for fold in config.folds}
+    for arm, fold, seed in todo(config):
+        want = cell_identity(config, arm, fold, seed, hashes[fold])
+        relative = config.cell_path(arm, fold, seed).relative_to(config.out)
+        source = next((folder / relative for folder in config.reuse_from
+                       if _stored_identity(folder / relative) == want), None)
+        if source is not None:
+            found[(arm.name, fold, seed)] = source
+    return found
+
+
+def adopt(config: SweepConfig) -> int:
+    """Copy the `reusable` cells into this study's folder; returns how many."""
+    found = reusable(config)
+    for (name, fold, seed), source in found.items():
+        write_text(config.out / "cells" / name / f"fold{fold}-seed{seed}.json", source.read_text())
+    return len(found)
 
 
 def _stored_identity(path: Path) -> dict | None:
@@ -278,6 +305,7 @@ def run_sweep(config: SweepConfig, workers: int = 1, device: str = "auto", progr
     Finished cells are reused only under the same identity; a cell that raises is listed in
     `errors.json` in the output folder and left unfinished, and the other cells go on."""
     check_reuse(config)
+    adopt(config)
     pending = todo(config)
     n_gpu = torch.cuda.device_count() if device in ("auto", "cuda") else 0
     jobs = [(config, *c, f"cuda:{i % n_gpu}" if n_gpu else device) for i, c in enumerate(pending)]

@@ -69,6 +69,9 @@ from .options import DEFAULT_REGISTRY
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Default runs/augment-<model>-<mode>.")
 @click.option("--overwrite", is_flag=True,
               help="Recompute finished cells in --out that were computed under other settings (default: refuse).")
+@click.option("--reuse-from", multiple=True, type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="Another study folder: its cells computed under the same identity (same arm, fold, seed and "
+                   "every setting) are copied in, not recomputed. Repeatable.")
 @click.option("--dry-run", is_flag=True, help="List the cells and their estimated cost, then stop.")
 @options.progress()
 def augment_eval_command(**opts):
@@ -83,15 +86,18 @@ def augment_eval_command(**opts):
     """
     from augment.cost import estimate
     from augment.study import prepare, run
-    from augment.sweep import cells
+    from augment.sweep import cells, reusable
 
     try:
         study = prepare(_sweep_config(opts), shlex.join(["augment-eval", *sys.argv[1:]]), opts["overwrite"])
         workers = opts["workers"] or _default_workers(opts["device"])
         cost = estimate(study.config)
         if opts["dry_run"]:
+            adopted = reusable(study.config)
             for arm, fold, seed in cells(study.config):
-                done = "done" if study.config.cell_path(arm, fold, seed).exists() else "to run"
+                done = ("done" if study.config.cell_path(arm, fold, seed).exists() else
+                        f"reused from {adopted[arm.name, fold, seed].parents[2]}" if (arm.name, fold, seed) in adopted
+                        else "to run")
                 click.echo(f"{arm.name}  fold {fold}  seed {seed}  {done}")
             click.echo(cost.describe(workers))
             return
@@ -137,7 +143,7 @@ def _sweep_config(opts: dict):
         generators=generators, arms=build_arms(specs, base, opts["baselines"], opts["control"]), folds=opts["folds"],
         seeds=opts["seeds"], base=base, data=data, schedule=opts["schedule"], pool=opts["pool"],
         fidelity_filter=opts["fidelity_filter"], real_fraction=opts["real_fraction"], budget=opts["budget"],
-        out=opts["out"] or Path("runs") / f"augment-{opts['model']}-{opts['mode']}")
+        out=opts["out"] or Path("runs") / f"augment-{opts['model']}-{opts['mode']}", reuse_from=tuple(opts["reuse_from"]))
 
 
 def _default_workers(device: str) -> int:

@@ -151,6 +151,6 @@ def _classifier_run(opts: dict, fold: int):
     resolution = None if opts["resolution"] == opts["crop"] else opts["resolution"]
     data = resolve_splits(DataConfig(source=opts["source"], split=opts["split"], fold=fold, crop=opts["crop"],
                                      resolution=resolution, splits=opts["splits"]))
-    split = opts["split"] + (str(fold) if len(opts["folds"]) == 1 else "")
-    out = opts["out"] or Path("runs") / f"classifier-{opts['model']}-{split}-s{opts['seed']}"
+    which = opts["split"] + (str(fold) if len(opts["folds"]) == 1 else "")
+    out = opts["out"] or Path("runs") / f"classifier-{opts['model']}-{which}-s{opts['seed']}"
     return ClassifierRun(settings=settings, data=data, out=out, device=opts["device"])

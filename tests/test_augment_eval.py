@@ -75,6 +75,22 @@ def test_a_rerun_skips_finished_cells_and_other_settings_need_another_folder(swe
     assert "base.lr = 0.001, this run has 0.01" in other.output
 
 
+def test_another_study_s_cells_of_the_same_identity_are_copied_not_recomputed(sweep, generator, tmp_path):
+    out, _ = sweep
+    args = [*BASE, "--ratio", "0.5", "--checkpoint", generator, "--baselines", "--reuse-from", str(out)]
+    listed = run([*args, "--dry-run"], tmp_path / "new")
+    assert listed.exit_code == 0 and f"r=1.5  fold 0  seed 0  reused from {out}" in listed.output
+    assert "r=0.5  fold 0  seed 0  to run" in listed.output, listed.output
+    result = run(args, tmp_path / "new")
+    assert result.exit_code == 0, result.output
+    for arm in ("r=0", "r=1.5"):
+        assert (tmp_path / "new" / "cells" / arm / "fold0-seed0.json").read_text() == \
+            (out / "cells" / arm / "fold0-seed0.json").read_text()
+    assert (tmp_path / "new" / "cells" / "r=0.5" / "fold0-seed0.json").exists()
+    other = run([*BASE, "--checkpoint", generator, "--lr", "0.002", "--reuse-from", str(out), "--dry-run"], tmp_path / "x")
+    assert other.exit_code == 0 and "reused" not in other.output  # another learning rate: nothing to reuse
+
+
 def test_a_cell_is_reused_only_under_its_whole_identity(sweep, generator, tmp_path):
     """Another mixing mode or another generator file at the same path must not reuse a finished
     cell (both did before cells carried their identity); the real-only cell is shared."""
