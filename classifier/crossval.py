@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 
 from wgan.atomic import write_text
+from wgan.data import record_splits
 from wgan.distributed import is_main_process
 
 from .training import ClassifierRun, finished_metrics, run_classifier
@@ -45,4 +46,5 @@ def run_folds(run: ClassifierRun, folds: list[int], progress: bool = True, overw
                "per_fold_accuracy": {str(k): v["accuracy"] for k, v in reports.items()}}
     if is_main_process():
         write_text(run.out / "summary.json", json.dumps(summary, indent=2))
+        record_splits(run.data, run.out)
     return summary
