@@ -53,7 +53,8 @@ def classifier_train_command(**opts):
     \b
     Examples:
       classifier-train --model cnn --split cv --folds 0
-      classifier-train --folds 0,1,2,3,4 --class-weighted --tta   # mean +- std over the folds
+      classifier-train --folds 0,1,2,3,4 --epochs 300 --class-weighted --rotate --tta   # the tuned baseline
+      classifier-train --data my_survey/ --folds 0,1,2,3,4   # your own class folder and its split file
       classifier-train --model vit --epochs 100 --out runs/vit-fold0
     """
     from classifier.crossval import run_folds

@@ -80,6 +80,7 @@ def train_command(**opts):
       wgan-train                                   # small-resize preset, real FIRST cv fold 0, best device
       wgan-train --preset paper --kimg 30000       # the published architecture at 128 px
       wgan-train --resume auto --run-dir runs/00001-small-64px-first-cv0-b64-s0
+      wgan-train --data my_survey/ --fold 2 --run-dir runs/gen-fold2   # your own class folder, fold 2's training images
     """
     from .wgan_train import run_training
 

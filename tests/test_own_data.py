@@ -141,6 +141,21 @@ def test_a_user_split_file_decides_which_images_are_tested(survey, tmp_path):
     assert len(cv(survey, "valid", 0, splits=str(path))) == len(cv(survey, "valid", 0)) + 1
 
 
+def test_make_splits_draws_another_plan_that_every_command_can_use(survey, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "ten.json"
+    args = [sys.executable, "-m", "wgan.data.make_splits", str(survey), str(out), "--folds", "10", "--test-fraction", "0.1"]
+    done = subprocess.run(args, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "wrote" in done.stdout and json.loads(out.read_text())["folds"] == 10
+    assert cv(survey, "test", splits=str(out)).class_counts() == {c: 1 for c in CLASSES}  # round(0.1 * 14)
+    assert len(cv(survey, "valid", 9, splits=str(out))) > 0
+    again = subprocess.run(args, capture_output=True, text=True)
+    assert again.returncode != 0 and "exists; choose a new file" in again.stderr
+
+
 def test_a_split_file_is_refused_for_first():
     with pytest.raises(DataError, match="applies to your own data"):
         load_dataset(DataConfig(split="cv", splits="x.json"))

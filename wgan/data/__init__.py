@@ -8,6 +8,7 @@ preprocessing parameter.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from .sources import (
 __all__ = [
     "generated_set",
     "CLASS_NAMES", "GENERATED_SOURCE", "DataConfig", "DataError", "ImageSet", "class_names", "load_dataset", "record_splits", "resolve_splits",
+    "write_splits",
     "to_uint8", "to_unit_range",
 ]
 
@@ -136,6 +138,21 @@ def class_names(config: DataConfig) -> tuple[str, ...]:
         return CLASS_NAMES
     path, reader, digest = _source(config)
     return tuple(_arrays(config, path, reader, digest)["class_names"].tolist())
+
+
+def write_splits(config: DataConfig, plan: splits.SplitPlan, path: Path) -> dict:
+    """Draw a split file of the configured (own) data with `plan` into `path`, which must not exist."""
+    if config.source == "first":
+        raise DataError("FIRST keeps its published folds; a split file is for your own data")
+    if path.exists():
+        raise DataError(f"{path} exists; choose a new file (nothing is overwritten)")
+    source, reader, digest = _source(config)
+    arrays = _arrays(config, source, reader, digest)
+    split = splits.draw(arrays["hashes"], arrays["labels"], tuple(arrays["class_names"].tolist()), plan)
+    from ..atomic import write_text
+
+    write_text(path, json.dumps(split, indent=1))
+    return split
 
 
 def record_splits(config: DataConfig, folder: Path) -> None:
