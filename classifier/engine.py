@@ -53,14 +53,13 @@ def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return counts.sum() / (num_classes * counts)
 
 
-def epoch_order(labels: torch.Tensor, settings: TrainSettings, rng: torch.Generator,
-                num_classes: int | None = None) -> torch.Tensor:
+def epoch_order(labels: torch.Tensor, settings: TrainSettings, rng: torch.Generator, num_classes: int) -> torch.Tensor:
     """Indices of one epoch: a permutation (several chained when `steps_per_epoch` asks for more
     than one pass), or a class-balanced draw with replacement."""
     n = labels.numel()
     wanted = settings.steps_per_epoch * settings.batch_size if settings.steps_per_epoch else n
     if settings.oversample:
-        weights = class_weights(labels, num_classes or int(labels.max()) + 1)[labels.cpu()]
+        weights = class_weights(labels, num_classes)[labels.cpu()]
         return torch.multinomial(weights, wanted, replacement=True, generator=rng)
     passes = [torch.randperm(n, generator=rng) for _ in range(math.ceil(wanted / n))]
     return torch.cat(passes)[:wanted]

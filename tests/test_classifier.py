@@ -79,10 +79,10 @@ def test_class_weights_and_oversampling_balance_classes():
     labels = torch.tensor([0] * 60 + [1] * 20 + [2] * 10 + [3] * 10)
     weights = class_weights(labels, 4)
     assert torch.allclose(weights * torch.bincount(labels), torch.full((4,), 25.0))
-    order = epoch_order(labels, TrainSettings(oversample=True), torch.Generator().manual_seed(0))
+    order = epoch_order(labels, TrainSettings(oversample=True), torch.Generator().manual_seed(0), 4)
     counts = torch.bincount(labels[order], minlength=4).float()
     assert len(order) == 100 and (counts > 12).all() and (counts < 40).all()
-    plain = epoch_order(labels, TrainSettings(), torch.Generator().manual_seed(0))
+    plain = epoch_order(labels, TrainSettings(), torch.Generator().manual_seed(0), 4)
     assert sorted(plain.tolist()) == list(range(100))
 
 
