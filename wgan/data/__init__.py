@@ -97,8 +97,7 @@ def load_dataset(config: DataConfig) -> ImageSet:
     if config.subset == "all":
         return full
     if config.source != "first" and config.split == "cv":
-        default = _default_split_path(digest, arrays)  # drawn again, identically, after the cache was cleared
-        split_path = Path(config.splits) if config.splits else default
+        split_path = _split_file(config, digest, arrays)
         split = splits.load(split_path)
         if split.get("class_names", list(class_names)) != list(class_names):
             raise DataError(f"{split_path}: written for classes {split['class_names']}, the data has {list(class_names)}")
@@ -129,7 +128,7 @@ def resolve_splits(config: DataConfig) -> DataConfig:
     if config.splits is not None:
         return replace(config, splits=str(Path(config.splits).resolve()))
     path, reader, digest = _source(config)
-    return replace(config, splits=str(_default_split_path(digest, _arrays(config, path, reader, digest))))
+    return replace(config, splits=str(_split_file(config, digest, _arrays(config, path, reader, digest))))
 
 
 def class_names(config: DataConfig) -> tuple[str, ...]:
@@ -191,12 +190,15 @@ def _arrays(config: DataConfig, path: Path, reader, digest: str) -> dict[str, np
     return {**arrays, "key": np.asarray(key)}
 
 
-def _default_split_path(digest: str, arrays: dict[str, np.ndarray]) -> Path:
-    """The split file of this data content, drawn with the default plan when it does not exist yet
-    (the draw is a function of the images and the plan, so a redrawn file is the same file)."""
+def _split_file(config: DataConfig, digest: str, arrays: dict[str, np.ndarray]) -> Path:
+    """The split file `config` uses: the one it names, or the default one of this data content.
+    Only the default one is drawn, on first use and again after the cache was cleared (the draw is
+    a function of the images and the plan, so a redrawn file is the same file)."""
     plan = splits.SplitPlan(folds=FOLDS)
-    path = splits.default_path(cache.cache_dir(), digest, plan)
-    splits.ensure(path, arrays["hashes"], arrays["labels"], tuple(arrays["class_names"].tolist()), plan)
+    default = splits.default_path(cache.cache_dir(), digest, plan)
+    path = Path(config.splits) if config.splits else default
+    if path == default:
+        splits.ensure(path, arrays["hashes"], arrays["labels"], tuple(arrays["class_names"].tolist()), plan)
     return path
 
 
