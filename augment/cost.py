@@ -107,8 +107,14 @@ class _Timings:
         views = 8 if base.tta else 1
         generated = {"fixed": sum(counts), "fresh-per-epoch": sum(counts) * epochs,
                      "fresh-per-batch": steps * base.batch_size * epochs * sum(counts) / max(1, n_real + sum(counts))}
-        return (epochs * (steps * self.step + self.n_valid * views * self.forward)
-                + self.n_test * views * self.forward + generated[config.pool] * self.generate)
+        seconds = (epochs * (steps * self.step + self.n_valid * views * self.forward)
+                   + self.n_test * views * self.forward + generated[config.pool] * self.generate)
+        if sum(counts) and (config.fidelity_filter or config.generated_labels == "teacher"):
+            # the real-only reference classifier, trained once per fold and seed for all adding arms
+            adding = sum(not a.spec.is_zero for a in config.arms)
+            reference = base.epochs * (math.ceil(n_real / base.batch_size) * self.step + self.n_valid * views * self.forward)
+            seconds += reference / adding
+        return seconds
 
 
 def _time_model(settings: TrainSettings, resolution: int, num_classes: int) -> tuple[float, float]:

@@ -1,11 +1,12 @@
-"""The class-fidelity filter of the mixing protocol: generated images that a classifier trained on
-the cell's own real training images confidently puts in another class are dropped.
+"""What a cell's real-only classifier does to its generated images: the class-fidelity filter
+drops those it confidently puts in another class; the teacher labels replace each image's
+conditioning class with the probabilities it gives.
 
-The filter classifier of a cell is the real-only classifier of that fold and seed (the base
+That reference classifier is the real-only classifier of the cell's fold and seed (the base
 settings, the real training split, epochs picked on the fold's validation split, as the
-reference arm trains it), so the filter knows nothing the cell does not: no test image, and of
-the validation split only what epoch selection uses anyway. It is trained once per fold, seed
-and settings and kept under `<out>/filters/`.
+reference arm trains it), so it knows nothing the cell does not: no test image, and of the
+validation split only what epoch selection uses anyway. It is trained once per fold, seed and
+settings and kept under `<out>/filters/`.
 """
 
 from __future__ import annotations
@@ -36,8 +37,17 @@ def accept_by_fidelity(model: torch.nn.Module, threshold: float, device: torch.d
     return accept
 
 
-def filter_classifier(out: Path, settings: TrainSettings, data: dict, real: ImageSet, valid: ImageSet,
-                      device: torch.device) -> torch.nn.Module:
+def teacher_targets(model: torch.nn.Module, mixed: ImageSet, n_real: int, device: torch.device,
+                    tta: bool) -> torch.Tensor:
+    """Soft training targets of a mixed set (real images first): one-hot labels for the `n_real`
+    real images, the classifier's class probabilities for the generated ones."""
+    targets = torch.nn.functional.one_hot(mixed.labels, len(mixed.class_names)).float()
+    targets[n_real:] = predict(model, mixed.images[n_real:], device, tta=tta)
+    return targets
+
+
+def reference_classifier(out: Path, settings: TrainSettings, data: dict, real: ImageSet, valid: ImageSet,
+                         device: torch.device) -> torch.nn.Module:
     """The real-only classifier of a cell (settings carry its seed and steps), cached by identity."""
     identity = {"settings": asdict(settings), "data": data, "train": real.fingerprint, "valid": valid.fingerprint}
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]

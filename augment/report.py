@@ -65,7 +65,7 @@ def markdown(results: dict) -> str:
         f"mode {results['mode']}, schedule {cfg['schedule']}, folds {cfg['folds']}, seeds {cfg['seeds']}, "
         f"budget {cfg['base']['epochs']} passes over the real training split ({cfg.get('budget', 'equal-steps')}), "
         f"real fraction {cfg['real_fraction']}, generated pool {cfg['pool']}, fidelity filter "
-        f"{cfg['fidelity_filter'] or 'off'}.", "",
+        f"{cfg['fidelity_filter'] or 'off'}, generated images labelled by {cfg.get('generated_labels', 'conditioning')}.", "",
         "Computed under (every setting that changes a number; each cell in `cells/` records its own identity): "
         f"training `{json.dumps(cfg['base'], sort_keys=True)}`, data `{json.dumps(cfg['data'], sort_keys=True)}`.", "",
         "Test metrics on the real test split, mean ± std over folds x seeds:", "", *rows, "",

@@ -49,6 +49,10 @@ BUDGETS = ("equal-steps", "equal-real-passes")
 POOLS = ("fixed", "fresh-per-epoch", "fresh-per-batch")
 # the negative control: generated images whose labels carry no class information (see pool.shuffle_labels)
 CONTROLS = ("shuffled-labels",)
+# conditioning: a generated image carries the class it was drawn for; teacher: the class
+# probabilities the cell's real-only classifier gives it (soft labels, as in knowledge
+# distillation), so an image drawn for FRI that looks like FRII teaches what it looks like
+GENERATED_LABELS = ("conditioning", "teacher")
 
 
 @dataclass(frozen=True)
@@ -70,11 +74,22 @@ class SweepConfig:
     schedule: str = "mixed"
     pool: str = "fixed"  # one of POOLS
     fidelity_filter: float = 0.0  # drop generated images put in another class with this confidence (0: off)
+    generated_labels: str = "conditioning"  # one of GENERATED_LABELS
     real_fraction: float = 1.0
     budget: str = "equal-steps"  # one of BUDGETS
     out: Path = Path("runs/augment")
     save_models: bool = False  # also write each cell's classifier export beside its JSON
     reuse_from: tuple[Path, ...] = ()  # other study folders whose cells of the same identity are copied in
+
+    def __post_init__(self):
+        if self.generated_labels not in GENERATED_LABELS:
+            raise ValueError(f"unknown generated labels '{self.generated_labels}'; choose from {', '.join(GENERATED_LABELS)}")
+        if self.generated_labels == "teacher" and self.pool != "fixed":
+            raise ValueError("teacher labels need the fixed pool (they are computed once per cell), not "
+                             f"pool '{self.pool}'")
+        if self.generated_labels == "teacher" and any(arm.control for arm in self.arms):
+            raise ValueError("teacher labels would give the control's shuffled-label images their class "
+                             "information back; run the control in a study without them")
 
     def model_path(self, arm: Arm, fold: int, seed: int) -> Path:
         return self.cell_path(arm, fold, seed).with_suffix(".pt")
@@ -116,6 +131,10 @@ def cell_identity(config: SweepConfig, arm: Arm, fold: int, seed: int, generator
         "schedule": config.schedule if adds else "mixed",
         "budget": config.budget if adds else "equal-steps",
         "base": asdict(config.base), "data": asdict(config.data), "real_fraction": config.real_fraction,
+        # present only when not the conditioning labels (the one choice before the option existed),
+        # so cells computed before it stay reusable
+        **({"generated_labels": config.generated_labels}
+           if adds and config.generated_labels != "conditioning" else {}),
     }
 
 
@@ -187,21 +206,28 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
     per_epoch = len(real) + (sum(counts) if config.budget == "equal-real-passes" else 0)
     settings = replace(config.base, seed=seed, steps_per_epoch=math.ceil(per_epoch / config.base.batch_size),
                        **dict(arm.overrides))
-    accept = _fidelity_filter(config, data, seed, real, valid, dev) if sum(counts) and config.fidelity_filter else None
+    reference = _reference_classifier(config, data, seed, real, valid, dev) if sum(counts) and (
+        config.fidelity_filter or config.generated_labels == "teacher") else None
+    accept = (filtering.accept_by_fidelity(reference, config.fidelity_filter, dev, settings.tta)
+              if reference is not None and config.fidelity_filter else None)
     train_for, fresh = _training_sets(config, arm, real, counts, seed, fold, accept)
+    targets = (filtering.teacher_targets(reference, train_for(1), len(real), dev, settings.tta)
+               if reference is not None and config.generated_labels == "teacher" else None)
     trained_on = train_for(1).fingerprint  # real + generated (pool hash); fresh pools change per epoch
     model = build_model(settings.model, real.resolution, len(real.class_names), seed=seed)
     logger = StatsLogger(config.out / "tensorboard" / arm.name / f"fold{fold}-seed{seed}", resume_step=0)
     pretrain = config.schedule == "pretrain-finetune" and sum(counts) > 0
     try:
         if pretrain:  # generated images only, then the real split alone; logged as epochs 1..2E
-            model = fit(model, lambda epoch: _generated_only(train_for(epoch), len(real)), valid, settings, dev,
+            fixed = _generated_only(train_for(1), len(real)) if config.pool == "fixed" else None
+            generated_for = lambda epoch: fixed if fixed is not None else _generated_only(train_for(epoch), len(real))  # noqa: E731
+            model = fit(model, generated_for, valid, settings, dev,
                         log=lambda e, row: logger.log(e, {f"pretrain/{k}": v for k, v in row.items()}),
-                        progress=False, fresh=fresh).model
-            train_for = lambda epoch: real  # noqa: E731
+                        progress=False, fresh=fresh, targets=None if targets is None else targets[len(real):]).model
+            train_for, targets = (lambda epoch: real), None
         offset = settings.epochs if pretrain else 0
         result = fit(model, train_for, valid, settings, dev, log=lambda e, row: logger.log(offset + e, row),
-                     progress=False, fresh=fresh)
+                     progress=False, fresh=fresh, targets=targets)
     finally:
         logger.close()
     test_report = evaluate(result.model, test, dev, settings.amp, settings.tta)
@@ -248,12 +274,12 @@ def _training_sets(config: SweepConfig, arm: Arm, real: ImageSet, counts: list[i
     return (lambda epoch: mixed), None
 
 
-def _fidelity_filter(config: SweepConfig, data: DataConfig, seed: int, real: ImageSet, valid: ImageSet,
-                     device: torch.device) -> pool.Accept:
-    """The filter of a cell, from the real-only classifier of its fold and seed (trained as the reference arm is)."""
+def _reference_classifier(config: SweepConfig, data: DataConfig, seed: int, real: ImageSet, valid: ImageSet,
+                          device: torch.device) -> torch.nn.Module:
+    """The real-only classifier of a cell's fold and seed (trained as the reference arm is), for
+    the fidelity filter and the teacher labels."""
     settings = replace(config.base, seed=seed, steps_per_epoch=math.ceil(len(real) / config.base.batch_size))
-    model = filtering.filter_classifier(config.out, settings, asdict(data), real, valid, device)
-    return filtering.accept_by_fidelity(model, config.fidelity_filter, device, settings.tta)
+    return filtering.reference_classifier(config.out, settings, asdict(data), real, valid, device)
 
 
 def _generated_only(mixed: ImageSet, n_real: int) -> ImageSet:

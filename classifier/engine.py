@@ -47,9 +47,13 @@ class TrainSettings:
     augment_generated: bool = True  # False: generated images enter as drawn (the published protocol)
 
 
-def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Inverse class frequency, normalised so a balanced set gets weight 1 everywhere."""
-    counts = torch.bincount(labels.cpu(), minlength=num_classes).float().clamp(min=1)
+def class_weights(labels: torch.Tensor, num_classes: int, targets: torch.Tensor | None = None) -> torch.Tensor:
+    """Inverse class frequency, normalised so a balanced set gets weight 1 everywhere. With soft
+    `targets` [N, classes], a class's frequency is its summed probability mass."""
+    if targets is not None:
+        counts = targets.sum(0).float().clamp(min=1)
+    else:
+        counts = torch.bincount(labels.cpu(), minlength=num_classes).float().clamp(min=1)
     return counts.sum() / (num_classes * counts)
 
 
@@ -89,11 +93,13 @@ FreshImages = Callable[[torch.Tensor], torch.Tensor]
 
 def train_one_epoch(model: nn.Module, data: ImageSet, optimizer, scheduler, settings: TrainSettings,
                     rng: torch.Generator, device: torch.device, loss_weights: torch.Tensor | None = None,
-                    shard: Shard = SINGLE, fresh: FreshImages | None = None) -> dict:
+                    shard: Shard = SINGLE, fresh: FreshImages | None = None, targets: torch.Tensor | None = None) -> dict:
     """One pass over the training images; returns {'loss', 'accuracy', 'lr'}.
 
     With `fresh`, the generated images of every batch are replaced by new ones of the same
-    classes, so no generated image is ever shown twice. Under torchrun every rank draws the
+    classes, so no generated image is ever shown twice. With `targets` ([N, classes] class
+    probabilities, one row per training image), the loss is the cross-entropy against them
+    instead of the labels (training accuracy still counts the labels). Under torchrun every rank draws the
     global batch (and its augmentation) and trains on its slice; gradients are averaged over
     the ranks, so the result matches one process.
     """
@@ -111,10 +117,12 @@ def train_one_epoch(model: nn.Module, data: ImageSet, optimizer, scheduler, sett
         x = to_unit_range(images.to(device)).unsqueeze(1)
         y = data.labels[index].to(device)
         x = _augment(x, settings, rng, None if as_drawn is None else as_drawn[index].to(device))
-        x, y, y_all = shard.take(x), shard.take(y), y
+        # the loss's targets: class indices, or probability rows when soft targets are given
+        t_all = y if targets is None else targets[index].to(device)
+        x, y, t = shard.take(x), shard.take(y), shard.take(t_all)
         with autocast_factory(device, settings.amp)():
             logits = model(x)
-        loss = _loss(logits.float(), y, y_all, loss_weights, shard)
+        loss = _loss(logits.float(), t, t_all, loss_weights, shard)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         average_gradients(model, shard)
@@ -138,15 +146,20 @@ def _augment(x: torch.Tensor, settings: TrainSettings, rng: torch.Generator, kee
     return x if keep is None else torch.where(keep[:, None, None, None], original, x)
 
 
-def _loss(logits: torch.Tensor, y: torch.Tensor, y_all: torch.Tensor, weights: torch.Tensor | None,
+def _loss(logits: torch.Tensor, t: torch.Tensor, t_all: torch.Tensor, weights: torch.Tensor | None,
           shard: Shard) -> torch.Tensor:
-    """Cross-entropy, (weighted) mean over the global batch: a rank's share is its sum over the
-    global normaliser times the number of ranks, so the average over ranks is the global mean
-    even when the last batch does not split evenly."""
+    """Cross-entropy against class indices or probability rows `t`, (weighted) mean over the
+    global batch `t_all`: a rank's share is its sum over the global normaliser times the number of
+    ranks, so the average over ranks is the global mean even when the last batch does not split
+    evenly. A one-hot row gives the same loss as its class index."""
+    if t.is_floating_point():  # soft targets: -sum_c w_c t_c log p_c over sum_c w_c t_c
+        w = weights if weights is not None else torch.ones(t.shape[1], device=t.device)
+        total = -(t * w * F.log_softmax(logits, 1)).sum()
+        return total / (t_all * w).sum() * shard.world
     if shard.world == 1:
-        return F.cross_entropy(logits, y, weight=weights)
-    norm = weights[y_all].sum() if weights is not None else torch.tensor(float(len(y_all)))
-    return F.cross_entropy(logits, y, weight=weights, reduction="sum") / norm * shard.world
+        return F.cross_entropy(logits, t, weight=weights)
+    norm = weights[t_all].sum() if weights is not None else torch.tensor(float(len(t_all)))
+    return F.cross_entropy(logits, t, weight=weights, reduction="sum") / norm * shard.world
 
 
 @torch.no_grad()
@@ -189,25 +202,31 @@ class FitResult:
 
 def fit(model: nn.Module, train: ImageSet | Callable[[int], ImageSet], valid: ImageSet, settings: TrainSettings,
         device: torch.device, log: Callable[[int, dict], None] | None = None, progress: bool = True,
-        shard: Shard = SINGLE, fresh: FreshImages | None = None) -> FitResult:
+        shard: Shard = SINGLE, fresh: FreshImages | None = None, targets: torch.Tensor | None = None) -> FitResult:
     """Train for `settings.epochs` (or until `patience` runs out) and keep the best validation epoch.
 
     `train` is a fixed set, or a function of the epoch (1, 2, ...) returning that epoch's set (for
     training sets that change, e.g. freshly generated images); class weights come from epoch 1's set.
-    `fresh` replaces the generated images of every batch (see `train_one_epoch`).
+    `fresh` replaces the generated images of every batch (see `train_one_epoch`); `targets`, soft
+    labels of a fixed training set (one row per image), replace its labels in the loss.
     """
     train_for = train if callable(train) else (lambda epoch: train)
     rng = torch.Generator().manual_seed(settings.seed)
     model.to(device)
     first = train_for(1)
+    if targets is not None and (fresh is not None or targets.shape != (len(first), len(first.class_names))):
+        raise ValueError("soft targets need a fixed training set with one row of class probabilities per image")
     steps = settings.steps_per_epoch or math.ceil(len(first) / settings.batch_size)
     optimizer, scheduler = make_optimizer(model, settings, steps)
-    weights = class_weights(first.labels, len(first.class_names)).to(device) if settings.class_weighted else None
+    weights = class_weights(first.labels, len(first.class_names), targets).to(device) if settings.class_weighted else None
     best, best_epoch, best_state, history = -np.inf, 0, None, []
     bar = tqdm(range(1, settings.epochs + 1), unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
         data = first if epoch == 1 else train_for(epoch)
-        train_stats = train_one_epoch(model, data, optimizer, scheduler, settings, rng, device, weights, shard, fresh)
+        if targets is not None and data is not first:
+            raise ValueError("soft targets need a fixed training set; this one changes between epochs")
+        train_stats = train_one_epoch(model, data, optimizer, scheduler, settings, rng, device, weights, shard, fresh,
+                                      targets)
         valid_report = evaluate(model, valid, device, settings.amp, settings.tta)
         row = {"epoch": epoch, **{f"train/{k}": v for k, v in train_stats.items()},
                "valid/loss": valid_report["loss"], "valid/accuracy": valid_report["accuracy"],

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from augment.sweep import BUDGETS, CONTROLS, POOLS
+from augment.sweep import BUDGETS, CONTROLS, GENERATED_LABELS, POOLS
 from classifier.models import MODELS
 from wgan import released
 from wgan.workdir import DirectoryBusy, exclusive
@@ -43,6 +43,9 @@ from .options import DEFAULT_REGISTRY
 @click.option("--fidelity-filter", type=click.FloatRange(0, 1, max_open=True), default=0.0,
               help="Drop generated images that the fold's real-only classifier puts in another class with a "
                    "probability above this (0: off).")
+@click.option("--generated-labels", type=click.Choice(GENERATED_LABELS), default="conditioning",
+              help="conditioning: each generated image is labelled with the class it was drawn for; teacher: "
+                   "with the class probabilities the fold's real-only classifier gives it (soft labels).")
 @click.option("--control", type=click.Choice(CONTROLS), default=None,
               help="Add a negative-control arm beside every ratio: the same generated images with shuffled "
                    "labels (no class information); a gain it also shows is regularisation, not realism.")
@@ -142,7 +145,7 @@ def _sweep_config(opts: dict):
     return SweepConfig(
         generators=generators, arms=build_arms(specs, base, opts["baselines"], opts["control"]), folds=opts["folds"],
         seeds=opts["seeds"], base=base, data=data, schedule=opts["schedule"], pool=opts["pool"],
-        fidelity_filter=opts["fidelity_filter"], real_fraction=opts["real_fraction"], budget=opts["budget"],
+        fidelity_filter=opts["fidelity_filter"], generated_labels=opts["generated_labels"], real_fraction=opts["real_fraction"], budget=opts["budget"],
         out=opts["out"] or Path("runs") / f"augment-{opts['model']}-{opts['mode']}", reuse_from=tuple(opts["reuse_from"]))
 
 

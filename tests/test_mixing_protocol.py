@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from augment import pool
 from classifier.engine import TrainSettings, fit
+from classifier.export import load_classifier
 from classifier.models import build_model
 from commands.augment import augment_eval_command
 from tests.helpers import synthetic_set
@@ -140,3 +141,80 @@ def test_cost_uses_each_arms_own_finished_cells(tmp_path):
     assert (cost.n_cells, cost.n_todo) == (6, 3)
     assert cost.seconds_per_cell == pytest.approx((15.0 + 100.0 + 100.0) / 3)  # r=0 seed 2, r=1 seeds 1 and 2
     assert cost.source == "median of the finished cells of each arm"
+
+
+def test_one_hot_soft_targets_train_like_the_labels_they_encode():
+    """The soft-label loss is the cross-entropy it generalises: one-hot rows, class weights
+    included, give the same training as the class indices."""
+    data = synthetic_set(48, size=32)
+    settings = TrainSettings(epochs=2, batch_size=16, class_weighted=True)
+    one_hot = torch.nn.functional.one_hot(data.labels, 4).float()
+    trained = [fit(build_model("cnn", 32, seed=0), data, data, settings, torch.device("cpu"), progress=False,
+                   targets=targets).model.state_dict() for targets in (None, one_hot)]
+    for name, value in trained[0].items():
+        torch.testing.assert_close(trained[1][name], value, rtol=1e-4, atol=1e-5)
+
+
+def test_soft_targets_replace_the_labels_and_their_mass_sets_the_class_weights():
+    from dataclasses import replace
+
+    from classifier.engine import class_weights
+
+    data = synthetic_set(48, size=32)
+    relabelled = replace(data, labels=(data.labels + 1) % 4)  # every image taught as the next class
+    settings = TrainSettings(epochs=2, batch_size=16, dihedral=False)
+    by_labels = fit(build_model("cnn", 32, seed=0), relabelled, data, settings, torch.device("cpu"), progress=False)
+    by_targets = fit(build_model("cnn", 32, seed=0), data, data, settings, torch.device("cpu"), progress=False,
+                     targets=torch.nn.functional.one_hot(relabelled.labels, 4).float())
+    for name, value in by_labels.model.state_dict().items():
+        torch.testing.assert_close(by_targets.model.state_dict()[name], value, rtol=1e-4, atol=1e-5)
+    mass = torch.tensor([[0.5, 0.5, 0, 0], [0.5, 0.5, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    labels = torch.tensor([0, 0, 1, 2, 3])  # by count FRI 2, FRII 1; by probability mass FRI 1, FRII 2
+    torch.testing.assert_close(class_weights(labels, 4, mass), 5 / (4 * torch.tensor([1.0, 2, 1, 1])))
+    with pytest.raises(ValueError, match="one row of class probabilities per image"):
+        fit(build_model("cnn", 32, seed=0), data, data, settings, torch.device("cpu"), progress=False,
+            targets=torch.zeros(5, 4))
+
+
+def test_sharded_soft_loss_averages_to_the_single_process_loss():
+    from classifier.engine import _loss
+    from wgan.distributed import Shard
+
+    logits, targets = torch.randn(7, 4), torch.softmax(torch.randn(7, 4), 1)
+    weights = torch.tensor([2.0, 0.5, 1.0, 1.5])
+    single = _loss(logits, targets, targets, weights, Shard())
+    shares = [_loss(Shard(r, 3).take(logits), Shard(r, 3).take(targets), targets, weights, Shard(r, 3)) for r in range(3)]
+    torch.testing.assert_close(sum(shares) / 3, single)
+
+
+def test_teacher_labels_are_the_reference_classifiers_probabilities(generator, tmp_path):
+    from augment import filtering
+    from classifier.engine import predict
+
+    result = run([*ONE_CELL, "--checkpoint", generator, "--generated-labels", "teacher", "--schedule",
+                  "pretrain-finetune"], tmp_path)
+    assert result.exit_code == 0, result.output
+    cell = json.loads((tmp_path / "cells" / "r=1" / "fold0-seed0.json").read_text())
+    assert cell["identity"]["generated_labels"] == "teacher"
+    assert "generated images labelled by teacher" in (tmp_path / "report.md").read_text()
+    (teacher,) = (tmp_path / "filters").glob("classifier-*.pt")  # the same real-only classifier the filter uses
+    mixed = synthetic_set(12, size=32)
+    mixed.source[6:] = GENERATED_SOURCE
+    model = load_classifier(teacher, torch.device("cpu")).model
+    targets = filtering.teacher_targets(model, mixed, 6, torch.device("cpu"), tta=True)
+    assert torch.equal(targets[:6], torch.nn.functional.one_hot(mixed.labels[:6], 4).float())
+    torch.testing.assert_close(targets[6:], predict(model, mixed.images[6:], torch.device("cpu"), tta=True))
+    # the default labels leave the identity as it was before the option existed (older cells stay reusable)
+    result = run([*ONE_CELL, "--checkpoint", generator], tmp_path / "plain")
+    plain = json.loads((tmp_path / "plain" / "cells" / "r=1" / "fold0-seed0.json").read_text())
+    assert result.exit_code == 0 and "generated_labels" not in plain["identity"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--control", "shuffled-labels"], "would give the control's shuffled-label images their class information back"),
+    (["--pool", "fresh-per-epoch"], "teacher labels need the fixed pool"),
+])
+def test_teacher_labels_refuse_what_they_cannot_serve(generator, tmp_path, extra, message):
+    result = run([*ONE_CELL, "--checkpoint", generator, "--generated-labels", "teacher", *extra], tmp_path)
+    assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "cells").exists()
