@@ -47,13 +47,15 @@ def teacher_targets(model: torch.nn.Module, mixed: ImageSet, n_real: int, device
 
 
 def reference_classifier(out: Path, settings: TrainSettings, data: dict, real: ImageSet, valid: ImageSet,
-                         device: torch.device) -> torch.nn.Module:
-    """The real-only classifier of a cell (settings carry its seed and steps), cached by identity."""
+                         device: torch.device, reuse_from: tuple[Path, ...] = ()) -> torch.nn.Module:
+    """The real-only classifier of a cell (settings carry its seed and steps), cached by identity
+    under `out`, or taken from another study folder of `reuse_from` that trained the same one."""
     identity = {"settings": asdict(settings), "data": data, "train": real.fingerprint, "valid": valid.fingerprint}
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     path = out / "filters" / f"classifier-{key}.pt"
-    if path.is_file():
-        return load_classifier(path, device).model
+    for found in (folder / "filters" / path.name for folder in (out, *reuse_from)):
+        if found.is_file():
+            return load_classifier(found, device).model
     model = build_model(settings.model, real.resolution, len(real.class_names), seed=settings.seed)
     result = fit(model, real, valid, settings, device, progress=False)
     save_classifier(result.model, asdict(settings), {**data, "identity": identity}, real.resolution,

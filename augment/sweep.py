@@ -79,7 +79,7 @@ class SweepConfig:
     budget: str = "equal-steps"  # one of BUDGETS
     out: Path = Path("runs/augment")
     save_models: bool = False  # also write each cell's classifier export beside its JSON
-    reuse_from: tuple[Path, ...] = ()  # other study folders whose cells of the same identity are copied in
+    reuse_from: tuple[Path, ...] = ()  # other study folders: their cells and reference classifiers of the same identity are reused
 
     def __post_init__(self):
         if self.generated_labels not in GENERATED_LABELS:
@@ -279,7 +279,7 @@ def _reference_classifier(config: SweepConfig, data: DataConfig, seed: int, real
     """The real-only classifier of a cell's fold and seed (trained as the reference arm is), for
     the fidelity filter and the teacher labels."""
     settings = replace(config.base, seed=seed, steps_per_epoch=math.ceil(len(real) / config.base.batch_size))
-    return filtering.reference_classifier(config.out, settings, asdict(data), real, valid, device)
+    return filtering.reference_classifier(config.out, settings, asdict(data), real, valid, device, config.reuse_from)
 
 
 def _generated_only(mixed: ImageSet, n_real: int) -> ImageSet:

@@ -74,7 +74,8 @@ from .options import DEFAULT_REGISTRY
               help="Recompute finished cells in --out that were computed under other settings (default: refuse).")
 @click.option("--reuse-from", multiple=True, type=click.Path(path_type=Path, file_okay=False, exists=True),
               help="Another study folder: its cells computed under the same identity (same arm, fold, seed and "
-                   "every setting) are copied in, not recomputed. Repeatable.")
+                   "every setting) are copied in, not recomputed, and so are its reference classifiers (filters/). "
+                   "Repeatable.")
 @click.option("--dry-run", is_flag=True, help="List the cells and their estimated cost, then stop.")
 @options.progress()
 def augment_eval_command(**opts):

@@ -204,10 +204,13 @@ def test_teacher_labels_are_the_reference_classifiers_probabilities(generator, t
     targets = filtering.teacher_targets(model, mixed, 6, torch.device("cpu"), tta=True)
     assert torch.equal(targets[:6], torch.nn.functional.one_hot(mixed.labels[:6], 4).float())
     torch.testing.assert_close(targets[6:], predict(model, mixed.images[6:], torch.device("cpu"), tta=True))
-    # the default labels leave the identity as it was before the option existed (older cells stay reusable)
-    result = run([*ONE_CELL, "--checkpoint", generator], tmp_path / "plain")
+    # the default labels leave the identity as it was before the option existed (older cells stay
+    # reusable); a filtered study reusing this folder takes its reference classifier instead of training one
+    result = run([*ONE_CELL, "--checkpoint", generator, "--fidelity-filter", "0.9", "--reuse-from", str(tmp_path)],
+                 tmp_path / "plain")
     plain = json.loads((tmp_path / "plain" / "cells" / "r=1" / "fold0-seed0.json").read_text())
     assert result.exit_code == 0 and "generated_labels" not in plain["identity"]
+    assert not (tmp_path / "plain" / "filters").exists()
 
 
 @pytest.mark.parametrize("extra, message", [
