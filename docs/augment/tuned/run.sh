@@ -2,31 +2,53 @@
 # The augmentation study on the tuned baseline: each fold's released generator mixed into the
 # training split of the 300-epoch CNN recipe (class-weighted, rotations/flips plus arbitrary-angle
 # rotation, test-time averaging), 5 folds x 3 seeds, one thread per cell.
-# Resumable: finished cells are committed under docs/augment/tuned/<study>/cells and copied back
-# into runs/ before each study, so a new machine continues where the last one stopped.
-# Usage: bash docs/augment/tuned/run.sh [WORKERS]   (from the repository root, in the project's venv)
+# Resumable: finished cells (and the real-only reference classifiers of the filter and teacher
+# studies) are committed under docs/augment/tuned/<study>/ and copied back into runs/ before each
+# study, so a new machine continues where the last one stopped.
+# Usage: bash docs/augment/tuned/run.sh [WORKERS] [STUDY ...]   (from the repository root, in the
+# project's venv; default: every study below, in this order)
 set -euo pipefail
 workers=${1:-2}
+shift || true
 here=docs/augment/tuned
 base="--epochs 300 --class-weighted --rotate --tta --seeds 0,1,2 --workers $workers --no-progress"
 
 study() {  # NAME ARGS...: restore committed cells, run, keep cells and report
     local name=$1 status=0; shift
     mkdir -p runs/tuned-$name
-    [ -d $here/$name/cells ] && cp -rn $here/$name/cells runs/tuned-$name/
+    for kept in cells filters; do
+        [ -d $here/$name/$kept ] && cp -rn $here/$name/$kept runs/tuned-$name/
+    done
     augment-eval "$@" $base --out runs/tuned-$name || status=$?  # failed cells: kept, retried next time
     mkdir -p $here/$name
-    cp -r runs/tuned-$name/cells $here/$name/
+    for kept in cells filters; do
+        [ -d runs/tuned-$name/$kept ] && cp -r runs/tuned-$name/$kept $here/$name/
+    done
     for f in results.json report.md gain.png errors.json; do
         [ -f runs/tuned-$name/$f ] && cp runs/tuned-$name/$f $here/$name/
     done
     return $status
 }
 
-# 1. balanced mixing at every ratio, with the cheap baseline (oversampling) in the same run
-study balanced --ratio 0.5 --ratio 1 --ratio 2 --ratio 3 --ratio 5
-# 2. the negative control (shuffled labels) at two ratios; shared cells come from study 1
-study control --ratio 1 --ratio 3 --control shuffled-labels --no-baselines --reuse-from runs/tuned-balanced
-# 3. realistic mixing, and 4. pre-train on generated then fine-tune on real
-study realistic --mode realistic --ratio 1 --ratio 3 --no-baselines --reuse-from runs/tuned-balanced
-study pretrain --schedule pretrain-finetune --ratio 1 --ratio 3 --no-baselines --reuse-from runs/tuned-balanced
+run_one() {
+    case $1 in
+    # 1. balanced mixing at every ratio, with the cheap baseline (oversampling) in the same run
+    balanced) study balanced --ratio 0.5 --ratio 1 --ratio 2 --ratio 3 --ratio 5 ;;
+    # 2. the negative control (shuffled labels) at two ratios; shared cells come from study 1's
+    # committed folder (as in every later study)
+    control) study control --ratio 1 --ratio 3 --control shuffled-labels --no-baselines --reuse-from $here/balanced ;;
+    # 3. generated images labelled by the fold's real-only classifier (soft labels), and 4. the
+    # class-fidelity filter with that same classifier (taken from study 3)
+    teacher) study teacher --ratio 1 --generated-labels teacher --no-baselines --reuse-from $here/balanced ;;
+    filter) study filter --ratio 1 --fidelity-filter 0.5 --no-baselines --reuse-from $here/balanced \
+                --reuse-from $here/teacher ;;
+    # 5. realistic mixing, and 6. pre-train on generated then fine-tune on real
+    realistic) study realistic --mode realistic --ratio 1 --ratio 3 --no-baselines --reuse-from $here/balanced ;;
+    pretrain) study pretrain --schedule pretrain-finetune --ratio 1 --ratio 3 --no-baselines --reuse-from $here/balanced ;;
+    *) echo "unknown study '$1'" >&2; return 2 ;;
+    esac
+}
+
+studies=("$@")
+[ ${#studies[@]} -gt 0 ] || studies=(balanced control teacher filter realistic pretrain)
+for name in "${studies[@]}"; do run_one "$name"; done
