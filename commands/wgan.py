@@ -133,6 +133,11 @@ def sample_command(n, checkpoint, class_name, seed, out, fmt, grid, batch_size, 
     except USER_ERRORS as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"wrote {n} images ({fmt}) from {path} to {target}")
+    if fmt in PER_IMAGE:  # a folder claimed by this generator keeps the images of earlier runs: say so
+        held = sum(1 for f in target.glob(f"*.{fmt}") if not f.name.startswith("grid_"))
+        if held > n:
+            click.echo(f"{target} now holds {held} images of this generator ({held - n} from earlier runs into "
+                       "the same folder); pass a new --out for this draw alone")
 
 
 def _default_generator() -> Path:

@@ -206,7 +206,8 @@ def test_sample_never_mixes_generators_in_one_folder(trained, tmp_path):
     out = tmp_path / "samples"
     first = ["--checkpoint", trained / "generator.pt", "--out", out, "--no-progress"]
     assert invoke(sample_command, [*first, "--n", 4]).exit_code == 0
-    assert invoke(sample_command, [*first, "--n", 8, "--seed", 4]).exit_code == 0  # same generator: more images
+    again = invoke(sample_command, [*first, "--n", 8, "--seed", 4])  # same generator: more images, said so
+    assert again.exit_code == 0 and "now holds 12 images of this generator (4 from earlier runs" in again.output
     assert len(list(out.glob("*.png"))) == 12
     other = tmp_path / "other.pt"
     payload = checkpoint.load(trained / "generator.pt", checkpoint.GENERATOR_EXPORT)
