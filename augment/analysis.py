@@ -65,3 +65,50 @@ def summarize(cells: list[dict], reference: str, confidence: float = 0.95) -> di
                          for c in cells if c["arm"] == arm and c["failure"]],
         }
     return out
+
+
+def against_controls(cells: list[dict], summary: dict) -> dict:
+    """Each arm with a negative-control arm beside it (`<arm>+<control>`): the paired difference
+    arm - control per score, over all pairs and over the pairs where neither run failed, and the
+    verdict the study's question needs (regularisation or class information)."""
+    by_arm: dict[str, dict[tuple[int, int], dict]] = {}
+    for cell in cells:
+        by_arm.setdefault(cell["arm"], {})[(cell["fold"], cell["seed"])] = cell
+    out = {}
+    for control in (a for a in by_arm if "+" in a and a.split("+", 1)[0] in by_arm):
+        arm = control.split("+", 1)[0]
+        runs, controls = by_arm[arm], by_arm[control]
+        pairs = sorted(set(runs) & set(controls))
+        if not pairs:
+            continue
+        healthy = [k for k in pairs if not runs[k]["failure"] and not controls[k]["failure"]]
+        differences = {label: {s: _difference(runs, controls, keys, s) for s in scores(runs[pairs[0]])} if keys else {}
+                       for label, keys in (("difference", pairs), ("difference_without_failed", healthy))}
+        # judged on the pairs where both runs learned, unless failures took half of them: then the
+        # failures are the finding (e.g. a control that never learns) and every pair counts
+        on_healthy = len(healthy) >= max(2, len(pairs) / 2)
+        judged = differences["difference_without_failed" if on_healthy else "difference"]
+        failed = {name: sum(bool(r[k]["failure"]) for k in pairs) for name, r in ((arm, runs), (control, controls))}
+        basis = (f"judged on the {len(healthy)} of {len(pairs)} pairs where both runs learned" if on_healthy else
+                 f"judged on all {len(pairs)} pairs: {', '.join(f'{n} failed {k} times' for n, k in failed.items())}")
+        out[arm] = {"control": control, **differences,
+                    "verdict": f"{_verdict(summary[arm]['gain']['accuracy'], judged['accuracy'])} ({basis})"}
+    return out
+
+
+def _difference(runs: dict, controls: dict, keys: list, name: str) -> dict:
+    return paired_interval([scores(runs[k])[name] - scores(controls[k])[name] for k in keys])
+
+
+def _verdict(gain: dict, over_control: dict) -> str:
+    """One sentence from the arm's accuracy gain over real-only and its difference to its control."""
+    labels_matter = over_control["significant"] and over_control["mean"] > 0
+    if gain["significant"] and gain["mean"] > 0:
+        return ("a gain from the generated images' class information (the arm beats its control)" if labels_matter
+                else "a gain its control matches (no significant difference): regularisation, not realism")
+    if labels_matter:
+        return ("no gain over real-only; the generated classes carry some information (the arm beats its "
+                "control), not enough to help")
+    if over_control["significant"]:
+        return "no gain over real-only, and the control does better than the generated classes"
+    return "no gain over real-only, and the generated classes do no better than shuffled labels"

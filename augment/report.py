@@ -20,14 +20,12 @@ def _score(summary: dict, arm: str, key: str) -> str:
 
 
 def format_gain(summary: dict, arm: str, key: str) -> str:
-    g = summary[arm]["gain"][key]
-    if g["n"] < 2:
-        return f"{g['mean']:+.3f}"
-    return f"{g['mean']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}]{'*' if g['significant'] else ''}"
+    return _interval(summary[arm]["gain"][key])
 
 
-def format_table(summary: dict, reference: str) -> str:
-    """Two blocks: mean ± std per arm, then the paired gain over the reference arm."""
+def format_table(summary: dict, reference: str, controls: dict | None = None) -> str:
+    """Two blocks: mean ± std per arm, then the paired gain over the reference arm; then the
+    verdict of each arm against its negative control."""
     width, keys = max(len(a) for a in summary) + 2, columns(summary)
     head = "".join(f"{c:>26s}" for c in keys)
     lines = [f"{'arm':{width}s}{head}"]
@@ -37,6 +35,7 @@ def format_table(summary: dict, reference: str) -> str:
               for arm in summary if arm != reference]
     failed = sum(len(s["failures"]) for s in summary.values())
     lines.append(f"\nruns that failed to learn (kept in the means): {failed}")
+    lines += [f"{arm} against {c['control']}: {c['verdict']}" for arm, c in (controls or {}).items()]
     return "\n".join(lines)
 
 
@@ -73,6 +72,7 @@ def markdown(results: dict) -> str:
         f"Paired gain over `{reference}` (same fold and seed), 95 % t interval; * marks an interval that excludes 0:",
         "", *gains, "",
         "Significant: " + ("; ".join(significant) if significant else "none") + ".", "",
+        *_controls(results, keys),
         f"Runs that failed to learn (kept in the means): {len(failures)}", *failures, "",
         f"Cells that raised an error (not in the means; the same command retries them): "
         f"{len(results.get('errors', []))}",
@@ -83,6 +83,32 @@ def markdown(results: dict) -> str:
         + ("; ".join(f"fold {f}: {v['generator_data']}, {v['valid_images_seen']}" for f, v in leak.items()) or "none")
         + ".", "",
         "![gain per class](gain.png)", ""])
+
+
+def _controls(results: dict, keys: list[str]) -> list[str]:
+    """Each arm against its negative control: paired difference arm - control, all pairs and
+    without the pairs where a run failed, and the verdict."""
+    controls = results.get("controls") or {}
+    if not controls:
+        return []
+    lines = ["Each arm against its negative control (same fold and seed; paired difference arm - control, "
+             "95 % t interval; a collapsed run can dominate a difference, so it is also given without the pairs "
+             "where either run failed):", "", "| arm - control | pairs | " + " | ".join(keys) + " |",
+             "|---|---|" + "---|" * len(keys)]
+    for arm, c in controls.items():
+        for label, part in (("all", "difference"), ("without failed", "difference_without_failed")):
+            if c[part]:
+                n = next(iter(c[part].values()))["n"]
+                cells = " | ".join(_interval(c[part][k]) for k in keys)
+                lines.append(f"| {arm} - {c['control']} ({label}) | {n} | {cells} |")
+    lines += ["", *(f"- {arm}: {c['verdict']}." for arm, c in controls.items()), ""]
+    return lines
+
+
+def _interval(g: dict) -> str:
+    if g["n"] < 2:
+        return f"{g['mean']:+.3f}"
+    return f"{g['mean']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}]{'*' if g['significant'] else ''}"
 
 
 def _generators(cfg: dict, results: dict) -> str:

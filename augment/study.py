@@ -73,13 +73,14 @@ def run(study: Study, workers: int, device: str, progress: bool, overwrite: bool
         "mode": config.arms[0].spec.mode,
         "reference_arm": REFERENCE_ARM,
         "summary": summary,
+        "controls": analysis.against_controls(cells, summary),
         "errors": outcome.errors,
         "wall_seconds": sum(c.get("seconds", 0.0) for c in cells),
         "cells": [{k: c[k] for k in ("arm", "fold", "seed", "best_epoch", "valid_accuracy", "failure")}
                   | {"test_accuracy": c["test"]["accuracy"]} for c in cells],
     }
     report.write_outputs(results, config.out)
-    return results, report.format_table(summary, REFERENCE_ARM)
+    return results, report.format_table(summary, REFERENCE_ARM, results["controls"])
 
 
 def config_json(config) -> str:

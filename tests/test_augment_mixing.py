@@ -2,10 +2,11 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from augment import analysis, mixing, pool
+from augment import analysis, mixing, pool, report
 from tests.helpers import synthetic_set, tiny_config, tiny_network
 from wgan.networks import Generator
 from wgan.sampling import LoadedGenerator
@@ -102,3 +103,55 @@ def test_paired_interval_against_a_hand_computed_example():
     assert not analysis.paired_interval([0.01, -0.01])["significant"]
     single = analysis.paired_interval([0.05])
     assert math.isnan(single["low"]) and not single["significant"]
+
+
+def _cell(arm: str, fold: int, accuracy: float, failure: str | None = None) -> dict:
+    per_class = {c: {"precision": accuracy, "recall": accuracy, "f1": accuracy} for c in ("FRI", "FRII", "Compact", "Bent")}
+    return {"arm": arm, "fold": fold, "seed": 0, "failure": failure,
+            "test": {"accuracy": accuracy, "macro_f1": accuracy, "per_class": per_class}}
+
+
+@pytest.mark.parametrize("arm, control, verdict", [
+    # a gain that shuffled labels give as well is regularisation
+    ([0.82, 0.83, 0.84, 0.83], [0.83, 0.82, 0.84, 0.84], "regularisation, not realism"),
+    # a gain the control does not have comes from the generated classes
+    ([0.82, 0.83, 0.84, 0.83], [0.70, 0.71, 0.69, 0.70], "a gain from the generated images' class information"),
+    # a loss, with classes no better than shuffled labels
+    ([0.75, 0.76, 0.74, 0.75], [0.76, 0.75, 0.75, 0.74], "do no better than shuffled labels"),
+    # a loss, but the classes carry some information
+    ([0.75, 0.76, 0.74, 0.75], [0.60, 0.61, 0.62, 0.60], "carry some information"),
+])
+def test_each_arm_is_judged_against_its_control(arm, control, verdict):
+    reference = [0.78, 0.79, 0.80, 0.79]
+    cells = [_cell(name, fold, a) for name, values in (("r=0", reference), ("r=1", arm), ("r=1+shuffled-labels", control))
+             for fold, a in enumerate(values)]
+    summary = analysis.summarize(cells, "r=0")
+    judged = analysis.against_controls(cells, summary)
+    assert list(judged) == ["r=1"] and judged["r=1"]["control"] == "r=1+shuffled-labels"
+    assert verdict in judged["r=1"]["verdict"]
+    assert judged["r=1"]["difference"]["accuracy"]["mean"] == pytest.approx(np.mean(arm) - np.mean(control))
+
+
+def test_failed_pairs_are_left_out_of_the_judgement_but_not_of_the_full_difference():
+    cells = [_cell("r=0", f, 0.78 + 0.01 * f) for f in range(4)]
+    cells += [_cell("r=1", f, 0.75 + 0.01 * f) for f in range(4)]
+    cells += [_cell("r=1+shuffled-labels", f, 0.75 + 0.01 * f + 0.002 * (-1) ** f) for f in range(3)]
+    cells.append(_cell("r=1+shuffled-labels", 3, 0.25, failure="collapsed: 100% of test predictions are FRII"))
+    judged = analysis.against_controls(cells, analysis.summarize(cells, "r=0"))["r=1"]
+    assert judged["difference"]["accuracy"]["n"] == 4 and judged["difference_without_failed"]["accuracy"]["n"] == 3
+    assert "do no better than shuffled labels" in judged["verdict"]
+    text = report.markdown({"summary": analysis.summarize(cells, "r=0"), "reference_arm": "r=0", "controls": {"r=1": judged},
+                            "command": "augment-eval", "config": {"base": {"model": "cnn", "epochs": 1}, "data": {},
+                            "schedule": "mixed", "folds": [0], "seeds": [0], "real_fraction": 1, "pool": "fixed",
+                            "fidelity_filter": 0}, "mode": "balanced"})
+    assert "| r=1 - r=1+shuffled-labels (without failed) | 3 |" in text and "- r=1: no gain over real-only" in text
+
+
+def test_a_control_that_mostly_fails_is_judged_on_every_pair():
+    cells = [_cell("r=0", f, 0.78 + 0.01 * f) for f in range(4)]
+    cells += [_cell("r=3", f, 0.72 + 0.01 * f) for f in range(4)]
+    cells += [_cell("r=3+shuffled-labels", f, 0.25 + 0.001 * f, failure="collapsed") for f in range(3)]
+    cells.append(_cell("r=3+shuffled-labels", 3, 0.70))
+    judged = analysis.against_controls(cells, analysis.summarize(cells, "r=0"))["r=3"]
+    assert "carry some information" in judged["verdict"]
+    assert "judged on all 4 pairs: r=3 failed 0 times, r=3+shuffled-labels failed 3 times" in judged["verdict"]
