@@ -39,7 +39,7 @@ run_one() {
     control) study control --ratio 1 --ratio 3 --control shuffled-labels --no-baselines --reuse-from $here/balanced ;;
     # 3. generated images labelled by the fold's real-only classifier (soft labels), and 4. the
     # class-fidelity filter with that same classifier (taken from study 3)
-    teacher) study teacher --ratio 1 --generated-labels teacher --no-baselines --reuse-from $here/balanced ;;
+    teacher) study teacher --ratio 1 --ratio 3 --generated-labels teacher --no-baselines --reuse-from $here/balanced ;;
     filter) study filter --ratio 1 --fidelity-filter 0.5 --no-baselines --reuse-from $here/balanced \
                 --reuse-from $here/teacher ;;
     # 5. realistic mixing, and 6. pre-train on generated then fine-tune on real
