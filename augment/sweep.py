@@ -348,9 +348,12 @@ def run_sweep(config: SweepConfig, workers: int = 1, device: str = "auto", progr
                 errors.append(result)
                 bar.write(f"cell {result['arm']} fold {result['fold']} seed {result['seed']} failed: {result['error']}")
             bar.update()
+        if workers > 1:
+            procs.close()  # every cell is back: let the workers exit on their own
     finally:
         if workers > 1:
-            procs.terminate()
+            procs.terminate()  # after close() a no-op; on Ctrl-C or an error it stops the running cells
+            procs.join()  # the workers are reaped before the sweep returns
         bar.close()
     errors.sort(key=lambda e: (e["arm"], e["fold"], e["seed"]))
     error_file = config.out / "errors.json"
