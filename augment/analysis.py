@@ -1,4 +1,5 @@
-"""Means over folds x seeds and paired gains over the ratio-0 arm with confidence intervals.
+"""Means over folds x seeds and paired gains over the ratio-0 arm with confidence intervals; each
+arm against its negative control; and whether a run failed to learn.
 
 Each arm's cells are paired with the ratio-0 cell of the same fold and seed (same real training
 images, same initial weights), so fold-to-fold differences cancel. The interval is Student's t
@@ -112,3 +113,16 @@ def _verdict(gain: dict, over_control: dict) -> str:
     if over_control["significant"]:
         return "no gain over real-only, and the control does better than the generated classes"
     return "no gain over real-only, and the generated classes do no better than shuffled labels"
+
+
+def failure(valid_accuracy: float, test_report: dict) -> str | None:
+    """Why a run did not learn, or None: validation accuracy near chance, or nearly all test
+    predictions in one class. Failed runs stay in every mean; the report counts them."""
+    names = test_report["class_names"]
+    chance = 1 / len(names)
+    if valid_accuracy < chance + 0.1:
+        return f"validation accuracy {valid_accuracy:.3f} near chance ({chance:.2f})"
+    predicted = np.asarray(test_report["confusion_matrix"], dtype=np.float64).sum(0)
+    if predicted.max() > 0.9 * predicted.sum():
+        return f"collapsed: {predicted.max() / predicted.sum():.0%} of test predictions are {names[int(predicted.argmax())]}"
+    return None

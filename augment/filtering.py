@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
+import math
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -46,10 +47,12 @@ def teacher_targets(model: torch.nn.Module, mixed: ImageSet, n_real: int, device
     return targets
 
 
-def reference_classifier(out: Path, settings: TrainSettings, data: dict, real: ImageSet, valid: ImageSet,
+def reference_classifier(out: Path, base: TrainSettings, seed: int, data: dict, real: ImageSet, valid: ImageSet,
                          device: torch.device, reuse_from: tuple[Path, ...] = ()) -> torch.nn.Module:
-    """The real-only classifier of a cell (settings carry its seed and steps), cached by identity
-    under `out`, or taken from another study folder of `reuse_from` that trained the same one."""
+    """The real-only classifier of a cell's fold and seed, trained with the base settings as the
+    reference arm is; cached by identity under `out`, or taken from another study folder of
+    `reuse_from` that trained the same one."""
+    settings = replace(base, seed=seed, steps_per_epoch=math.ceil(len(real) / base.batch_size))
     identity = {"settings": asdict(settings), "data": data, "train": real.fingerprint, "valid": valid.fingerprint}
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     path = out / "filters" / f"classifier-{key}.pt"

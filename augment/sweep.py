@@ -32,7 +32,7 @@ from wgan.run import select_device, torch_threads
 from wgan.sampling import load_generator
 from wgan.stats import StatsLogger
 
-from . import filtering, mixing, pool
+from . import analysis, filtering, mixing, pool
 
 BASELINES = {  # name -> the one training option it adds to the base settings
     "class-weighted": {"class_weighted": True},
@@ -206,8 +206,9 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
     per_epoch = len(real) + (sum(counts) if config.budget == "equal-real-passes" else 0)
     settings = replace(config.base, seed=seed, steps_per_epoch=math.ceil(per_epoch / config.base.batch_size),
                        **dict(arm.overrides))
-    reference = _reference_classifier(config, data, seed, real, valid, dev) if sum(counts) and (
-        config.fidelity_filter or config.generated_labels == "teacher") else None
+    reference = (filtering.reference_classifier(config.out, config.base, seed, asdict(data), real, valid, dev,
+                                                config.reuse_from)
+                 if sum(counts) and (config.fidelity_filter or config.generated_labels == "teacher") else None)
     accept = (filtering.accept_by_fidelity(reference, config.fidelity_filter, dev, settings.tta)
               if reference is not None and config.fidelity_filter else None)
     train_for, fresh = _training_sets(config, arm, real, counts, seed, fold, accept)
@@ -237,7 +238,7 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
         "schedule": config.schedule, "real_counts": real.class_counts(), "generated_counts": dict(zip(real.class_names, counts)),
         "steps_per_epoch": settings.steps_per_epoch,
         "best_epoch": result.best_epoch, "valid_accuracy": best["valid/accuracy"], "test": test_report,
-        "failure": failure(best["valid/accuracy"], test_report),
+        "failure": analysis.failure(best["valid/accuracy"], test_report),
         "data_fingerprints": {"train": trained_on, "valid": valid.fingerprint, "test": test.fingerprint},
         "identity": cell_identity(config, arm, fold, seed, generator_hash(config, fold)),
         "seconds": time.perf_counter() - started,  # wall time, for the cost estimate of later sweeps
@@ -274,31 +275,10 @@ def _training_sets(config: SweepConfig, arm: Arm, real: ImageSet, counts: list[i
     return (lambda epoch: mixed), None
 
 
-def _reference_classifier(config: SweepConfig, data: DataConfig, seed: int, real: ImageSet, valid: ImageSet,
-                          device: torch.device) -> torch.nn.Module:
-    """The real-only classifier of a cell's fold and seed (trained as the reference arm is), for
-    the fidelity filter and the teacher labels."""
-    settings = replace(config.base, seed=seed, steps_per_epoch=math.ceil(len(real) / config.base.batch_size))
-    return filtering.reference_classifier(config.out, settings, asdict(data), real, valid, device, config.reuse_from)
-
-
 def _generated_only(mixed: ImageSet, n_real: int) -> ImageSet:
     """The generated part of a mixed set (mix puts the real images first)."""
     keep = torch.arange(len(mixed)) >= n_real
     return mixed.subset(keep.numpy(), "generated-only")
-
-
-def failure(valid_accuracy: float, test_report: dict) -> str | None:
-    """Why a run did not learn, or None: validation accuracy near chance, or nearly all test
-    predictions in one class. Failed runs stay in every mean; the report counts them."""
-    names = test_report["class_names"]
-    chance = 1 / len(names)
-    if valid_accuracy < chance + 0.1:
-        return f"validation accuracy {valid_accuracy:.3f} near chance ({chance:.2f})"
-    predicted = torch.tensor(test_report["confusion_matrix"]).sum(0).float()
-    if predicted.max() > 0.9 * predicted.sum():
-        return f"collapsed: {predicted.max() / predicted.sum():.0%} of test predictions are {names[int(predicted.argmax())]}"
-    return None
 
 
 def cells(config: SweepConfig) -> list[tuple[Arm, int, int]]:
