@@ -182,7 +182,12 @@ def _figures(out: Path, images: dict, test, base_cnn, new_cnn, vit, extractor) -
 
 
 def decide(report: dict, registry_path: Path) -> dict:
-    """Add the gates against the current best generator to the report."""
-    best = registry.best(registry.load(registry_path), "generator")
+    """Add the gates against the current best generator to the report, and the release of the
+    generator's own cv fold when that is not the bar (it has no augment-cml metrics to compare with)."""
+    loaded = registry.load(registry_path)
+    best = registry.best(loaded, "generator")
     checks = gates.evaluate(report["core"], best["metrics"] if best else None)
-    return {**report, "best": best["id"] if best else None, "gates": checks, "passed": gates.passed(checks)}
+    best_id = best["id"] if best else None
+    release = registry.fold_release(loaded, report["generator"]["data"])
+    return {**report, "best": best_id, "fold_release": release if release != best_id else None,
+            "gates": checks, "passed": gates.passed(checks)}

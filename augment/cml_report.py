@@ -22,6 +22,9 @@ def markdown(report: dict, best_core: dict | None) -> str:
         lines += ["No current best in the registry: nothing to compare with; every gate passes.", ""]
     else:
         lines += [f"Compared with the current best `{report['best']}`.", ""]
+    if report.get("fold_release"):
+        lines += [f"Not compared with `{report['fold_release']}`, the release of this generator's own fold: it has "
+                  "no augment-cml metrics (run augment-cml on it to make it the bar).", ""]
     lines += [f"- **{g['name']}** regressed: {g['detail']}" for g in failed] + ([""] if failed else [])
     gen = report["generator"]
     lines += [f"Generator `{gen['file']}` (sha256 {gen['sha256'][:16]}, {gen['kimg']:.0f} kimg), extractor "

@@ -150,15 +150,6 @@ def _sweep_config(opts: dict):
         out=opts["out"] or Path("runs") / f"augment-{opts['model']}-{opts['mode']}", reuse_from=tuple(opts["reuse_from"]))
 
 
-def _fold_release(registry_path: Path, data: dict) -> str | None:
-    """The id of the generator released for the cv fold a generator was trained on, if any."""
-    from wgan import registry
-
-    if data.get("split") != "cv":
-        return None
-    return registry.load(registry_path)["best"].get(registry.fold_key(data.get("fold")))
-
-
 def _default_workers(device: str) -> int:
     import torch
 
@@ -222,10 +213,10 @@ def cml_command(checkpoint, quick, ratio, folds, seeds, epochs, survey_folder, r
         raise click.ClickException(str(error)) from None
     for gate in report["gates"]:
         click.echo(f"{'pass' if gate['passed'] else 'FAIL'}  {gate['name']}: {gate['detail']}")
-    release = _fold_release(registry_path, report["generator"]["data"])
-    if release and release != report["best"]:  # the bar is the overall best, not this fold's release: say so
-        click.echo(f"note: gated against the registry's best ({report['best']}); this fold's release {release} "
-                   "has no augment-cml metrics to compare with (run augment-cml on it to make it the bar)")
+    if report["fold_release"]:  # the bar is the overall best, not this fold's release: say so
+        click.echo(f"note: gated against the registry's best ({report['best']}); this fold's release "
+                   f"{report['fold_release']} has no augment-cml metrics to compare with (run augment-cml on it "
+                   "to make it the bar)")
     click.echo(f"{'PASSED' if report['passed'] else 'FAILED'}; wrote {out / 'report.md'}")
     if promote and report["passed"]:
         card = checkpoint.with_suffix(".json")

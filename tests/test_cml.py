@@ -76,11 +76,10 @@ def test_the_release_of_a_generators_own_fold_is_named_when_it_is_not_the_bar(tm
     """The gates compare with the registry's best; a fold's release without augment-cml metrics
     cannot be the bar, and the command says so rather than letting the pass read as 'better than
     this fold's release'."""
-    from commands.augment import _fold_release
-
     path = tmp_path / "registry.json"
     registry.add(path, "generator", "fold1.pt", "cd" * 32, "wgan-train", {"split": "cv", "fold": 1}, {},
                  fold_default=True)
-    assert _fold_release(path, {"split": "cv", "fold": 1}) == "generator-cdcdcdcdcdcd"
-    assert _fold_release(path, {"split": "cv", "fold": 0}) is None
-    assert _fold_release(path, {"split": "literature", "fold": 1}) is None
+    loaded = registry.load(path)
+    assert registry.fold_release(loaded, {"split": "cv", "fold": 1}) == "generator-cdcdcdcdcdcd"
+    assert registry.fold_release(loaded, {"split": "cv", "fold": 0}) is None
+    assert registry.fold_release(loaded, {"split": "literature", "fold": 1}) is None

@@ -72,6 +72,11 @@ def fold_generators(path: Path, folds: list[int]) -> dict[int, Path]:
     return {fold: entry_file(path, entry(registry, registry["best"][fold_key(fold)])) for fold in folds}
 
 
+def fold_release(registry: dict, data: dict) -> str | None:
+    """The id of the generator released for the cv fold a generator was trained on, if any."""
+    return registry["best"].get(fold_key(data.get("fold"))) if data.get("split") == "cv" else None
+
+
 def entry_file(path: Path, item: dict) -> Path:
     """The file of a registry entry, checked against its recorded SHA-256."""
     file = Path(item["file"])
