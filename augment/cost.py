@@ -19,7 +19,7 @@ import torch
 from classifier.engine import TrainSettings
 from classifier.models import build_model
 from wgan.data import ImageSet, load_dataset
-from wgan.run import torch_threads
+from wgan.run import autocast_factory, torch_threads
 
 from . import mixing
 from .sweep import Arm, SweepConfig, cells, reusable, todo
@@ -118,25 +118,32 @@ class _Timings:
 
 
 def _time_model(settings: TrainSettings, resolution: int, num_classes: int) -> tuple[float, float]:
-    """(seconds per training step, seconds per image of inference)."""
+    """(seconds per training step, seconds per image of inference), with the settings' bf16 autocast."""
+    autocast = autocast_factory(torch.device("cpu"), settings.amp)
     model = build_model(settings.model, resolution, num_classes, seed=0)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.randn(settings.batch_size, 1, resolution, resolution)
     y = torch.randint(0, num_classes, (settings.batch_size,))
     model.train()
-    torch.nn.functional.cross_entropy(model(x), y).backward()  # warm-up
+
+    def step():
+        opt.zero_grad()
+        with autocast():
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+
+    step()  # warm-up
     start = time.perf_counter()
     for _ in range(TIMED_STEPS):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-    step = (time.perf_counter() - start) / TIMED_STEPS
+        step()
+    step_seconds = (time.perf_counter() - start) / TIMED_STEPS
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), autocast():
         start = time.perf_counter()
         model(torch.randn(256, 1, resolution, resolution))
         forward = (time.perf_counter() - start) / 256
-    return step * 1.1, forward  # 1.1: data movement and augmentation around the step
+    return step_seconds * 1.1, forward  # 1.1: data movement and augmentation around the step
 
 
 def _time_generator(config: SweepConfig) -> float:

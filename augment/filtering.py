@@ -23,6 +23,7 @@ from classifier.engine import TrainSettings, fit, predict
 from classifier.export import load_classifier, save_classifier
 from classifier.models import build_model
 from wgan.data import ImageSet
+from wgan.workdir import taking_turns
 
 from .pool import Accept
 
@@ -56,11 +57,12 @@ def reference_classifier(out: Path, base: TrainSettings, seed: int, data: dict, 
     identity = {"settings": asdict(settings), "data": data, "train": real.fingerprint, "valid": valid.fingerprint}
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     path = out / "filters" / f"classifier-{key}.pt"
-    for found in (folder / "filters" / path.name for folder in (out, *reuse_from)):
-        if found.is_file():
-            return load_classifier(found, device).model
-    model = build_model(settings.model, real.resolution, len(real.class_names), seed=settings.seed)
-    result = fit(model, real, valid, settings, device, progress=False)
-    save_classifier(result.model, asdict(settings), {**data, "identity": identity}, real.resolution,
-                    list(real.class_names), {"best_epoch": result.best_epoch}, path)
-    return result.model
+    with taking_turns(out / f".reference-{key}.lock"):  # two arms' cells of one fold and seed train it once
+        for found in (folder / "filters" / path.name for folder in (out, *reuse_from)):
+            if found.is_file():
+                return load_classifier(found, device).model
+        model = build_model(settings.model, real.resolution, len(real.class_names), seed=settings.seed)
+        result = fit(model, real, valid, settings, device, progress=False)
+        save_classifier(result.model, asdict(settings), {**data, "identity": identity}, real.resolution,
+                        list(real.class_names), {"best_epoch": result.best_epoch}, path)
+        return result.model

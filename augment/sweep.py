@@ -302,8 +302,10 @@ class SweepOutcome:
 
 
 def todo(config: SweepConfig) -> list[tuple[Arm, int, int]]:
-    """The cells of the grid without a finished result."""
-    return [c for c in cells(config) if not config.cell_path(*c).exists()]
+    """The cells of the grid without a finished result, in the order they run: seed by seed, fold
+    by fold, every arm of a fold together, so a sweep stopped part-way leaves whole paired folds."""
+    pending = [c for c in cells(config) if not config.cell_path(*c).exists()]
+    return sorted(pending, key=lambda cell: (cell[2], cell[1]))
 
 
 def run_sweep(config: SweepConfig, workers: int = 1, device: str = "auto", progress: bool = True) -> SweepOutcome:

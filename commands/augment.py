@@ -69,6 +69,7 @@ from .options import DEFAULT_REGISTRY
 @click.option("--resolution", type=click.IntRange(8), default=64)
 @click.option("--workers", type=click.IntRange(1), default=None, help="Cells run at once; default: CPU cores (or GPUs).")
 @options.device()
+@options.classifier_amp()
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Default runs/augment-<model>-<mode>.")
 @click.option("--overwrite", is_flag=True,
               help="Recompute finished cells in --out that were computed under other settings (default: refuse).")
@@ -130,7 +131,8 @@ def _sweep_config(opts: dict):
     specs = list({s.label: s for s in specs}.values())  # ratio 0 first, duplicates once
     base = TrainSettings(model=opts["model"], epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
                          class_weighted=opts["class_weighted"], dihedral=opts["dihedral"], rotate=opts["rotate"], tta=opts["tta"],
-                         augment_generated=opts["generated_augment"] == "same-as-real")
+                         augment_generated=opts["generated_augment"] == "same-as-real",
+                         amp=options.resolve_classifier_amp(opts["amp"], opts["device"]))
     data = resolve_splits(DataConfig(source=opts["source"], split="cv", crop=opts["crop"], splits=opts["splits"],
                                      resolution=None if opts["resolution"] == opts["crop"] else opts["resolution"]))
     generators = None

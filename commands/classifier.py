@@ -40,7 +40,7 @@ from .options import SEED, USER_ERRORS
 @click.option("--patience", type=click.IntRange(1), default=None, help="Early stopping after N epochs without gain.")
 @click.option("--seed", type=SEED, default=0)
 @options.device()
-@click.option("--amp/--no-amp", default=None, help="bf16 autocast; default: on with CUDA.")
+@options.classifier_amp()
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output folder; default runs/classifier-<model>-<split><fold>-s<seed> (one fold), "
                    "runs/classifier-<model>-<split>-s<seed> (several, one subfolder each).")
@@ -140,15 +140,12 @@ def _classifier_run(opts: dict, fold: int):
     from classifier.engine import TrainSettings
     from classifier.training import ClassifierRun
     from wgan.data import DataConfig, resolve_splits
-    from wgan.run import select_device
-
-    device = select_device(opts["device"])
     settings = TrainSettings(
         model=opts["model"], epochs=opts["epochs"], batch_size=opts["batch_size"], optimizer=opts["optimizer"],
         lr=opts["lr"], weight_decay=opts["weight_decay"], class_weighted=opts["class_weighted"],
         oversample=opts["oversample"], dihedral=opts["dihedral"], rotate=opts["rotate"], select_on=opts["select_on"],
         patience=opts["patience"], seed=opts["seed"], tta=opts["tta"],
-        amp=device.type == "cuda" if opts["amp"] is None else opts["amp"])
+        amp=options.resolve_classifier_amp(opts["amp"], opts["device"]))
     resolution = None if opts["resolution"] == opts["crop"] else opts["resolution"]
     data = resolve_splits(DataConfig(source=opts["source"], split=opts["split"], fold=fold, crop=opts["crop"],
                                      resolution=resolution, splits=opts["splits"]))

@@ -158,12 +158,13 @@ def test_results_do_not_depend_on_the_number_of_workers(generator, tmp_path):
     assert results[1] == results[2]
 
 
-def test_pretrain_finetune_with_fresh_images_and_half_the_real_data(generator, tmp_path):
-    result = run(["--ratio", "1", "--folds", "0", "--epochs", "1", "--workers", "1", "--no-baselines",
+def test_pretrain_finetune_with_fresh_images_and_half_the_real_data_in_bf16(generator, tmp_path):
+    result = run(["--ratio", "1", "--folds", "0", "--epochs", "1", "--workers", "1", "--no-baselines", "--amp",
                   "--schedule", "pretrain-finetune", "--pool", "fresh-per-epoch", "--real-fraction", "0.5", "--checkpoint", generator],
                  tmp_path)
     assert result.exit_code == 0, result.output
     cell = json.loads((tmp_path / "cells" / "r=1" / "fold0-seed0.json").read_text())
+    assert cell["identity"]["base"]["amp"] is True  # --amp: bf16 autocast on the CPU too, part of the identity
     assert cell["real_counts"] == {"FRI": 158, "FRII": 330, "Compact": 116, "Bent": 99}  # half of 316/659/232/198
     assert sum(cell["generated_counts"].values()) == 703
     logged = [json.loads(line) for line in (tmp_path / "tensorboard" / "r=1" / "fold0-seed0" / "stats.jsonl").open()]

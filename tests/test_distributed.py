@@ -2,6 +2,8 @@
 
 import os
 import socket
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -28,16 +30,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def rank_main(rank: int, world: int, port: int, run_dir: str, overrides: dict) -> None:
-    """What torchrun does for each process: set the rendezvous variables, then run train()."""
+def as_rank(rank: int, world: int, port: int, work) -> None:
+    """What torchrun does for each process: set the rendezvous variables, run `work()`, then
+    leave together. The process ends with os._exit once the group is destroyed: in the
+    interpreter's own teardown gloo's background threads can still be joinable, and the process
+    then aborts (SIGABRT, "terminate called without an active exception") after its work is done."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     try:
-        train(tiny_config(**overrides), synthetic_set(), __import__("pathlib").Path(run_dir), progress=False)
+        work()
     finally:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def rank_main(rank: int, world: int, port: int, run_dir: str, overrides: dict) -> None:
+    as_rank(rank, world, port, lambda: train(tiny_config(**overrides), synthetic_set(), Path(run_dir), progress=False))
 
 
 def final_state(run_dir):
@@ -76,16 +88,8 @@ def test_resume_with_another_number_of_ranks(tmp_path):
 
 
 def rank_resume(rank: int, world: int, port: int, run_dir: str, resume: str, overrides: dict) -> None:
-    from pathlib import Path
-
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    try:
-        train(tiny_config(**overrides), synthetic_set(), Path(run_dir), resume=Path(resume), progress=False)
-    finally:
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    as_rank(rank, world, port, lambda: train(tiny_config(**overrides), synthetic_set(), Path(run_dir),
+                                             resume=Path(resume), progress=False))
 
 
 def test_batch_that_does_not_split_over_the_ranks_is_refused(tmp_path, monkeypatch):
@@ -100,15 +104,11 @@ def test_batch_that_does_not_split_over_the_ranks_is_refused(tmp_path, monkeypat
 def classifier_rank(rank: int, world: int, port: int, out: str) -> None:
     from wgan.distributed import from_environment
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
-    torch.set_num_threads(1)
-    try:
-        shard = from_environment("cpu")
-        model = fit_classifier(shard)
+    def work():
+        model = fit_classifier(from_environment("cpu"))
         torch.save(model.state_dict(), f"{out}/rank{rank}.pt")
-    finally:
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+
+    as_rank(rank, world, port, work)
 
 
 def fit_classifier(shard):

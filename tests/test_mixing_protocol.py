@@ -143,6 +143,30 @@ def test_cost_uses_each_arms_own_finished_cells(tmp_path):
     assert cost.source == "median of the finished cells of each arm"
 
 
+def test_cells_run_seed_by_seed_and_fold_by_fold_so_a_stopped_sweep_leaves_paired_folds(tmp_path):
+    from augment.mixing import MixSpec
+    from augment.sweep import SweepConfig, build_arms, todo
+    from wgan.data import DataConfig
+
+    base = TrainSettings(epochs=1)
+    config = SweepConfig(generators=None, arms=build_arms([MixSpec(0), MixSpec(1)], base, False), folds=[0, 1],
+                         seeds=[0, 1], base=base, data=DataConfig(split="cv", resolution=32), out=tmp_path)
+    assert [(arm.name, fold, seed) for arm, fold, seed in todo(config)][:4] == [
+        ("r=0", 0, 0), ("r=1", 0, 0), ("r=0", 1, 0), ("r=1", 1, 0)]
+
+
+def test_cost_times_the_step_with_the_settings_autocast(monkeypatch):
+    from augment import cost
+
+    seen = []
+    real_factory = cost.autocast_factory
+    monkeypatch.setattr(cost, "autocast_factory", lambda device, amp: seen.append(amp) or real_factory(device, amp))
+    for amp in (False, True):
+        step, forward = cost._time_model(TrainSettings(model="cnn", batch_size=4, amp=amp), 32, 4)
+        assert step > 0 and forward > 0
+    assert seen == [False, True]
+
+
 def test_one_hot_soft_targets_train_like_the_labels_they_encode():
     """The soft-label loss is the cross-entropy it generalises: one-hot rows, class weights
     included, give the same training as the class indices."""

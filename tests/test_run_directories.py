@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from commands import wgan_train as launch
 from commands.wgan import train_command
 from wgan.training_loop import TrainingStopped
-from wgan.workdir import DirectoryBusy, exclusive
+from wgan.workdir import DirectoryBusy, exclusive, taking_turns
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--resolution", 32, "--batch-size", 16, "--n-critic", 1, "--iters", 2, "--checkpoint-every", 1,
@@ -87,6 +87,25 @@ def test_lock_of_a_killed_process_is_released(tmp_path):
     holder.wait()
     with exclusive(tmp_path, "test"):  # no stale lock
         pass
+
+
+def test_writers_of_the_same_file_take_turns(tmp_path):
+    import threading
+
+    order = []
+
+    def second():
+        with taking_turns(tmp_path / ".x.lock"):
+            order.append("second")
+
+    with taking_turns(tmp_path / ".x.lock"):
+        waiting = threading.Thread(target=second)
+        waiting.start()
+        waiting.join(0.3)
+        assert waiting.is_alive()  # blocked while the first holds the lock
+        order.append("first")
+    waiting.join(10)
+    assert order == ["first", "second"]
 
 
 def test_stale_temporary_files_are_removed_on_resume(run_dir):

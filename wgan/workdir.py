@@ -47,6 +47,22 @@ def exclusive(directory: Path, command: str) -> Iterator[Path]:
         os.close(fd)  # closing releases the lock
 
 
+@contextlib.contextmanager
+def taking_turns(lock_file: Path) -> Iterator[None]:
+    """Wait until no other process holds `lock_file`, then hold it for the body of the `with`:
+    processes that would compute the same file take turns, so the second finds the first's."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def remove_stale_temporaries(directory: Path) -> list[Path]:
     """Delete the temporary files of atomic writes (`.<name>.<random>.tmp`) that a killed process
     left behind; safe only while holding the directory's lock."""
