@@ -140,6 +140,7 @@ def _classifier_run(opts: dict, fold: int):
     from classifier.engine import TrainSettings
     from classifier.training import ClassifierRun
     from wgan.data import DataConfig, resolve_splits
+
     settings = TrainSettings(
         model=opts["model"], epochs=opts["epochs"], batch_size=opts["batch_size"], optimizer=opts["optimizer"],
         lr=opts["lr"], weight_decay=opts["weight_decay"], class_weighted=opts["class_weighted"],

@@ -19,7 +19,8 @@ study() {  # NAME ARGS...: restore committed cells, run, keep cells and report
     for kept in cells filters; do
         [ -d $here/$name/$kept ] && cp -rn $here/$name/$kept runs/tuned-$name/
     done
-    augment-eval "$@" $base --out runs/tuned-$name || status=$?  # failed cells: kept, retried next time
+    # the study's own options come after the base, so they override it (e.g. --epochs)
+    augment-eval $base "$@" --out runs/tuned-$name || status=$?  # failed cells: kept, retried next time
     mkdir -p $here/$name
     for kept in cells filters; do
         [ -d runs/tuned-$name/$kept ] && cp -r runs/tuned-$name/$kept $here/$name/
@@ -45,10 +46,12 @@ run_one() {
     # 5. realistic mixing, and 6. pre-train on generated then fine-tune on real
     realistic) study realistic --mode realistic --ratio 1 --ratio 3 --no-baselines --reuse-from $here/balanced ;;
     pretrain) study pretrain --schedule pretrain-finetune --ratio 1 --ratio 3 --no-baselines --reuse-from $here/balanced ;;
+    # 7. the baseline alone with twice the epochs (the 300-epoch CNN still underfits the rotated images)
+    e600) study e600 --ratio 0 --epochs 600 --no-baselines ;;
     *) echo "unknown study '$1'" >&2; return 2 ;;
     esac
 }
 
 studies=("$@")
-[ ${#studies[@]} -gt 0 ] || studies=(balanced control teacher filter realistic pretrain)
+[ ${#studies[@]} -gt 0 ] || studies=(balanced control teacher filter realistic pretrain e600)
 for name in "${studies[@]}"; do run_one "$name"; done
