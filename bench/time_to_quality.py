@@ -12,8 +12,9 @@ summed-intensity W1, each beside its real-vs-real floor). Recipes run in separat
         --recipe "published=--preset small" --recipe "resize=--preset small-resize"
 
 Writes `<out>/<recipe>/` (snapshots, final sample grid, scores.json), `<out>/time_to_quality.json`
-(every recipe, the machine's CPU flags and thread count, and the variant `wgan-train` picks by
-default on this machine) and `<out>/time_to_quality.png`.
+(every recipe with the CPU flags and thread count it ran with, and the variant `wgan-train`
+picks by default on this machine) and `<out>/time_to_quality.png`. `--include` adds the rows of
+an earlier result (e.g. the committed one), so a later round extends one table.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def worker(args) -> None:
     marks = train_for(cfg, args.minutes, args.every, out)
     extra = score(out, marks, cfg, args.extractor, args.n)
     result = {"recipe": name, "options": options, "config": json.loads(cfg.to_json()), "threads": args.threads,
-              "marks": marks, **extra}
+              "machine": machine(), "marks": marks, **extra}
     (out / "scores.json").write_text(json.dumps(result, indent=2))
 
 
@@ -158,8 +159,20 @@ def run_all(args) -> None:
     merge(args)
 
 
+def earlier_recipes(path: Path) -> list[dict]:
+    """The recipes of an earlier merged result, each with the machine it ran on (results written
+    before recipes recorded their own machine carry the file's)."""
+    earlier = json.loads(path.read_text())
+    return [{"machine": earlier["machine"], **r} for r in earlier["recipes"]]
+
+
 def merge(args) -> None:
+    """Every finished recipe in --out, after the --include recipes it does not rerun."""
     recipes = [json.loads(p.read_text()) for p in sorted(args.out.glob("*/scores.json"))]
+    names = {r["recipe"] for r in recipes}
+    for path in args.include:
+        recipes = [r for r in earlier_recipes(path) if r["recipe"] not in names] + recipes
+        names |= {r["recipe"] for r in recipes}
     summary = {"benchmark": "time_to_quality", "machine": machine(), "budget_cpu_minutes": args.minutes,
                "recipes": recipes}
     (args.out / "time_to_quality.json").write_text(json.dumps(summary, indent=2))
@@ -204,6 +217,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/time_to_quality"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--merge-only", action="store_true", help="re-merge finished recipes in --out")
+    parser.add_argument("--include", type=Path, action="append", default=[],
+                        help="an earlier time_to_quality.json whose recipes join the merged result (repeat); "
+                             "a recipe of the same name in --out replaces its row")
     args = parser.parse_args()
     if args.worker:
         worker(args)
