@@ -72,8 +72,9 @@ def train_for(cfg, minutes: float, every: float, out: Path) -> list[dict]:
         trained += (time.process_time() - cpu0) / 60
         wall += (time.perf_counter() - wall0) / 60
         if trained >= next_mark:
-            path = out / f"snapshot-{round(next_mark):04d}min.pt"
-            checkpoint.save(generator_export(state, cfg, data.fingerprint, data.pixel_scale_arcsec), path)
+            path = out / f"snapshot-{next_mark:07.2f}min.pt"
+            checkpoint.save(generator_export(state, cfg, data.fingerprint, data.pixel_scale_arcsec, data.class_names),
+                            path)
             marks.append({"cpu_minutes": round(trained, 3), "wall_minutes": round(wall, 3), "iters": state.step,
                           "kimg": round(state.kimg, 2), "snapshot": path.name})
             print(f"[{out.name}] {trained:.1f} CPU-min, {state.step} it, {state.kimg:.1f} kimg", flush=True)
