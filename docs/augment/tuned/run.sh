@@ -46,6 +46,9 @@ run_one() {
     # 5. realistic mixing, and 6. pre-train on generated then fine-tune on real
     realistic) study realistic --mode realistic --ratio 1 --ratio 3 --no-baselines --reuse-from $here/balanced ;;
     pretrain) study pretrain --schedule pretrain-finetune --ratio 1 --ratio 3 --no-baselines --reuse-from $here/balanced ;;
+    # 6b. its control: pre-training on the same generated images with shuffled labels
+    pretrain-control) study pretrain-control --schedule pretrain-finetune --ratio 1 --control shuffled-labels \
+                --no-baselines --reuse-from $here/balanced --reuse-from $here/pretrain ;;
     # 7. the baseline alone with twice the epochs (the 300-epoch CNN still underfits the rotated images)
     e600) study e600 --ratio 0 --epochs 600 --no-baselines ;;
     *) echo "unknown study '$1'" >&2; return 2 ;;
@@ -53,5 +56,5 @@ run_one() {
 }
 
 studies=("$@")
-[ ${#studies[@]} -gt 0 ] || studies=(balanced control teacher filter realistic pretrain e600)
+[ ${#studies[@]} -gt 0 ] || studies=(balanced control teacher filter realistic pretrain pretrain-control e600)
 for name in "${studies[@]}"; do run_one "$name"; done
