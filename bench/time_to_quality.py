@@ -164,18 +164,20 @@ def earlier_recipes(path: Path) -> list[dict]:
     """The recipes of an earlier merged result, each with the machine it ran on (results written
     before recipes recorded their own machine carry the file's)."""
     earlier = json.loads(path.read_text())
-    return [{"machine": earlier["machine"], **r} for r in earlier["recipes"]]
+    return [{"machine": earlier["machine"], "budget_cpu_minutes": earlier.get("budget_cpu_minutes"), **r}
+            for r in earlier["recipes"]]
 
 
 def merge(args) -> None:
-    """Every finished recipe in --out, after the --include recipes it does not rerun."""
-    recipes = [json.loads(p.read_text()) for p in sorted(args.out.glob("*/scores.json"))]
+    """Every finished recipe in --out (its budget: this round's --minutes), after the --include
+    recipes it does not rerun; each recipe keeps its machine and budget."""
+    recipes = [{"budget_cpu_minutes": args.minutes, **json.loads(p.read_text())}
+               for p in sorted(args.out.glob("*/scores.json"))]
     names = {r["recipe"] for r in recipes}
     for path in args.include:
         recipes = [r for r in earlier_recipes(path) if r["recipe"] not in names] + recipes
         names |= {r["recipe"] for r in recipes}
-    summary = {"benchmark": "time_to_quality", "machine": machine(), "budget_cpu_minutes": args.minutes,
-               "recipes": recipes}
+    summary = {"benchmark": "time_to_quality", "machine": machine(), "recipes": recipes}
     (args.out / "time_to_quality.json").write_text(json.dumps(summary, indent=2))
     plot(recipes, args.out / "time_to_quality.png")
     table = {r["recipe"]: {f"{m['cpu_minutes']:.1f}min": [round(m["scores"][c]["fid"], 1) for c in CLASSES]

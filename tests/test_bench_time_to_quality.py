@@ -38,11 +38,12 @@ def test_merge_keeps_the_rows_of_an_earlier_result_with_their_machine(tmp_path, 
     monkeypatch.setattr(bench, "plot", lambda recipes, path: None)
     monkeypatch.setattr(bench, "machine", lambda: {"cpu": "this one"})
     earlier = tmp_path / "earlier.json"
-    earlier.write_text(json.dumps({"machine": {"cpu": "that one"}, "recipes": [
+    earlier.write_text(json.dumps({"machine": {"cpu": "that one"}, "budget_cpu_minutes": 20, "recipes": [
         {"recipe": "a", "marks": []}, {"recipe": "b", "marks": []}]}))
     (tmp_path / "out" / "b").mkdir(parents=True)
     (tmp_path / "out" / "b" / "scores.json").write_text(json.dumps({"recipe": "b", "machine": {"cpu": "this one"},
                                                                     "marks": []}))
-    bench.merge(Namespace(out=tmp_path / "out", include=[earlier], minutes=20))
+    bench.merge(Namespace(out=tmp_path / "out", include=[earlier], minutes=10))
     merged = json.loads((tmp_path / "out" / "time_to_quality.json").read_text())
-    assert [(r["recipe"], r["machine"]["cpu"]) for r in merged["recipes"]] == [("a", "that one"), ("b", "this one")]
+    assert [(r["recipe"], r["machine"]["cpu"], r["budget_cpu_minutes"]) for r in merged["recipes"]] == [
+        ("a", "that one", 20), ("b", "this one", 10)]
