@@ -118,7 +118,7 @@ def worker(args) -> None:
     marks = train_for(cfg, args.minutes, args.every, out)
     extra = score(out, marks, cfg, args.extractor, args.n)
     result = {"recipe": name, "options": options, "config": json.loads(cfg.to_json()), "threads": args.threads,
-              "machine": machine(), "marks": marks, **extra}
+              "machine": machine(), "budget_cpu_minutes": args.minutes, "marks": marks, **extra}
     (out / "scores.json").write_text(json.dumps(result, indent=2))
 
 
@@ -169,8 +169,8 @@ def earlier_recipes(path: Path) -> list[dict]:
 
 
 def merge(args) -> None:
-    """Every finished recipe in --out (its budget: this round's --minutes), after the --include
-    recipes it does not rerun; each recipe keeps its machine and budget."""
+    """Every finished recipe in --out, after the --include recipes it does not rerun; each recipe
+    keeps its machine and budget (recipes written before they recorded a budget: this --minutes)."""
     recipes = [{"budget_cpu_minutes": args.minutes, **json.loads(p.read_text())}
                for p in sorted(args.out.glob("*/scores.json"))]
     names = {r["recipe"] for r in recipes}
