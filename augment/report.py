@@ -61,7 +61,7 @@ def markdown(results: dict) -> str:
         "# Augmentation study", "",
         f"Command: `{results['command']}`", "",
         f"Generators: {_generators(cfg, results)}; model {cfg['base']['model']}, "
-        f"mode {results['mode']}, schedule {cfg['schedule']}, folds {cfg['folds']}, seeds {cfg['seeds']}, "
+        f"mode {results['mode']}, schedule {_schedule(cfg)}, folds {cfg['folds']}, seeds {cfg['seeds']}, "
         f"budget {cfg['base']['epochs']} passes over the real training split ({cfg.get('budget', 'equal-steps')}), "
         f"real fraction {cfg['real_fraction']}, generated pool {cfg['pool']}, fidelity filter "
         f"{cfg['fidelity_filter'] or 'off'}, generated images labelled by {cfg.get('generated_labels', 'conditioning')}.", "",
@@ -149,3 +149,10 @@ def write_outputs(results: dict, out: Path) -> None:
     write_text(out / "results.json", json.dumps(results, indent=2))
     write_text(out / "report.md", markdown(results))
     plot_gain(results["summary"], results["reference_arm"], out / "gain.png")
+
+
+def _schedule(cfg: dict) -> str:
+    if cfg["schedule"] != "pretrain-finetune":
+        return cfg["schedule"]
+    pretrain = cfg.get("pretrain_epochs") or cfg["base"]["epochs"]  # absent or null: as long as fine-tuning
+    return f"pretrain-finetune ({pretrain} epochs on the generated images, then {cfg['base']['epochs']} on the real split)"

@@ -72,6 +72,7 @@ class SweepConfig:
     base: TrainSettings  # epochs = budget in passes over the real training split
     data: DataConfig = field(default_factory=lambda: DataConfig(split="cv", resolution=64))
     schedule: str = "mixed"
+    pretrain_epochs: int | None = None  # pretrain-finetune: passes over the generated images (None: base.epochs)
     pool: str = "fixed"  # one of POOLS
     fidelity_filter: float = 0.0  # drop generated images put in another class with this confidence (0: off)
     generated_labels: str = "conditioning"  # one of GENERATED_LABELS
@@ -82,6 +83,8 @@ class SweepConfig:
     reuse_from: tuple[Path, ...] = ()  # other study folders: their cells and reference classifiers of the same identity are reused
 
     def __post_init__(self):
+        if self.pretrain_epochs is not None and self.schedule != "pretrain-finetune":
+            raise ValueError(f"pretrain epochs only apply to the pretrain-finetune schedule, not '{self.schedule}'")
         if self.generated_labels not in GENERATED_LABELS:
             raise ValueError(f"unknown generated labels '{self.generated_labels}'; choose from {', '.join(GENERATED_LABELS)}")
         if self.generated_labels == "teacher" and self.pool != "fixed":
@@ -90,6 +93,11 @@ class SweepConfig:
         if self.generated_labels == "teacher" and any(arm.control for arm in self.arms):
             raise ValueError("teacher labels would give the control's shuffled-label images their class "
                              "information back; run the control in a study without them")
+
+    @property
+    def pretraining_epochs(self) -> int:
+        """Epochs of the pre-training phase (when the schedule has one)."""
+        return self.base.epochs if self.pretrain_epochs is None else self.pretrain_epochs
 
     def model_path(self, arm: Arm, fold: int, seed: int) -> Path:
         return self.cell_path(arm, fold, seed).with_suffix(".pt")
@@ -135,6 +143,9 @@ def cell_identity(config: SweepConfig, arm: Arm, fold: int, seed: int, generator
         # so cells computed before it stay reusable
         **({"generated_labels": config.generated_labels}
            if adds and config.generated_labels != "conditioning" else {}),
+        # likewise present only when pre-training is not as long as fine-tuning (the one choice before)
+        **({"pretrain_epochs": config.pretraining_epochs}
+           if adds and config.schedule == "pretrain-finetune" and config.pretraining_epochs != config.base.epochs else {}),
     }
 
 
@@ -219,14 +230,14 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
     logger = StatsLogger(config.out / "tensorboard" / arm.name / f"fold{fold}-seed{seed}", resume_step=0)
     pretrain = config.schedule == "pretrain-finetune" and sum(counts) > 0
     try:
-        if pretrain:  # generated images only, then the real split alone; logged as epochs 1..2E
+        if pretrain:  # generated images only, then the real split alone; logged as epochs 1..P, P+1..P+E
             fixed = _generated_only(train_for(1), len(real)) if config.pool == "fixed" else None
             generated_for = lambda epoch: fixed if fixed is not None else _generated_only(train_for(epoch), len(real))  # noqa: E731
-            model = fit(model, generated_for, valid, settings, dev,
+            model = fit(model, generated_for, valid, replace(settings, epochs=config.pretraining_epochs), dev,
                         log=lambda e, row: logger.log(e, {f"pretrain/{k}": v for k, v in row.items()}),
                         progress=False, fresh=fresh, targets=None if targets is None else targets[len(real):]).model
             train_for, targets = (lambda epoch: real), None
-        offset = settings.epochs if pretrain else 0
+        offset = config.pretraining_epochs if pretrain else 0
         result = fit(model, train_for, valid, settings, dev, log=lambda e, row: logger.log(offset + e, row),
                      progress=False, fresh=fresh, targets=targets)
     finally:

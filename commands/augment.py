@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from augment.sweep import BUDGETS, CONTROLS, GENERATED_LABELS, POOLS
+from augment.sweep import BUDGETS, CONTROLS, GENERATED_LABELS, POOLS, SCHEDULES
 from classifier.models import MODELS
 from wgan import released
 from wgan.workdir import DirectoryBusy, exclusive
@@ -37,7 +37,12 @@ from .options import DEFAULT_REGISTRY
 @options.seeds()
 @click.option("--mode", type=click.Choice(["balanced", "realistic"]), default="balanced",
               help="balanced: generated images even out the classes; realistic: they copy the real class mix.")
-@click.option("--schedule", type=click.Choice(["mixed", "pretrain-finetune"]), default="mixed")
+@click.option("--schedule", type=click.Choice(SCHEDULES), default="mixed",
+              help="mixed: generated and real images in the same batches; pretrain-finetune: train on the "
+                   "generated images alone, then on the real split alone (--epochs).")
+@click.option("--pretrain-epochs", type=click.IntRange(1), default=None,
+              help="pretrain-finetune: epochs on the generated images (steps of a pass over the real split); "
+                   "default: --epochs.")
 @click.option("--pool", type=click.Choice(POOLS), default="fixed",
               help="Generated images: one fixed pool, a new pool every epoch, or new images in every batch (as published).")
 @click.option("--fidelity-filter", type=click.FloatRange(0, 1, max_open=True), default=0.0,
@@ -147,7 +152,7 @@ def _sweep_config(opts: dict):
                              "path, one per fold (wgan-train --data ... --fold k)")
     return SweepConfig(
         generators=generators, arms=build_arms(specs, base, opts["baselines"], opts["control"]), folds=opts["folds"],
-        seeds=opts["seeds"], base=base, data=data, schedule=opts["schedule"], pool=opts["pool"],
+        seeds=opts["seeds"], base=base, data=data, schedule=opts["schedule"], pretrain_epochs=opts["pretrain_epochs"], pool=opts["pool"],
         fidelity_filter=opts["fidelity_filter"], generated_labels=opts["generated_labels"], real_fraction=opts["real_fraction"], budget=opts["budget"],
         out=opts["out"] or Path("runs") / f"augment-{opts['model']}-{opts['mode']}", reuse_from=tuple(opts["reuse_from"]))
 

@@ -170,6 +170,27 @@ def test_pretrain_finetune_with_fresh_images_and_half_the_real_data_in_bf16(gene
     logged = [json.loads(line) for line in (tmp_path / "tensorboard" / "r=1" / "fold0-seed0" / "stats.jsonl").open()]
     assert [row["step"] for row in logged] == [1, 2] and "pretrain/valid/accuracy" in logged[0]
     assert set(json.loads((tmp_path / "results.json").read_text())["summary"]) == {"r=0", "r=1"}
+    assert "pretrain_epochs" not in cell["identity"]  # as long as fine-tuning: cells from before the option stay reusable
+
+
+def test_pretraining_can_be_longer_than_fine_tuning(generator, tmp_path):
+    result = run(["--ratio", "1", "--folds", "0", "--epochs", "1", "--pretrain-epochs", "2", "--workers", "1",
+                  "--no-baselines", "--schedule", "pretrain-finetune", "--checkpoint", generator], tmp_path)
+    assert result.exit_code == 0, result.output
+    cell = json.loads((tmp_path / "cells" / "r=1" / "fold0-seed0.json").read_text())
+    assert cell["identity"]["pretrain_epochs"] == 2 and cell["best_epoch"] == 1  # selection: fine-tuning epochs only
+    logged = [json.loads(line) for line in (tmp_path / "tensorboard" / "r=1" / "fold0-seed0" / "stats.jsonl").open()]
+    assert [row["step"] for row in logged] == [1, 2, 3]
+    assert ["pretrain/valid/accuracy" in row for row in logged] == [True, True, False]
+    assert "pretrain-finetune (2 epochs on the generated images, then 1 on the real split)" in (tmp_path / "report.md").read_text()
+    real_only = json.loads((tmp_path / "cells" / "r=0" / "fold0-seed0.json").read_text())
+    assert "pretrain_epochs" not in real_only["identity"]  # nothing to pre-train on: the shared real-only cell
+
+
+def test_pretrain_epochs_without_the_pretrain_schedule_is_refused(tmp_path):
+    result = run(["--ratio", "0", "--folds", "0", "--epochs", "1", "--pretrain-epochs", "2"], tmp_path)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "pretrain epochs only apply to the pretrain-finetune schedule" in result.output
 
 
 def test_generator_of_another_crop_is_refused_naming_crop_and_pixel_scale(tmp_path):

@@ -143,6 +143,25 @@ def test_cost_uses_each_arms_own_finished_cells(tmp_path):
     assert cost.source == "median of the finished cells of each arm"
 
 
+def test_cost_counts_the_pretraining_epochs_of_arms_that_add_images(tmp_path):
+    from augment import cost
+    from augment.mixing import MixSpec
+    from augment.sweep import SweepConfig, build_arms
+    from wgan.data import DataConfig
+
+    timings = cost._Timings(real=synthetic_set(64, size=32), n_valid=0, n_test=0, step=1.0, forward=0.0, generate=0.0)
+    base = TrainSettings(epochs=2, batch_size=16)
+    seconds = {}
+    for schedule, pretrain in (("mixed", None), ("pretrain-finetune", None), ("pretrain-finetune", 5)):
+        config = SweepConfig(generators=None, arms=build_arms([MixSpec(0), MixSpec(1)], base, False), folds=[0],
+                             seeds=[0], base=base, data=DataConfig(split="cv", resolution=32), schedule=schedule,
+                             pretrain_epochs=pretrain, out=tmp_path)
+        seconds[schedule, pretrain] = [timings.cell(config, arm) for arm in config.arms]
+    assert seconds["mixed", None] == [8.0, 8.0]  # 2 epochs x 4 steps of 16 real images
+    assert seconds["pretrain-finetune", None] == [8.0, 16.0]  # real-only arms do not pre-train
+    assert seconds["pretrain-finetune", 5] == [8.0, 28.0]
+
+
 def test_cells_run_seed_by_seed_and_fold_by_fold_so_a_stopped_sweep_leaves_paired_folds(tmp_path):
     from augment.mixing import MixSpec
     from augment.sweep import SweepConfig, build_arms, todo

@@ -51,10 +51,14 @@ run_one() {
                 --no-baselines --reuse-from $here/balanced --reuse-from $here/pretrain ;;
     # 7. the baseline alone with twice the epochs (the 300-epoch CNN still underfits the rotated images)
     e600) study e600 --ratio 0 --epochs 600 --no-baselines ;;
+    # 8. pre-training (300 epochs on the generated images, as in study 6) then the 600-epoch fine-tuning
+    # of the baseline of study 7, beside its shuffled-label control, folds paired arm and control
+    e600-pretrain) study e600-pretrain --epochs 600 --schedule pretrain-finetune --pretrain-epochs 300 --ratio 1 \
+                --control shuffled-labels --no-baselines --reuse-from $here/e600 ;;
     *) echo "unknown study '$1'" >&2; return 2 ;;
     esac
 }
 
 studies=("$@")
-[ ${#studies[@]} -gt 0 ] || studies=(balanced control teacher filter realistic pretrain pretrain-control e600)
+[ ${#studies[@]} -gt 0 ] || studies=(balanced control teacher filter realistic pretrain pretrain-control e600 e600-pretrain)
 for name in "${studies[@]}"; do run_one "$name"; done
