@@ -166,11 +166,12 @@ def _train_in(run_dir: Path, cfg: TrainConfig, data, resume, callbacks, best_met
     from wgan.atomic import write_text
     from wgan.training_loop import TrainingDiverged, TrainingStopped, train
 
-    if is_main_process():
+    main = is_main_process()  # under torchrun the other processes write and print nothing
+    if main:
         write_text(run_dir / "config.json", cfg.to_json())
         record_splits(cfg.data, run_dir)
-    click.echo(f"run directory: {run_dir} ({len(data)} images, {cfg.iters} iterations = {cfg.total_kimg:.1f} kimg, "
-               f"device {select_device(cfg.device)})", err=True)
+        click.echo(f"run directory: {run_dir} ({len(data)} images, {cfg.iters} iterations = {cfg.total_kimg:.1f} kimg, "
+                   f"device {select_device(cfg.device)})", err=True)
     try:
         export = train(cfg, data, run_dir, resume=resume, callbacks=callbacks, best_metric=best_metric,
                        progress=progress)
@@ -180,7 +181,8 @@ def _train_in(run_dir: Path, cfg: TrainConfig, data, resume, callbacks, best_met
         # 128 + signal (130 for Ctrl-C, 143 for SIGTERM): a scheduler records a stopped job, not a finished one.
         ctx = click.get_current_context()
         ctx.exit(128 + stopped.signal)
-    click.echo(f"generator export: {export}")
+    if main:
+        click.echo(f"generator export: {export}")
 
 
 def quality_monitor(opts: dict, data, device: str) -> tuple[list, str | None]:

@@ -131,3 +131,54 @@ def test_classifier_on_two_gloo_ranks_equals_one_process(tmp_path):
     for name, tensor in single.items():
         assert torch.equal(ranks[0][name], ranks[1][name]), name
         torch.testing.assert_close(ranks[0][name], tensor, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def batch_norm_rank(rank: int, world: int, port: int, out: str) -> None:
+    from wgan.distributed import GlobalBatchNorm2d, from_environment
+
+    def work():
+        from_environment("cpu")  # joins the group
+        norm = GlobalBatchNorm2d(3)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = norm(torch.tensor_split(bf16_batch(), world)[rank])
+        torch.save({"y": y, "running_mean": norm.running_mean}, f"{out}/rank{rank}.pt")
+
+    as_rank(rank, world, port, work)
+
+
+def bf16_batch() -> torch.Tensor:
+    return (torch.randn(8, 3, 4, 4, generator=torch.Generator().manual_seed(0)) * 3 + 1).bfloat16()
+
+
+def test_global_batch_norm_under_bf16_autocast_normalises_like_batch_norm(tmp_path):
+    """bf16 activations (--amp, the default on GPUs and native-bf16 CPUs) meet the float32
+    running buffers: the statistics are taken in float32 and the output keeps the input's dtype."""
+    mp.spawn(batch_norm_rank, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    single = torch.nn.BatchNorm2d(3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = single(bf16_batch())
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    assert ranks[0]["y"].dtype == expected.dtype == torch.bfloat16
+    torch.testing.assert_close(torch.cat([r["y"] for r in ranks]).float(), expected.float(), rtol=2e-2, atol=2e-2)
+    for r in ranks:
+        assert r["running_mean"].dtype == torch.float32
+        torch.testing.assert_close(r["running_mean"], single.running_mean, rtol=1e-3, atol=1e-3)
+
+
+def test_wgan_train_under_torchrun_in_bf16(tmp_path):
+    """The command as the README launches it, two CPU processes, bf16 autocast forced on (it
+    crashed at the first batch-norm before): exit 0, one run written, printed once."""
+    import shutil
+    import subprocess
+
+    script = shutil.which("wgan-train", path=str(Path(sys.executable).parent))
+    assert script, "wgan-train is not installed beside this Python"
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+         script, "--iters", "2", "--batch-size", "8", "--resolution", "32", "--amp", "--device", "cpu",
+         "--run-dir", str(run_dir), "--no-progress"], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count("run directory:") == 1 and result.stdout.count("generator export:") == 1
+    assert checkpoint.list_checkpoints(run_dir) and (run_dir / "generator.pt").is_file()

@@ -146,6 +146,9 @@ class GlobalBatchNorm2d(torch.nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
+        # Statistics in float32 whatever autocast hands in (bf16 sums over a batch lose digits, and
+        # the running buffers are float32); the output keeps the input's dtype, as BatchNorm2d's does.
+        dtype, x = x.dtype, x.float()
         c = x.shape[1]
         local = torch.cat([x.sum((0, 2, 3)), x.square().sum((0, 2, 3)),
                            torch.tensor([x.numel() / c], device=x.device, dtype=x.dtype)])
@@ -159,7 +162,7 @@ class GlobalBatchNorm2d(torch.nn.BatchNorm2d):
             self.running_var.lerp_(var.detach() * n / (n - 1), self.momentum)
         shape = (1, c, 1, 1)
         out = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
-        return out * self.weight.view(shape) + self.bias.view(shape)
+        return (out * self.weight.view(shape) + self.bias.view(shape)).to(dtype)
 
 
 def synchronise_batch_norm(module: torch.nn.Module) -> None:
