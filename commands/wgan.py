@@ -99,7 +99,8 @@ def train_command(**opts):
               help="One of the generator's classes (FIRST: FRI, FRII, Compact, Bent), or all (equal numbers per class).")
 @click.option("--seed", type=SEED, default=0, help="Image i gets seed SEED+i.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("samples"), help="Folder (or .npz/.h5 file).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="png")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="Default: npz or h5 when --out ends in .npz, .h5 or .hdf5, else png.")
 @click.option("--grid", is_flag=True, help="Also write one PNG grid per class.")
 @click.option("--batch-size", type=click.IntRange(1), default=256)
 @options.device()
@@ -110,13 +111,14 @@ def sample_command(n, checkpoint, class_name, seed, out, fmt, grid, batch_size, 
     \b
     Examples:
       wgan-sample --n 100 --format fits
-      wgan-sample --n 1000 --class Bent --format h5 --out bent.h5 --grid
+      wgan-sample --n 1000 --class Bent --out bent.h5 --grid
     """
     from wgan.run import select_device
     from wgan.sampling import load_generator, write_samples
-    from wgan.writers import PER_IMAGE, claim_folder, output_folder
+    from wgan.writers import PER_IMAGE, claim_folder, output_folder, resolve_format
 
     try:
+        fmt = resolve_format(out, fmt)
         path = released.find_generator(checkpoint) if checkpoint else _default_generator()
         gen = load_generator(path, select_device(device))
         if class_name != "all" and class_name not in gen.class_names:

@@ -159,6 +159,18 @@ def test_sample_every_format_and_read_back(trained, tmp_path):
     assert image.shape == (32, 32) and np.abs(np.round(image) - png["Compact_seed0000000106"]).max() <= 1
 
 
+def test_sample_format_follows_the_out_suffix_and_a_conflict_is_refused(trained, tmp_path):
+    base = ["--checkpoint", trained / "generator.pt", "--n", 4, "--no-progress"]
+    for name in ("draw.npz", "draw.hdf5"):
+        result = invoke(sample_command, [*base, "--out", tmp_path / name])
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / name).is_file()  # one file, not a folder of that name
+    assert len(load_dataset(DataConfig(source=str(tmp_path / "draw.hdf5"), crop=None))) == 4
+    result = invoke(sample_command, [*base, "--out", tmp_path / "x.npz", "--format", "png"])
+    assert result.exit_code != 0 and "its suffix means npz, but --format is png" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "x.npz").exists()
+
+
 def test_sample_one_class(trained, tmp_path):
     result = invoke(sample_command, ["--checkpoint", trained / "generator.pt", "--n", 3, "--class", "Bent",
                                      "--out", tmp_path, "--no-progress"])

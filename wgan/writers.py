@@ -109,12 +109,27 @@ FORMATS = tuple(WRITERS)
 PER_IMAGE = ("png", "fits")  # one file per image, in a folder
 
 
+FILE_SUFFIXES = {".npz": "npz", ".h5": "h5", ".hdf5": "h5"}  # an --out with these names one file
+
+
+def resolve_format(out: Path, fmt: str | None) -> str:
+    """The format to write: `fmt` when given, else the one `out`'s suffix names, else png. A
+    suffix naming another format is refused (`--out x.npz --format png` would make a folder
+    called x.npz full of PNGs)."""
+    named = FILE_SUFFIXES.get(out.suffix.lower())
+    if fmt is None:
+        return named or "png"
+    if named is not None and named != fmt:
+        raise ValueError(f"--out {out}: its suffix means {named}, but --format is {fmt}; drop --format or rename --out")
+    return fmt
+
+
 def output_path(out: Path, fmt: str) -> Path:
     """Per-image formats write into the folder `out`; npz/h5 write `out` itself when it has
     that suffix, else `samples.<fmt>` inside the folder `out`."""
     if fmt in PER_IMAGE:
         return out
-    return out if out.suffix == f".{fmt}" else out / f"samples.{fmt}"
+    return out if FILE_SUFFIXES.get(out.suffix.lower()) == fmt else out / f"samples.{fmt}"
 
 
 def output_folder(out: Path, fmt: str) -> Path:
