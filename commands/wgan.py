@@ -10,6 +10,7 @@ import click
 
 from wgan import released
 from wgan.checkpoint import CheckpointError
+from wgan.intensity import SCALES
 from wgan.loss import LOSSES
 from wgan.networks import UPSAMPLERS
 from wgan.presets import DEFAULT_PRESET, PRESETS
@@ -26,6 +27,9 @@ from .options import MAX_SEED, SEED, USER_ERRORS, FiniteFloat
 @click.option("--upsample", type=click.Choice(list(UPSAMPLERS)), default=None,
               help="How the generator doubles its resolution; default: the preset's.")
 @click.option("--resolution", type=int, default=None, help="Image size (power of two); default: the preset's.")
+@click.option("--intensity", type=click.Choice(list(SCALES)), default=None,
+              help="Intensity scale the generator outputs and the critic compares (sqrt, asinh: more of the range "
+                   "for faint emission); samples are always linear. Default: the preset's.")
 @options.data_source()
 @options.split_file()
 @click.option("--split", type=click.Choice(["literature", "cv"]), default="cv",

@@ -31,7 +31,7 @@ def config_from_options(opts: dict) -> TrainConfig:
     """Build the config of a new run from the CLI options; options left at None take the preset's value."""
     recipe = presets.get(opts["preset"])
     network = presets.network(opts["preset"], output=opts["output_activation"],
-                              **{k: opts[k] for k in ("resolution", "upsample") if opts[k]})
+                              **{k: opts[k] for k in ("resolution", "upsample", "intensity") if opts[k]})
     network.validate()
     crop = opts["crop"]
     data = resolve_splits(DataConfig(source=opts["source"], split=opts["split"], fold=opts["fold"], subset="train",

@@ -78,6 +78,8 @@ def test_resume_without_length_options_keeps_the_saved_schedule(tmp_path):
      {"n_critic": 3, "lr_d": 4e-4, "upsample": "bilinear"}),
     (["--loss", "logistic-r1", "--gp-every", 4], {"loss": "logistic-r1", "gp_every": 4}),
     (["--no-amp"], {"amp": False}),
+    ([], {"intensity": "linear"}),
+    (["--intensity", "asinh"], {"intensity": "asinh", "upsample": "nearest"}),
 ])
 def test_presets_give_defaults_that_options_override(args, expected):
     result = invoke(train_command, ["--dry-run", *args])
@@ -85,7 +87,8 @@ def test_presets_give_defaults_that_options_override(args, expected):
     config = json.loads(result.stdout)
     flat = {"preset": config["preset"], "n_critic": config["n_critic"], "lr_g": config["optim"]["lr_g"],
             "lr_d": config["optim"]["lr_d"], "upsample": config["network"]["upsample"], "amp": config["amp"],
-            "loss": config["loss"]["name"], "gp_every": config["loss"]["gp_every"]}
+            "loss": config["loss"]["name"], "gp_every": config["loss"]["gp_every"],
+            "intensity": config["network"]["intensity"]}
     assert {k: flat[k] for k in expected} == expected
 
 

@@ -58,6 +58,7 @@ RECIPES = {
     # the small-resize recipe: resize-convolutions, two-time-scale, fewer critic steps, plus a lazy penalty
     "resize-lazy": {"network": {"upsample": "nearest"}, "n_critic": 3, "optim": {"lr_d": 2e-4}, "loss": {"gp_every": 2}},
     "logistic-r1": {"loss": {"name": "logistic-r1", "gp_every": 2}},
+    "resize-sqrt": {"network": {"upsample": "nearest", "intensity": "sqrt"}, "n_critic": 2, "optim": {"lr_d": 2e-4}},
 }
 
 

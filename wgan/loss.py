@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from . import intensity
 from .diffaug import diff_augment
 from .distributed import SINGLE, Shard
 
@@ -65,9 +66,11 @@ class _ConditionalLoss:
         return self.cfg.gp_lambda * self.cfg.gp_every if critic_step % self.cfg.gp_every == 0 else 0.0
 
     def _scores(self, real, labels, z, rng):
-        """(augmented real, augmented fake, D(real), D(fake)); fake carries no generator graph."""
+        """(augmented real, augmented fake, D(real), D(fake)) on the generator's intensity scale;
+        fake carries no generator graph."""
         with torch.no_grad(), self.autocast():
-            fake = self.G(z, labels).float()
+            fake = self.G.stretched(z, labels).float()
+        real = intensity.stretch(real, self.G.cfg.intensity)
         real, fake = self._augment(real, rng), self._augment(fake, rng)
         with self.autocast():
             # One critic pass over real and fake together: the critic has no batch-coupled layers.
@@ -76,7 +79,7 @@ class _ConditionalLoss:
 
     def _fake_score(self, z, labels, rng) -> torch.Tensor:
         with self.autocast():
-            fake = self.G(z, labels).float()
+            fake = self.G.stretched(z, labels).float()
             return self.D(self._augment(fake, rng), labels).float()
 
 

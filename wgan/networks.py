@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import intensity
+
 
 @dataclass
 class NetworkConfig:
@@ -27,6 +29,7 @@ class NetworkConfig:
     max_channels: int = 256  # cap on any width
     output: str = "clamp"  # clamp | tanh: generator output activation onto [-1, 1]
     upsample: str = "transposed"  # a key of UPSAMPLERS: how each generator stage doubles the resolution
+    intensity: str = "linear"  # a key of intensity.SCALES: the scale the generator outputs and the critic sees
 
     def width(self, size: int) -> int:
         return min(self.max_channels, self.base_channels * (self.resolution // 2) // size)
@@ -38,6 +41,8 @@ class NetworkConfig:
             raise ValueError(f"unknown output activation '{self.output}'")
         if self.upsample not in UPSAMPLERS:
             raise ValueError(f"unknown upsampling '{self.upsample}'; choose from {', '.join(UPSAMPLERS)}")
+        if self.intensity not in intensity.SCALES:
+            raise ValueError(f"unknown intensity scale '{self.intensity}'; choose from {', '.join(intensity.SCALES)}")
 
 
 def _transposed(c_in: int, c_out: int, bias: bool) -> nn.Module:
@@ -93,6 +98,11 @@ class Generator(nn.Module):
         self.to_image = up(cfg.width(cfg.resolution // 2), 1, True)  # -> resolution
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Images on the linear scale, in [-1, 1]."""
+        return intensity.unstretch(self.stretched(z, labels), self.cfg.intensity)
+
+    def stretched(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The network's own output: images on its intensity scale (what the critic sees)."""
         onehot = F.one_hot(labels, self.cfg.num_classes).to(z.dtype)[:, :, None, None]
         x = torch.cat([self.noise_in(z[:, :, None, None]), self.label_in(onehot)], dim=1)
         x = self.to_image(self.body(x))
