@@ -35,6 +35,8 @@ def test_generator_outputs_linear_images_of_its_stretched_output():
     z, y = torch.randn(6, cfg.z_dim), torch.tensor([0, 1, 2, 3, 0, 1])
     torch.testing.assert_close(G(z, y), intensity.unstretch(G.stretched(z, y), "sqrt"))
     assert G(z, y).abs().max() <= 1.0
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert G(z, y).dtype == torch.float32  # mapped back in float32: bf16 cannot hold 256 levels near 1
     linear = tiny_network(16)
     torch.manual_seed(0)
     plain = Generator(linear).eval()

@@ -25,7 +25,8 @@ ASINH_SOFTENING = 0.02  # Lupton et al.'s softening in units of the full range: 
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
-    return ((x + 1) / 2).clamp(0, 1)
+    # float32 even under bf16 autocast: a bf16 image has 8 significant bits, fewer than 0..255 needs
+    return ((x.float() + 1) / 2).clamp(0, 1)
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:
