@@ -138,7 +138,8 @@ def machine() -> dict:
     return {"cpu": platform.processor() or platform.machine(), "cpu_flags": cpu_flags(), "cores": os.cpu_count(),
             "torch": torch.__version__,
             "wgan_train_default": {"preset": default.preset, "amp_bf16": default.amp,
-                                   "upsample": default.network.upsample, "n_critic": default.n_critic}}
+                                   "upsample": default.network.upsample, "intensity": default.network.intensity,
+                                   "n_critic": default.n_critic}}
 
 
 def run_all(args) -> None:

@@ -77,11 +77,11 @@ from .options import MAX_SEED, SEED, USER_ERRORS, FiniteFloat
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
 @options.progress()
 def train_command(**opts):
-    """Train a class-conditional WGAN-GP (default: the `small-resize` preset on the FIRST cv fold 0 training split).
+    """Train a class-conditional WGAN-GP (default: the `small-asinh` preset on the FIRST cv fold 0 training split).
 
     \b
     Examples:
-      wgan-train                                   # small-resize preset, real FIRST cv fold 0, best device
+      wgan-train                                   # small-asinh preset, real FIRST cv fold 0, best device
       wgan-train --preset paper --kimg 30000       # the published architecture at 128 px
       wgan-train --resume auto --run-dir runs/00001-small-64px-first-cv0-b64-s0
       wgan-train --data my_survey/ --fold 2 --run-dir runs/gen-fold2   # your own class folder, fold 2's training images

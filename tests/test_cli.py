@@ -71,15 +71,15 @@ def test_resume_without_length_options_keeps_the_saved_schedule(tmp_path):
 
 
 @pytest.mark.parametrize("args, expected", [
-    ([], {"preset": "small-resize", "n_critic": 2, "lr_d": 2e-4, "upsample": "nearest"}),
+    ([], {"preset": "small-asinh", "n_critic": 2, "lr_d": 2e-4, "upsample": "nearest", "intensity": "asinh"}),
     (["--preset", "small"], {"preset": "small", "n_critic": 5, "lr_d": 1e-4, "upsample": "transposed"}),
     (["--preset", "small-resize"], {"n_critic": 2, "lr_g": 1e-4, "lr_d": 2e-4, "upsample": "nearest"}),
     (["--preset", "small-resize", "--n-critic", 3, "--lr-d", 4e-4, "--upsample", "bilinear"],
      {"n_critic": 3, "lr_d": 4e-4, "upsample": "bilinear"}),
     (["--loss", "logistic-r1", "--gp-every", 4], {"loss": "logistic-r1", "gp_every": 4}),
     (["--no-amp"], {"amp": False}),
-    ([], {"intensity": "linear"}),
-    (["--intensity", "asinh"], {"intensity": "asinh", "upsample": "nearest"}),
+    (["--preset", "small-resize"], {"intensity": "linear"}),
+    (["--preset", "small-resize", "--intensity", "sqrt"], {"intensity": "sqrt", "upsample": "nearest"}),
 ])
 def test_presets_give_defaults_that_options_override(args, expected):
     result = invoke(train_command, ["--dry-run", *args])
@@ -101,7 +101,7 @@ def test_dry_run_prints_config_and_writes_nothing(tmp_path):
     result = invoke(train_command, ["--dry-run", "--runs-root", tmp_path / "runs", "--kimg", 10])
     assert result.exit_code == 0
     config = json.loads(result.stdout)
-    assert config["preset"] == "small-resize" and config["iters"] == 79  # ceil(10000 / (64 * 2))
+    assert config["preset"] == "small-asinh" and config["iters"] == 79  # ceil(10000 / (64 * 2))
     assert config["network"]["resolution"] == 64 and config["data"]["resolution"] == 64
     assert (config["data"]["source"], config["data"]["split"], config["data"]["subset"]) == ("first", "cv", "train")
     assert not (tmp_path / "runs").exists()

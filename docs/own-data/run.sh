@@ -15,7 +15,7 @@ classifier-train --data $data --folds 0,1,2,3,4 --resolution 64 --epochs 300 --c
     --seed 0 --no-progress --out runs/fr-cnn
 
 # 3. fold 0's generator, trained on fold 0's training images only
-wgan-train --data $data --fold 0 --iters 2500 --sample-every 500 --checkpoint-every 500 --keep 1 \
+wgan-train --preset small-resize --data $data --fold 0 --iters 2500 --sample-every 500 --checkpoint-every 500 --keep 1 \
     --run-dir runs/fr-gen-fold0 --resume if-any --no-progress
 
 # 4. its quality per class, in the feature space of the survey's own fold-0 classifier
