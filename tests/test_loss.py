@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -122,13 +124,21 @@ def test_lazy_penalty_on_every_kth_step_weighted_by_k(name, key):
     assert (full - skipped).item() == pytest.approx(weight * full_stats[key], rel=1e-4)
 
 
+class ZeroGenerator(torch.nn.Module):
+    """Blank 8x8 images on the linear scale (the loss asks a generator for its own scale's output)."""
+
+    cfg = SimpleNamespace(intensity="linear")
+
+    def stretched(self, z, y):
+        return torch.zeros(len(y), 1, 8, 8)
+
+
 def test_r1_matches_analytic_value_for_linear_critic():
     """R1 = E ||grad_x D(x)||^2 = |w|^2 for a linear critic."""
     torch.manual_seed(0)
     w = torch.randn(1, 1, 8, 8)
     critic = LinearCritic(w)
-    generator = lambda z, y: torch.zeros(len(y), 1, 8, 8)  # noqa: E731
-    loss = build_loss(generator, critic, LossConfig(name="logistic-r1"))
+    loss = build_loss(ZeroGenerator(), critic, LossConfig(name="logistic-r1"))
     _, stats = loss.critic_loss(torch.randn(5, 1, 8, 8), torch.arange(5) % 4, torch.randn(5, 3),
                                 torch.Generator().manual_seed(0))
     assert stats["Loss/r1"] == pytest.approx(w.square().sum().item(), rel=1e-5)
