@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Release the small-resize generator of cv fold K from its run in runs/resize-cvK (COMMAND=...
-# overrides the training command recorded on the card): score it
-# (with the train-on-generated usefulness check), copy it to checkpoints/generator-cvK.pt with
-# its card, register it as fold K's default for augment-eval, and keep the run's latest
-# training state under checkpoints/training/resize-cvK/ so it can be continued.
+# Release the generator of cv fold K from its run in runs/NAME-cvK (NAME: resize, the default, for
+# the small-resize preset; asinh for small-asinh; COMMAND=... overrides the training command
+# recorded on the card): score it (with the train-on-generated usefulness check), copy it to
+# checkpoints/generator-cvK.pt with its card, register it as fold K's default for augment-eval,
+# and keep the run's latest training state under checkpoints/training/NAME-cvK/ so it can be
+# continued.
 #
-#   bash checkpoints/training/release_fold.sh 2
+#   bash checkpoints/training/release_fold.sh 2            # runs/resize-cv2
+#   bash checkpoints/training/release_fold.sh 0 asinh      # runs/asinh-cv0
 set -euo pipefail
 K=$1
-RUN=runs/resize-cv$K
-KEEP=checkpoints/training/resize-cv$K
-COMMAND=${COMMAND:-"OMP_NUM_THREADS=1 wgan-train --preset small-resize --split cv --fold $K --kimg 3000 --iters 2500 --eval-every 500 --eval-n 200 --sample-every 500 --checkpoint-every 500 --keep 1 --run-dir $RUN"}
+NAME=${2:-resize}
+RUN=runs/$NAME-cv$K
+KEEP=checkpoints/training/$NAME-cv$K
+COMMAND=${COMMAND:-"OMP_NUM_THREADS=1 wgan-train --preset small-$NAME --split cv --fold $K --kimg 3000 --iters 2500 --eval-every 500 --eval-n 200 --sample-every 500 --checkpoint-every 500 --keep 1 --run-dir $RUN"}
 TARGET=checkpoints/generator-cv$K
 [ "$K" = 0 ] && TARGET=checkpoints/generator
 
