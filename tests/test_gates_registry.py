@@ -1,6 +1,8 @@
 """Gate logic on hand-made before/after reports, and atomic registry updates."""
 
+import multiprocessing
 import os
+import time
 
 import pytest
 
@@ -72,5 +74,35 @@ def test_interrupted_registry_write_leaves_the_old_file(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         registry.add(path, "generator", "h.pt", "cd" * 32, "cmd", {}, {}, promote=True)
     assert path.read_text() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["registry.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["registry.json", "registry.json.lock"]
     assert registry.load(path)["best"]["generator"] == "generator-abababababab"
+
+
+def _register(path, worker):
+    for i in range(3):
+        registry.add(path, "generator", f"g{worker}{i}.pt", f"{worker}{i}" * 32, "cmd", {}, {})
+
+
+@pytest.mark.skipif(registry.fcntl is None, reason="no advisory file locks on this platform")
+def test_registrations_at_the_same_time_all_land(tmp_path, monkeypatch):
+    """Two releases registered at once: each reads, adds and renames; without the lock the later
+    rename drops the entries the other wrote since it read (a slow read makes the overlap certain)."""
+    path = tmp_path / "registry.json"
+    registry.add(path, "generator", "first.pt", "ff" * 32, "cmd", {}, {})
+    load = registry.load
+
+    def slow_load(p):
+        loaded = load(p)
+        time.sleep(0.1)
+        return loaded
+
+    monkeypatch.setattr(registry, "load", slow_load)
+    context = multiprocessing.get_context("fork")  # the children keep the slow read
+    workers = [context.Process(target=_register, args=(path, w)) for w in (1, 2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(30)
+    assert [w.exitcode for w in workers] == [0, 0]
+    ids = {e["id"] for e in load(path)["entries"]}
+    assert ids == {"generator-" + ("ff" * 6)} | {f"generator-{(f'{w}{i}' * 6)}" for w in (1, 2) for i in range(3)}

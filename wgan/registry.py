@@ -6,18 +6,27 @@ generator released for cross-validation fold k (trained on that fold's training 
 which `augment-eval` uses for fold k by default. Relative `file` paths are relative to the
 registry's own folder, so the registry and its files can move together (they are installed as
 package data). Every change rewrites the whole file through a temporary file and a rename, so an
-interrupted write leaves the old registry.
+interrupted write leaves the old registry, and holds an exclusive lock on `registry.json.lock`
+beside it from reading to renaming, so two releases registered at once both land (without it the
+later rename would silently drop the earlier entry).
 
 Released generators are also known by name: `first-cv<k>` is cv fold k's generator.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; registrations there must not overlap
+    fcntl = None
 
 from wgan import released
 from wgan.atomic import write_text
@@ -110,30 +119,47 @@ def names(registry: dict) -> list[str]:
     return sorted(f"first-cv{key[len('generator-cv'):]}" for key in registry["best"] if key.startswith("generator-cv"))
 
 
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold the registry at `path` exclusively (a lock file beside it, since the registry itself is
+    replaced by a rename and a lock on it would be on the old file)."""
+    if fcntl is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def add(path: Path, kind: str, file: str, sha256: str, command: str, data: dict, metrics: dict,
         parent: str | None = None, promote: bool = False, fold_default: bool = False) -> dict:
     """Append an entry (id: kind-<first 12 hex of sha256>) and optionally make it the best (and,
     for a generator of a cv fold, that fold's default); an entry with the same id is replaced."""
     if kind not in KINDS:
         raise RegistryError(f"unknown kind '{kind}'; expected {' or '.join(KINDS)}")
-    registry = load(path)
-    if not Path(file).is_absolute():  # stored relative to the registry's folder
-        file = os.path.relpath(Path(file).resolve(), path.resolve().parent)
-    new = {"id": f"{kind}-{sha256[:12]}", "kind": kind, "file": file, "sha256": sha256, "parent": parent,
-           "command": command, "data": data, "date": datetime.date.today().isoformat(), "metrics": metrics}
-    registry["entries"] = [e for e in registry["entries"] if e["id"] != new["id"]] + [new]
-    if promote:
-        registry["best"][kind] = new["id"]
-    if fold_default:
-        if kind != "generator" or data.get("split") != "cv":
-            raise RegistryError("only a generator trained on a cross-validation fold can be a fold's default")
-        registry["best"][fold_key(data["fold"])] = new["id"]
-    write_text(path, json.dumps(registry, indent=2))
+    with locked(path):
+        registry = load(path)
+        if not Path(file).is_absolute():  # stored relative to the registry's folder
+            file = os.path.relpath(Path(file).resolve(), path.resolve().parent)
+        new = {"id": f"{kind}-{sha256[:12]}", "kind": kind, "file": file, "sha256": sha256, "parent": parent,
+               "command": command, "data": data, "date": datetime.date.today().isoformat(), "metrics": metrics}
+        registry["entries"] = [e for e in registry["entries"] if e["id"] != new["id"]] + [new]
+        if promote:
+            registry["best"][kind] = new["id"]
+        if fold_default:
+            if kind != "generator" or data.get("split") != "cv":
+                raise RegistryError("only a generator trained on a cross-validation fold can be a fold's default")
+            registry["best"][fold_key(data["fold"])] = new["id"]
+        write_text(path, json.dumps(registry, indent=2))
     return new
 
 
 def main() -> None:
-    """python -m augment.registry CARD.json [--registry checkpoints/registry.json] [--promote] [--fold-default]
+    """python -m wgan.registry CARD.json [--registry checkpoints/registry.json] [--promote] [--fold-default]
 
     registers a released classifier (card of `python -m classifier.release`) or generator (card of
     `python -m wgan.release`; --fold-default makes it its cv fold's default for augment-eval).
