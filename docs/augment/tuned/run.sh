@@ -1,5 +1,5 @@
 #!/bin/bash
-# The augmentation study on the tuned baseline: each fold's released generator mixed into the
+# The augmentation study on the tuned baseline: each fold's generator mixed into the
 # training split of the 300-epoch CNN recipe (class-weighted, rotations/flips plus arbitrary-angle
 # rotation, test-time averaging), 5 folds x 3 seeds, one thread per cell.
 # Resumable: finished cells (and the real-only reference classifiers of the filter and teacher
@@ -12,6 +12,11 @@ workers=${1:-2}
 shift || true
 here=docs/augment/tuned
 base="--epochs 300 --class-weighted --rotate --tta --seeds 0,1,2 --workers $workers --no-progress"
+# Studies 1-8 used the per-fold small-resize generators released first (registry ids
+# generator-3f73ca9bb7cc, -66a373a5a1d3, -573ea30bab21, -eb03b4e1f612, -c71d0c9b0133); they are
+# kept as the best exports of their training runs, so those studies name them and still find
+# their committed cells. Later studies use each fold's current release (first-cv<k>).
+resize="--checkpoint checkpoints/training/resize-cv{fold}/generator-best.pt"
 
 study() {  # NAME ARGS...: restore committed cells, run, keep cells and report
     local name=$1 status=0; shift
@@ -34,27 +39,31 @@ study() {  # NAME ARGS...: restore committed cells, run, keep cells and report
 run_one() {
     case $1 in
     # 1. balanced mixing at every ratio, with the cheap baseline (oversampling) in the same run
-    balanced) study balanced --ratio 0.5 --ratio 1 --ratio 2 --ratio 3 --ratio 5 ;;
+    balanced) study balanced $resize --ratio 0.5 --ratio 1 --ratio 2 --ratio 3 --ratio 5 ;;
     # 2. the negative control (shuffled labels) at two ratios; shared cells come from study 1's
     # committed folder (as in every later study)
-    control) study control --ratio 1 --ratio 3 --control shuffled-labels --no-baselines --reuse-from $here/balanced ;;
+    control) study control $resize --ratio 1 --ratio 3 --control shuffled-labels --no-baselines --reuse-from $here/balanced ;;
     # 3. generated images labelled by the fold's real-only classifier (soft labels), and 4. the
     # class-fidelity filter with that same classifier (taken from study 3)
-    teacher) study teacher --ratio 1 --ratio 3 --generated-labels teacher --no-baselines --reuse-from $here/balanced ;;
-    filter) study filter --ratio 1 --fidelity-filter 0.5 --no-baselines --reuse-from $here/balanced \
+    teacher) study teacher $resize --ratio 1 --ratio 3 --generated-labels teacher --no-baselines --reuse-from $here/balanced ;;
+    filter) study filter $resize --ratio 1 --fidelity-filter 0.5 --no-baselines --reuse-from $here/balanced \
                 --reuse-from $here/teacher ;;
     # 5. realistic mixing, and 6. pre-train on generated then fine-tune on real
-    realistic) study realistic --mode realistic --ratio 1 --ratio 3 --no-baselines --reuse-from $here/balanced ;;
-    pretrain) study pretrain --schedule pretrain-finetune --ratio 1 --ratio 3 --no-baselines --reuse-from $here/balanced ;;
+    realistic) study realistic $resize --mode realistic --ratio 1 --ratio 3 --no-baselines --reuse-from $here/balanced ;;
+    pretrain) study pretrain $resize --schedule pretrain-finetune --ratio 1 --ratio 3 --no-baselines --reuse-from $here/balanced ;;
     # 6b. its control: pre-training on the same generated images with shuffled labels
-    pretrain-control) study pretrain-control --schedule pretrain-finetune --ratio 1 --control shuffled-labels \
+    pretrain-control) study pretrain-control $resize --schedule pretrain-finetune --ratio 1 --control shuffled-labels \
                 --no-baselines --reuse-from $here/balanced --reuse-from $here/pretrain ;;
     # 7. the baseline alone with twice the epochs (the 300-epoch CNN still underfits the rotated images)
     e600) study e600 --ratio 0 --epochs 600 --no-baselines ;;
     # 8. pre-training (300 epochs on the generated images, as in study 6) then the 600-epoch fine-tuning
     # of the baseline of study 7, beside its shuffled-label control, folds paired arm and control
-    e600-pretrain) study e600-pretrain --epochs 600 --schedule pretrain-finetune --pretrain-epochs 300 --ratio 1 \
+    e600-pretrain) study e600-pretrain $resize --epochs 600 --schedule pretrain-finetune --pretrain-epochs 300 --ratio 1 \
                 --control shuffled-labels --no-baselines --reuse-from $here/e600 ;;
+    # 9. study 8's arm with the small-asinh generators (each fold's current release), paired with
+    # study 8 by fold and seed
+    asinh-e600-pretrain) study asinh-e600-pretrain --epochs 600 --schedule pretrain-finetune --pretrain-epochs 300 \
+                --ratio 1 --no-baselines --reuse-from $here/e600 ;;
     *) echo "unknown study '$1'" >&2; return 2 ;;
     esac
 }
