@@ -60,8 +60,10 @@ run_one() {
     # of the baseline of study 7, beside its shuffled-label control, folds paired arm and control
     e600-pretrain) study e600-pretrain $resize --epochs 600 --schedule pretrain-finetune --pretrain-epochs 300 --ratio 1 \
                 --control shuffled-labels --no-baselines --reuse-from $here/e600 ;;
-    # 9. study 8's arm with the small-asinh generators (each fold's current release), paired with
-    # study 8 by fold and seed
+    # 9. balanced mixing at r=1 (study 1's arm) and 10. study 8's pre-training arm, each with the
+    # small-asinh generators (each fold's current release), paired by fold and seed with the same
+    # arm's cells of the earlier generators
+    asinh-balanced) study asinh-balanced --ratio 1 --no-baselines --reuse-from $here/balanced ;;
     asinh-e600-pretrain) study asinh-e600-pretrain --epochs 600 --schedule pretrain-finetune --pretrain-epochs 300 \
                 --ratio 1 --no-baselines --reuse-from $here/e600 ;;
     *) echo "unknown study '$1'" >&2; return 2 ;;
@@ -69,5 +71,5 @@ run_one() {
 }
 
 studies=("$@")
-[ ${#studies[@]} -gt 0 ] || studies=(balanced control teacher filter realistic pretrain pretrain-control e600 e600-pretrain)
+[ ${#studies[@]} -gt 0 ] || studies=(balanced control teacher filter realistic pretrain pretrain-control e600 e600-pretrain asinh-balanced asinh-e600-pretrain)
 for name in "${studies[@]}"; do run_one "$name"; done
