@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=4, help="measured steps per variant")
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--variants", default="published,ours,ours-channels-last,ours-bf16")
+    parser.add_argument("--variants", default="published,ours,ours-channels-last,ours-bf16,ours-bf16-channels-last")
     args = parser.parse_args()
     net_cfg = preset(args.preset)
     z = torch.randn(1, net_cfg.z_dim)
@@ -118,10 +118,11 @@ def main() -> None:
         "ours": lambda n: ours(net_cfg, args.batch, n, amp=False, channels_last=False),
         "ours-channels-last": lambda n: ours(net_cfg, args.batch, n, amp=False, channels_last=True),
         "ours-bf16": lambda n: ours(net_cfg, args.batch, n, amp=True, channels_last=False),
+        "ours-bf16-channels-last": lambda n: ours(net_cfg, args.batch, n, amp=True, channels_last=True),
     }
     results = []
     for name in args.variants.split(","):
-        if name == "ours-bf16" and not native_bf16(torch.device("cuda" if torch.cuda.is_available() else "cpu")):
+        if name.startswith("ours-bf16") and not native_bf16(torch.device("cuda" if torch.cuda.is_available() else "cpu")):
             results.append({"variant": name, "skipped": "no native bf16 on this device (emulated bf16 convs "
                             "measured about 70x slower than fp32 on an AVX2-only CPU)"})
             continue

@@ -155,14 +155,22 @@ def test_cards_table_shows_every_fold_with_floors_and_usefulness():
 
     classes = ("FRI", "FRII", "Compact", "Bent")
 
-    def card(fold, tstr):
+    def astro(activated, summed):
+        return {c: {"activated_pixels": {"wasserstein": activated}, "intensity_sum": {"wasserstein": summed}}
+                for c in classes}
+
+    def card(fold, tstr, scored_astro=True):
         return {"data": {"split": "cv", "fold": fold}, "generator_iterations": 2500,
                 "scores": {c: {"fid": 4.0 + fold, "recall": 0.8} for c in classes},
                 "floor": {c: {"fid": 3.0} for c in classes},
                 "class_fidelity": {"scores": {c: 0.5 for c in classes}},
+                **({"astro": astro(9.0, 300.0), "astro_floor": astro(6.0, 200.0)} if scored_astro else {}),
                 "train_on_generated": tstr}
 
-    text = table([card(0, {"synthetic": {"accuracy": 0.61}, "real": {"accuracy": 0.73}}), card(1, None)])
+    text = table([card(0, {"synthetic": {"accuracy": 0.61}, "real": {"accuracy": 0.73}}),
+                  card(1, None, scored_astro=False)])
     lines = text.splitlines()
-    assert lines[2].startswith("| 0 | 2500 | 4.0 (3.0) / 4.0 (3.0)") and lines[2].endswith("| 0.610 (0.730) |")
-    assert lines[3].startswith("| 1 | 2500 | 5.0 (3.0)") and lines[3].endswith("| - |")
+    assert len(lines[0].split("|")) == len(lines[1].split("|")) == len(lines[2].split("|"))
+    assert lines[2].startswith("| 0 | 2500 | 4.0 (3.0) / 4.0 (3.0)")
+    assert lines[2].endswith("| 1.5 / 1.5 / 1.5 / 1.5 | 1.5 / 1.5 / 1.5 / 1.5 | 0.610 (0.730) |")
+    assert lines[3].startswith("| 1 | 2500 | 5.0 (3.0)") and lines[3].endswith("| - | - | - |")

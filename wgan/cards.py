@@ -3,8 +3,10 @@
     python -m wgan.cards checkpoints/generator.json checkpoints/generator-cv*.json
 
 Per card: the fold, iterations, per-class FID with the floor in brackets, recall, class
-fidelity and, when the card has it, the test accuracy of a classifier trained on generated
-images only (beside the same classifier trained on the real training split).
+fidelity, the activated-pixel and summed-intensity Wasserstein distances as multiples of their
+floors (the generator issue's 2x targets) and, when the card has it, the test accuracy of a
+classifier trained on generated images only (beside the same classifier trained on the real
+training split).
 """
 
 from __future__ import annotations
@@ -16,6 +18,14 @@ from pathlib import Path
 from .data import CLASS_NAMES
 
 
+def floor_multiples(card: dict, score: str, names) -> str:
+    """`score`'s Wasserstein distance per class as a multiple of its real-vs-real floor."""
+    astro, floor = card.get("astro"), card.get("astro_floor")
+    if not astro or not floor:
+        return "-"
+    return " / ".join(f"{astro[c][score]['wasserstein'] / floor[c][score]['wasserstein']:.1f}" for c in names)
+
+
 def row(card: dict) -> str:
     scores, floor, names = card["scores"], card["floor"], card.get("class_names", CLASS_NAMES)
     fid = " / ".join(f"{scores[c]['fid']:.1f} ({floor[c]['fid']:.1f})" for c in names)
@@ -25,14 +35,16 @@ def row(card: dict) -> str:
     tstr = card.get("train_on_generated")
     usefulness = f"{tstr['synthetic']['accuracy']:.3f} ({tstr['real']['accuracy']:.3f})" if tstr else "-"
     fold = card["data"]["fold"] if card["data"]["split"] == "cv" else card["data"]["split"]
-    return f"| {fold} | {card['generator_iterations']} | {fid} | {recall} | {fid_share} | {usefulness} |"
+    activated, summed = (floor_multiples(card, score, names) for score in ("activated_pixels", "intensity_sum"))
+    return (f"| {fold} | {card['generator_iterations']} | {fid} | {recall} | {fid_share} | {activated} | {summed} "
+            f"| {usefulness} |")
 
 
 def table(cards: list[dict]) -> str:
     names = " / ".join(cards[0].get("class_names", CLASS_NAMES))
     head = (f"| fold | iterations | FID {names} (floor) | recall {names} | class fidelity {names} "
-            "| train-on-generated accuracy (real) |")
-    return "\n".join([head, "|---|---|---|---|---|---|", *map(row, cards)]) + "\n"
+            "| activated-pixel W1, x floor | summed-intensity W1, x floor | train-on-generated accuracy (real) |")
+    return "\n".join([head, "|---" * 8 + "|", *map(row, cards)]) + "\n"
 
 
 def main() -> None:
