@@ -27,6 +27,8 @@ from .options import MAX_SEED, SEED, USER_ERRORS, FiniteFloat
 @click.option("--upsample", type=click.Choice(list(UPSAMPLERS)), default=None,
               help="How the generator doubles its resolution; default: the preset's.")
 @click.option("--resolution", type=int, default=None, help="Image size (power of two); default: the preset's.")
+@click.option("--width", type=click.FloatRange(0, min_open=True), default=1.0,
+              help="Scale every layer's channel count of both networks (e.g. 0.5: half the preset's widths).")
 @click.option("--intensity", type=click.Choice(list(SCALES)), default=None,
               help="Intensity scale the generator outputs and the critic compares (sqrt, asinh: more of the range "
                    "for faint emission); samples are always linear. Default: the preset's.")

@@ -32,6 +32,7 @@ def config_from_options(opts: dict) -> TrainConfig:
     recipe = presets.get(opts["preset"])
     network = presets.network(opts["preset"], output=opts["output_activation"],
                               **{k: opts[k] for k in ("resolution", "upsample", "intensity") if opts[k]})
+    network = presets.scale_width(network, opts["width"])
     network.validate()
     crop = opts["crop"]
     data = resolve_splits(DataConfig(source=opts["source"], split=opts["split"], fold=opts["fold"], subset="train",

@@ -80,6 +80,9 @@ def test_resume_without_length_options_keeps_the_saved_schedule(tmp_path):
     (["--no-amp"], {"amp": False}),
     (["--preset", "small-resize"], {"intensity": "linear"}),
     (["--preset", "small-resize", "--intensity", "sqrt"], {"intensity": "sqrt", "upsample": "nearest"}),
+    ([], {"channels": (32, 256)}),
+    (["--width", 0.5], {"channels": (16, 128), "upsample": "nearest"}),
+    (["--preset", "paper", "--width", 1.5], {"channels": (96, 1536), "n_critic": 5}),
 ])
 def test_presets_give_defaults_that_options_override(args, expected):
     result = invoke(train_command, ["--dry-run", *args])
@@ -88,7 +91,8 @@ def test_presets_give_defaults_that_options_override(args, expected):
     flat = {"preset": config["preset"], "n_critic": config["n_critic"], "lr_g": config["optim"]["lr_g"],
             "lr_d": config["optim"]["lr_d"], "upsample": config["network"]["upsample"], "amp": config["amp"],
             "loss": config["loss"]["name"], "gp_every": config["loss"]["gp_every"],
-            "intensity": config["network"]["intensity"]}
+            "intensity": config["network"]["intensity"],
+            "channels": (config["network"]["base_channels"], config["network"]["max_channels"])}
     assert {k: flat[k] for k in expected} == expected
 
 

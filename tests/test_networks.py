@@ -111,3 +111,18 @@ def test_transposed_state_dict_keys_unchanged():
     """Exports of the `small` and `paper` presets made before the upsampling registry still load."""
     keys = set(Generator(preset("small")).state_dict())
     assert {"body.0.weight", "body.1.running_mean", "to_image.weight", "to_image.bias"} <= keys
+
+
+def test_width_scales_every_layer_of_both_networks():
+    from wgan.presets import scale_width
+
+    base = preset("small-asinh")
+    half = scale_width(base, 0.5)
+    assert scale_width(base, 1) is base
+    for net in (Generator, Critic):
+        full_widths = [m.out_channels for m in net(base).modules() if isinstance(m, torch.nn.Conv2d)]
+        half_widths = [m.out_channels for m in net(half).modules() if isinstance(m, torch.nn.Conv2d)]
+        # every hidden layer halves; the image layer keeps its one channel and the score its one output
+        assert [max(1, w // 2) if w > 1 else w for w in full_widths] == half_widths
+    image = Generator(half)(torch.randn(2, half.z_dim), torch.tensor([0, 3]))
+    assert image.shape == (2, 1, 64, 64)

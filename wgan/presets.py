@@ -50,6 +50,14 @@ def get(name: str) -> Preset:
     return PRESETS[name]
 
 
+def scale_width(network: NetworkConfig, factor: float) -> NetworkConfig:
+    """The same network with every layer's channel count scaled by `factor` (at least one channel)."""
+    if factor == 1:
+        return network
+    return replace(network, base_channels=max(1, round(network.base_channels * factor)),
+                   max_channels=max(1, round(network.max_channels * factor)))
+
+
 def network(name: str, **overrides) -> NetworkConfig:
     """A copy of a preset's network with fields overridden (e.g. resolution=32)."""
     return NetworkConfig(**{**asdict(get(name).network), **overrides})
