@@ -7,7 +7,7 @@ import time
 import pytest
 
 from augment import gates
-from wgan import registry
+from wgan import registry, workdir
 
 
 def report(f1_gain=0.02, accuracy_gain=0.01, kid=1.0, corners=None, behaviour_passed=True):
@@ -83,7 +83,7 @@ def _register(path, worker):
         registry.add(path, "generator", f"g{worker}{i}.pt", f"{worker}{i}" * 32, "cmd", {}, {})
 
 
-@pytest.mark.skipif(registry.fcntl is None, reason="no advisory file locks on this platform")
+@pytest.mark.skipif(workdir.fcntl is None, reason="no advisory file locks on this platform")
 def test_registrations_at_the_same_time_all_land(tmp_path, monkeypatch):
     """Two releases registered at once: each reads, adds and renames; without the lock the later
     rename drops the entries the other wrote since it read (a slow read makes the overlap certain)."""

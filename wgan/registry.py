@@ -15,22 +15,16 @@ Released generators are also known by name: `first-cv<k>` is cv fold k's generat
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; registrations there must not overlap
-    fcntl = None
 
 from wgan import released
 from wgan.atomic import write_text
 from wgan.data.cache import file_digest
+from wgan.workdir import taking_turns
 
 FORMAT = "radiogan-registry"
 KINDS = ("generator", "classifier")
@@ -119,29 +113,14 @@ def names(registry: dict) -> list[str]:
     return sorted(f"first-cv{key[len('generator-cv'):]}" for key in registry["best"] if key.startswith("generator-cv"))
 
 
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold the registry at `path` exclusively (a lock file beside it, since the registry itself is
-    replaced by a rename and a lock on it would be on the old file)."""
-    if fcntl is None:
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def add(path: Path, kind: str, file: str, sha256: str, command: str, data: dict, metrics: dict,
         parent: str | None = None, promote: bool = False, fold_default: bool = False) -> dict:
     """Append an entry (id: kind-<first 12 hex of sha256>) and optionally make it the best (and,
     for a generator of a cv fold, that fold's default); an entry with the same id is replaced."""
     if kind not in KINDS:
         raise RegistryError(f"unknown kind '{kind}'; expected {' or '.join(KINDS)}")
-    with locked(path):
+    # the registry itself is replaced by a rename, so the lock is a file beside it
+    with taking_turns(path.with_name(path.name + ".lock")):
         registry = load(path)
         if not Path(file).is_absolute():  # stored relative to the registry's folder
             file = os.path.relpath(Path(file).resolve(), path.resolve().parent)
