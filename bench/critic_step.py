@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from flops import critic_step_flops, forward_flops  # noqa: E402
+from time_to_quality import cpu_flags  # noqa: E402
 
 from wgan.config import TrainConfig  # noqa: E402
 from wgan.data import DataConfig, load_dataset  # noqa: E402
@@ -138,7 +139,7 @@ def main() -> None:
     print(json.dumps({
         "preset": args.preset, "resolution": net_cfg.resolution, "batch": args.batch,
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-        "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu_flags": cpu_flags(),
         "gflop_per_step": round(flops / 1e9, 1), "measured_steps": args.steps, "results": results,
     }, indent=2))
 
