@@ -59,6 +59,9 @@ RECIPES = {
     "resize-lazy": {"network": {"upsample": "nearest"}, "n_critic": 3, "optim": {"lr_d": 2e-4}, "loss": {"gp_every": 2}},
     "logistic-r1": {"loss": {"name": "logistic-r1", "gp_every": 2}},
     "resize-sqrt": {"network": {"upsample": "nearest", "intensity": "sqrt"}, "n_critic": 2, "optim": {"lr_d": 2e-4}},
+    # the default recipe (small-asinh) with half widths (--width 0.5)
+    "asinh-half-width": {"network": {"upsample": "nearest", "intensity": "asinh", "base_channels": 4, "max_channels": 16},
+                         "n_critic": 2, "optim": {"lr_d": 2e-4}},
 }
 
 
