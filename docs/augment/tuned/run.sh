@@ -66,10 +66,19 @@ run_one() {
     asinh-balanced) study asinh-balanced --ratio 1 --no-baselines --reuse-from $here/balanced ;;
     asinh-e600-pretrain) study asinh-e600-pretrain --epochs 600 --schedule pretrain-finetune --pretrain-epochs 300 \
                 --ratio 1 --no-baselines --reuse-from $here/e600 ;;
+    # 11. teacher labels, 12. the fidelity filter and 13. the shuffled-label control, each with the
+    # small-asinh generators at r=1 (the reference classifiers of 11-12 are study 3's, reused)
+    asinh-teacher) study asinh-teacher --ratio 1 --generated-labels teacher --no-baselines \
+                --reuse-from $here/balanced --reuse-from $here/teacher ;;
+    asinh-filter) study asinh-filter --ratio 1 --fidelity-filter 0.5 --no-baselines \
+                --reuse-from $here/balanced --reuse-from $here/teacher ;;
+    asinh-control) study asinh-control --ratio 1 --control shuffled-labels --no-baselines --reuse-from $here/balanced \
+                --reuse-from $here/asinh-balanced ;;
     *) echo "unknown study '$1'" >&2; return 2 ;;
     esac
 }
 
 studies=("$@")
-[ ${#studies[@]} -gt 0 ] || studies=(balanced control teacher filter realistic pretrain pretrain-control e600 e600-pretrain asinh-balanced asinh-e600-pretrain)
+[ ${#studies[@]} -gt 0 ] || studies=(balanced control teacher filter realistic pretrain pretrain-control e600 e600-pretrain asinh-balanced asinh-e600-pretrain
+         asinh-teacher asinh-filter asinh-control)
 for name in "${studies[@]}"; do run_one "$name"; done
