@@ -5,6 +5,11 @@ own `augment-eval --out` folder):
 
 Every row is an arm of a study against that study's own real-only arm, paired by fold and seed,
 with the 95 % interval; `*` marks an interval that excludes 0.
+
+Two arms of different studies (e.g. the same protocol with two generators) against each other,
+paired by fold and seed, over every pair and over the pairs where both runs learned:
+
+    python -m augment.compare --between new=docs/augment/tuned/asinh-balanced:r=1 old=docs/augment/tuned/balanced:r=1
 """
 
 from __future__ import annotations
@@ -15,8 +20,8 @@ from pathlib import Path
 
 from wgan.atomic import write_text
 
-from .analysis import class_names
-from .report import format_gain
+from .analysis import class_names, paired_interval, scores
+from .report import format_gain, format_interval
 
 
 def table(studies: dict[str, Path]) -> str:
@@ -43,18 +48,64 @@ def table(studies: dict[str, Path]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def arm_cells(folder: Path, arm: str) -> dict[tuple[int, int], dict]:
+    """(fold, seed) -> cell of one arm of a study folder (its `cells/<arm>/` files)."""
+    cells = [json.loads(p.read_text()) for p in sorted((folder / "cells" / arm).glob("fold*-seed*.json"))]
+    if not cells:
+        raise ValueError(f"{folder / 'cells' / arm}: no cells of arm '{arm}'")
+    return {(c["fold"], c["seed"]): c for c in cells}
+
+
+def between(first: tuple[str, Path, str], second: tuple[str, Path, str]) -> str:
+    """The paired difference first - second (each LABEL, study folder, arm) per score."""
+    (label_a, folder_a, arm_a), (label_b, folder_b, arm_b) = first, second
+    a, b = arm_cells(folder_a, arm_a), arm_cells(folder_b, arm_b)
+    pairs = sorted(set(a) & set(b))
+    if not pairs:
+        raise ValueError(f"{label_a} and {label_b} share no fold and seed")
+    names = list(a[pairs[0]]["test"]["per_class"])
+    keys = ["accuracy", *(f"{c}/f1" for c in names)]
+    rows = [f"{label_a} ({folder_a}, {arm_a}) - {label_b} ({folder_b}, {arm_b}), paired by fold and seed:", "",
+            "| pairs | " + " | ".join(f"{k} difference" for k in ["accuracy", *names]) + " |",
+            "|---|" + "---|" * len(keys)]
+    healthy = [k for k in pairs if not a[k]["failure"] and not b[k]["failure"]]
+    for label, chosen in ((f"all {len(pairs)}", pairs), (f"{len(healthy)} where both learned", healthy)):
+        if chosen:
+            rows.append(f"| {label} | " + " | ".join(
+                format_interval(paired_interval([scores(a[k])[s] - scores(b[k])[s] for k in chosen])) for s in keys) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def _arm_argument(item: str) -> tuple[str, Path, str]:
+    label, sep, rest = item.partition("=")
+    folder, colon, arm = rest.rpartition(":")
+    if not sep or not colon or not arm or not (Path(folder) / "cells").is_dir():
+        raise ValueError(f"'{item}': expected LABEL=FOLDER:ARM, FOLDER an augment-eval --out folder with cells/")
+    return label, Path(folder), arm
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("studies", nargs="+", help="LABEL=FOLDER of an augment-eval run")
+    parser.add_argument("studies", nargs="*", help="LABEL=FOLDER of an augment-eval run")
+    parser.add_argument("--between", nargs=2, metavar="LABEL=FOLDER:ARM",
+                        help="instead: the paired difference between two arms of two studies")
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     args = parser.parse_args()
-    studies = {}
-    for item in args.studies:
-        label, sep, folder = item.partition("=")
-        if not sep or not (Path(folder) / "results.json").is_file():
-            parser.error(f"'{item}': expected LABEL=FOLDER with a results.json")
-        studies[label] = Path(folder)
-    text = table(studies)
+    if args.between:
+        try:
+            text = between(*(_arm_argument(item) for item in args.between))
+        except ValueError as error:
+            parser.error(str(error))
+    elif args.studies:
+        studies = {}
+        for item in args.studies:
+            label, sep, folder = item.partition("=")
+            if not sep or not (Path(folder) / "results.json").is_file():
+                parser.error(f"'{item}': expected LABEL=FOLDER with a results.json")
+            studies[label] = Path(folder)
+        text = table(studies)
+    else:
+        parser.error("give LABEL=FOLDER studies, or --between")
     if args.out:
         write_text(args.out, text)
     print(text, end="")

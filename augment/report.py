@@ -20,7 +20,7 @@ def _score(summary: dict, arm: str, key: str) -> str:
 
 
 def format_gain(summary: dict, arm: str, key: str) -> str:
-    return _interval(summary[arm]["gain"][key])
+    return format_interval(summary[arm]["gain"][key])
 
 
 def format_table(summary: dict, reference: str, controls: dict | None = None) -> str:
@@ -99,13 +99,13 @@ def _controls(results: dict, keys: list[str]) -> list[str]:
         for label, part in (("all", "difference"), ("without failed", "difference_without_failed")):
             if c[part]:
                 n = next(iter(c[part].values()))["n"]
-                cells = " | ".join(_interval(c[part][k]) for k in keys)
+                cells = " | ".join(format_interval(c[part][k]) for k in keys)
                 lines.append(f"| {arm} - {c['control']} ({label}) | {n} | {cells} |")
     lines += ["", *(f"- {arm}: {c['verdict']}." for arm, c in controls.items()), ""]
     return lines
 
 
-def _interval(g: dict) -> str:
+def format_interval(g: dict) -> str:
     if g["n"] < 2:
         return f"{g['mean']:+.3f}"
     return f"{g['mean']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}]{'*' if g['significant'] else ''}"

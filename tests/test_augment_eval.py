@@ -265,6 +265,36 @@ def test_compare_puts_the_arms_of_several_studies_in_one_table(sweep, tmp_path):
     assert sum(r.startswith("| again | r=0 (real only) | 1 |") for r in rows) == 1
 
 
+def test_compare_between_pairs_two_studies_by_fold_and_seed(tmp_path):
+    from augment.compare import between
+
+    classes = ("FRI", "FRII", "Compact", "Bent")
+
+    def write(folder, fold, seed, accuracy, failure=None):
+        cell = {"arm": "r=1", "fold": fold, "seed": seed, "failure": failure,
+                "test": {"accuracy": accuracy, "macro_f1": accuracy,
+                         "per_class": {c: {"precision": accuracy, "recall": accuracy, "f1": accuracy} for c in classes}}}
+        path = tmp_path / folder / "cells" / "r=1" / f"fold{fold}-seed{seed}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(cell))
+
+    for fold in range(3):
+        for seed in range(2):
+            old = 0.7 + 0.01 * fold + 0.003 * seed
+            write("old", fold, seed, old)
+            # the new arm: 0.02 better with a little spread, except one run that failed to learn
+            failed = (fold, seed) == (2, 1)
+            write("new", fold, seed, 0.25 if failed else old + 0.02 + 0.001 * (fold - 1), "one class" if failed else None)
+    write("new", 3, 0, 0.9)  # no partner in the old study: not paired
+    rows = between(("new", tmp_path / "new", "r=1"), ("old", tmp_path / "old", "r=1")).splitlines()
+    all_pairs = next(r for r in rows if r.startswith("| all 6 |"))
+    healthy = next(r for r in rows if r.startswith("| 5 where both learned |"))
+    assert "+0.020 [" in healthy and healthy.count("*") == 5
+    assert "+0.020" not in all_pairs.split("|")[2]
+    with pytest.raises(ValueError, match="no cells of arm 'r=2'"):
+        between(("new", tmp_path / "new", "r=2"), ("old", tmp_path / "old", "r=1"))
+
+
 def test_predictors_rank_scores_against_the_measured_gain(tmp_path):
     from augment.predictors import gains, table
 
