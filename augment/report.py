@@ -81,8 +81,20 @@ def markdown(results: dict) -> str:
         "What each fold's generator was trained on, and how many of that fold's validation images it saw "
         "(this biases epoch selection only; none saw a test image): "
         + ("; ".join(f"fold {f}: {v['generator_data']}, {v['valid_images_seen']}" for f, v in leak.items()) or "none")
-        + ".", "",
+        + ".", "", *_extra_data(leak),
         "![gain per class](gain.png)", ""])
+
+
+def _extra_data(leak: dict) -> list[str]:
+    """The warning of a real fraction below 1 run with generators that learned from dropped images."""
+    seen = {f: v["dropped_train_images_seen"] for f, v in leak.items() if any(v.get("dropped_train_images_seen", {}).values())}
+    if not seen:
+        return []
+    return ["**The generators learned from training images that the real fraction drops** (run with "
+            "`--allow-generator-extra-data`; per fold, per seed: "
+            + "; ".join(f"fold {f}: " + ", ".join(f"seed {s} {n}" for s, n in v.items()) for f, v in seen.items())
+            + "): their images carry labelled data the classifiers are denied, so a gain here may come from "
+            "those images, not from generation.", ""]
 
 
 def _controls(results: dict, keys: list[str]) -> list[str]:

@@ -39,17 +39,31 @@ def prepare(config: SweepConfig, command: str, overwrite: bool = False) -> Study
     if not config.generators:
         return Study(config, command, None, None)
     valids = {f: load_dataset(replace(config.data, fold=f, subset="valid")) for f in config.folds}
-    checks = {fold: _check_generator(config, path, test, valids[fold]) for fold, path in config.generators.items()}
+    checks = {fold: _check_generator(config, fold, path, test, valids[fold]) for fold, path in config.generators.items()}
     hashes = {str(fold): gen_hash for fold, (gen_hash, _) in checks.items()}
     leaks = {str(fold): leaks for fold, (_, leaks) in checks.items()}
+    extra = {fold: max(v["dropped_train_images_seen"].values()) for fold, v in leaks.items()
+             if v.get("dropped_train_images_seen")}
+    if extra and not config.allow_generator_extra_data:
+        fold, n = next(iter(extra.items()))
+        raise ValueError(f"--real-fraction {config.real_fraction:g} drops training images that the generators "
+                         f"learned from (fold {fold}'s: {n} of them): their images would carry labelled data the "
+                         "classifiers are denied, so a gain would not measure generation; give generators trained "
+                         "on the kept images only, or pass --allow-generator-extra-data to measure it anyway")
     return Study(config, command, hashes, leaks)
 
 
-def _check_generator(config: SweepConfig, path: Path, test: ImageSet, valid: ImageSet) -> tuple[str, dict]:
-    """The generator's hash and what it saw of the test set (refused) and of its fold's validation split."""
+def _check_generator(config: SweepConfig, fold: int, path: Path, test: ImageSet,
+                     valid: ImageSet) -> tuple[str, dict]:
+    """The generator's hash and what it saw of the test set (refused), of its fold's validation
+    split and, with a real fraction below 1, of the training images that fraction drops."""
     gen = load_generator(path)
     check_fits(gen, config.data, list(test.class_names), test.pixel_scale_arcsec, name=str(path))
-    return gen.file_hash, leakage.check(gen.config.data, config.data, test, valid)
+    kept = None
+    if config.real_fraction < 1:
+        train = load_dataset(replace(config.data, fold=fold, subset="train"))
+        kept = {seed: (train, mixing.real_fraction(train, config.real_fraction, seed)) for seed in config.seeds}
+    return gen.file_hash, leakage.check(gen.config.data, config.data, test, valid, kept)
 
 
 def run(study: Study, workers: int, device: str, progress: bool, overwrite: bool = False) -> tuple[dict, str]:

@@ -77,6 +77,7 @@ class SweepConfig:
     fidelity_filter: float = 0.0  # drop generated images put in another class with this confidence (0: off)
     generated_labels: str = "conditioning"  # one of GENERATED_LABELS
     real_fraction: float = 1.0
+    allow_generator_extra_data: bool = False  # real fraction < 1 with generators that saw the dropped images
     budget: str = "equal-steps"  # one of BUDGETS
     out: Path = Path("runs/augment")
     save_models: bool = False  # also write each cell's classifier export beside its JSON

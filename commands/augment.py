@@ -58,7 +58,11 @@ from .options import DEFAULT_REGISTRY
               help="equal-steps: every arm gets the batches of --epochs passes over the real split; "
                    "equal-real-passes: real images seen as often as in the real-only arm (steps grow with the ratio).")
 @click.option("--real-fraction", type=click.FloatRange(0, 1, min_open=True), default=1.0,
-              help="Keep this fraction of the real training images (stratified).")
+              help="Keep this fraction of the real training images (stratified); the generators must not have "
+                   "learned from the dropped ones.")
+@click.option("--allow-generator-extra-data", is_flag=True,
+              help="With --real-fraction below 1: accept generators trained on images it drops (their samples then "
+                   "carry labelled data the classifiers are denied; the report says how many).")
 @click.option("--baselines/--no-baselines", default=True,
               help="Also run real-only with class weights, with oversampling and with rotations/flips.")
 @click.option("--epochs", type=click.IntRange(1), default=60, help="Budget: passes over the real training split (same for every arm).")
@@ -153,7 +157,8 @@ def _sweep_config(opts: dict):
     return SweepConfig(
         generators=generators, arms=build_arms(specs, base, opts["baselines"], opts["control"]), folds=opts["folds"],
         seeds=opts["seeds"], base=base, data=data, schedule=opts["schedule"], pretrain_epochs=opts["pretrain_epochs"], pool=opts["pool"],
-        fidelity_filter=opts["fidelity_filter"], generated_labels=opts["generated_labels"], real_fraction=opts["real_fraction"], budget=opts["budget"],
+        fidelity_filter=opts["fidelity_filter"], generated_labels=opts["generated_labels"], real_fraction=opts["real_fraction"],
+        allow_generator_extra_data=opts["allow_generator_extra_data"], budget=opts["budget"],
         out=opts["out"] or Path("runs") / f"augment-{opts['model']}-{opts['mode']}", reuse_from=tuple(opts["reuse_from"]))
 
 

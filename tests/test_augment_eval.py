@@ -158,11 +158,26 @@ def test_results_do_not_depend_on_the_number_of_workers(generator, tmp_path):
     assert results[1] == results[2]
 
 
+def test_half_the_real_data_with_a_generator_of_all_of_it_is_refused(generator, tmp_path):
+    """The generator learned from the half that --real-fraction 0.5 drops: its images would hand
+    the classifier labelled data the real-only arm is denied (a gain from leakage)."""
+    result = run(["--ratio", "1", "--folds", "0", "--epochs", "1", "--real-fraction", "0.5", "--checkpoint", generator],
+                 tmp_path / "out")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "--real-fraction 0.5 drops training images that the generators learned from (fold 0's: 702 of them)" in result.output
+    assert "--allow-generator-extra-data" in result.output
+    assert not (tmp_path / "out" / "cells").exists()
+
+
 def test_pretrain_finetune_with_fresh_images_and_half_the_real_data_in_bf16(generator, tmp_path):
     result = run(["--ratio", "1", "--folds", "0", "--epochs", "1", "--workers", "1", "--no-baselines", "--amp",
-                  "--schedule", "pretrain-finetune", "--pool", "fresh-per-epoch", "--real-fraction", "0.5", "--checkpoint", generator],
+                  "--schedule", "pretrain-finetune", "--pool", "fresh-per-epoch", "--real-fraction", "0.5", "--checkpoint", generator,
+                  "--allow-generator-extra-data"],
                  tmp_path)
     assert result.exit_code == 0, result.output
+    leak = json.loads((tmp_path / "results.json").read_text())["leakage"]["0"]
+    assert leak["dropped_train_images_seen"] == {"0": 702}  # 1405 training images, 703 kept
+    assert "The generators learned from training images that the real fraction drops" in (tmp_path / "report.md").read_text()
     cell = json.loads((tmp_path / "cells" / "r=1" / "fold0-seed0.json").read_text())
     assert cell["identity"]["base"]["amp"] is True  # --amp: bf16 autocast on the CPU too, part of the identity
     assert cell["real_counts"] == {"FRI": 158, "FRII": 330, "Compact": 116, "Bent": 99}  # half of 316/659/232/198
