@@ -1,6 +1,7 @@
 """Checkpoints prove their integrity: a damaged file is refused by name, never loaded silently,
 never a traceback, and no error advises loading unsafely."""
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import synthetic_set, tiny_config
 from wgan import checkpoint
+from wgan.data.cache import file_digest
 from wgan.sampling import load_generator
 from wgan.training_loop import train
 
@@ -121,3 +123,22 @@ def test_files_without_a_digest_still_load_with_a_notice(run, tmp_path, capsys):
     torch.save(payload, old)  # as written before digests existed
     assert load_generator(old).kimg == payload["kimg"]
     assert "has no content digest" in capsys.readouterr().err
+
+
+def test_a_released_file_without_a_digest_is_checked_against_the_registry(run, tmp_path, capsys):
+    """The released extractor predates digests: the registry's SHA-256 stands in for one, so an
+    altered copy is refused instead of giving silently different quality scores."""
+    payload = checkpoint.load(run / "generator.pt", checkpoint.GENERATOR_EXPORT)
+    released = tmp_path / "released"
+    released.mkdir()
+    old = released / "old.pt"
+    torch.save(payload, old)
+    entry = {"id": "generator-x", "kind": "generator", "file": "old.pt", "sha256": file_digest(old)}
+    (released / "registry.json").write_text(json.dumps({"format": "radiogan-registry", "entries": [entry]}))
+    assert load_generator(old).kimg == payload["kimg"]
+    assert "no content digest" not in capsys.readouterr().err  # checked against the registry instead
+    key = next(k for k, v in payload["state_dict"].items() if v.is_floating_point())
+    payload["state_dict"][key] = payload["state_dict"][key] + 1e-3  # one weight changed, still a valid file
+    torch.save(payload, old)
+    with pytest.raises(checkpoint.CheckpointError, match="damaged: its SHA-256 is not the one .*registry.json records"):
+        load_generator(old)

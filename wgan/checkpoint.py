@@ -5,11 +5,14 @@ generator export (EMA weights + network config, what wgan-sample reads).
 Both are written to a temporary file and renamed, so a crash never leaves half a file, and
 both carry a SHA-256 digest of their whole content, checked on every load, so a file damaged
 on disk or in transfer is refused instead of sampling or training from altered weights.
+A released file from before digests (the extractor) is checked against the SHA-256 that the
+registry beside it records instead.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -111,11 +114,28 @@ def _why_unreadable(path: Path, error: Exception) -> str:
 def _check_digest(path: Path, payload: dict) -> None:
     stored = payload.pop("digest", None)
     if stored is None:
+        registered = _registered_sha256(path)
+        if registered is not None:
+            if file_digest(path) != registered:
+                raise CheckpointError(f"{path}: damaged: its SHA-256 is not the one {path.parent / 'registry.json'} "
+                                      "records for it; restore it from a copy (e.g. git checkout)")
+            return
         print(f"note: {path} has no content digest (written before digests were added); "
               "it cannot be checked for damage", file=sys.stderr)
     elif stored != content_digest(payload):
         raise CheckpointError(f"{path}: damaged: its content does not match the digest stored in it; "
                               "restore it from a copy, or use an older checkpoint of the run")
+
+
+def _registered_sha256(path: Path) -> str | None:
+    """The SHA-256 that the registry in the file's folder records for it (a released file), or None."""
+    registry = path.parent / "registry.json"
+    try:
+        entries = json.loads(registry.read_text()).get("entries", [])
+        return next((item["sha256"] for item in entries
+                     if (path.parent / item["file"]).resolve() == path.resolve()), None)
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return None  # no registry, or not one: the file is not a release
 
 
 def file_hash(path: str | Path) -> str:
