@@ -1,13 +1,16 @@
 """Which generator score predicts what its images do to a classifier?
 
     python -m augment.predictors STUDY_FOLDER ARM CARD_FOLD0.json CARD_FOLD1.json ... [--out table.md]
+    python -m augment.predictors STUDY_A ARM CARDS_A... --and STUDY_B ARM CARD,CARD,...   # pooled
 
 For every (fold, class) pair: the F1 gain of ARM over the study's real-only arm (mean over the
 seeds, paired by seed), and that fold's generator scores for that class from its release card
 (`python -m wgan.release`): FID, KID, recall, class fidelity and, when the card has it, the F1 of
 a classifier trained on generated images only. Spearman's rank correlation of each score with the
 gain across the pairs says which score, if any, ranks generators by usefulness. With 5 folds x 4
-classes it is a coarse answer; the table gives n and the p-value.
+classes it is a coarse answer; the table gives n and the p-value. `--and` pools further studies
+with their own generators (e.g. the same protocol run with two releases: 40 pairs), and a card
+may be named by its registry id (`generator-3f73ca9bb7cc`: the scores the registry kept of it).
 """
 
 from __future__ import annotations
@@ -47,12 +50,15 @@ def gains(study: Path, arm: str) -> dict[tuple[int, str], float]:
     return {k: float(np.mean(v)) for k, v in out.items()}
 
 
-def table(study: Path, arm: str, cards: dict[int, dict]) -> str:
-    measured = gains(study, arm)
+Group = tuple[Path, str, dict[int, dict]]  # a study folder, its arm, and fold -> card of its generators
+
+
+def table(study: Path, arm: str, cards: dict[int, dict], more: tuple[Group, ...] = ()) -> str:
+    measured = [(gains(folder, name), by_fold) for folder, name, by_fold in [(study, arm, cards), *more]]
     rows = ["| score | better when | Spearman rho with the F1 gain | p | pairs (fold, class) |", "|---|---|---|---|---|"]
     for name, (read, higher) in SCORES.items():
-        pairs = [(read(cards[f], c), g) for (f, c), g in measured.items()
-                 if f in cards and _has(read, cards[f], c)]
+        pairs = [(read(by_fold[f], c), g) for found, by_fold in measured for (f, c), g in found.items()
+                 if f in by_fold and _has(read, by_fold[f], c)]
         if len(pairs) < 3:
             rows.append(f"| {name} | {'higher' if higher else 'lower'} | not on the cards | | {len(pairs)} |")
             continue
@@ -71,18 +77,38 @@ def _has(read, card: dict, c: str) -> bool:
         return False
 
 
+def read_card(name: str, registry: Path) -> dict:
+    """A release card file, or a registry id: that entry's scores (the registry keeps them) and data."""
+    if Path(name).is_file():
+        return json.loads(Path(name).read_text())
+    from wgan.registry import entry, load
+
+    item = entry(load(registry), name)
+    return {**item["metrics"], "data": item["data"]}
+
+
+def cards_by_fold(names: list[str], registry: Path) -> dict[int, dict]:
+    cards = [read_card(name, registry) for name in names]
+    return {int(card["data"]["fold"]): card for card in cards}
+
+
 def main() -> None:
+    from wgan.released import REGISTRY
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("study", type=Path)
     parser.add_argument("arm", help="e.g. r=1")
-    parser.add_argument("cards", nargs="+", type=Path, help="release cards, one per fold")
+    parser.add_argument("cards", nargs="+", help="release cards (or registry ids), one per fold")
+    parser.add_argument("--and", dest="more", nargs=3, action="append", default=[], metavar=("STUDY", "ARM", "CARDS"),
+                        help="pool another study: its arm and its cards (or registry ids), comma-separated")
+    parser.add_argument("--registry", type=Path, default=REGISTRY)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    cards = {}
-    for path in args.cards:
-        card = json.loads(path.read_text())
-        cards[int(card["data"]["fold"])] = card
-    text = table(args.study, args.arm, cards)
+    try:
+        more = tuple((Path(study), arm, cards_by_fold(cards.split(","), args.registry)) for study, arm, cards in args.more)
+        text = table(args.study, args.arm, cards_by_fold(args.cards, args.registry), more)
+    except (OSError, ValueError, KeyError) as error:
+        parser.error(str(error))
     if args.out:
         write_text(args.out, text)
     print(text, end="")

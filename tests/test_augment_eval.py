@@ -336,3 +336,14 @@ def test_predictors_rank_scores_against_the_measured_gain(tmp_path):
     assert "| FID | lower | -1.00 |" in text and "| FID / floor | lower | -1.00 |" in text
     assert "| class fidelity | higher | the same on every card |" in text
     assert "| train-on-generated F1 | higher | not on the cards |" in text
+    # a second study of other generators pools its pairs: there recall follows the gain exactly
+    other = {fold: {**cards[fold], "scores": {c: {**cards[fold]["scores"][c], "recall": 0.5 + planted[fold, c]}
+                                              for c in classes}} for fold in (0, 1)}
+    pooled = table(tmp_path, "r=1", cards, ((tmp_path, "r=1", other),))
+    assert "| FID | lower | -1.00 | 0.00 | 16 |" in pooled
+    from scipy.stats import spearmanr
+
+    # recall: 0.5 for the first group's 8 pairs, 0.5 + gain for the second's
+    gain = [planted[k] for k in sorted(planted)]
+    rho = spearmanr([0.5] * 8 + [0.5 + g for g in gain], gain + gain)[0]
+    assert f"| recall | higher | {rho:+.2f} |" in pooled and 0.3 < rho < 0.9
