@@ -12,7 +12,6 @@ registry beside it records instead.
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -129,13 +128,16 @@ def _check_digest(path: Path, payload: dict) -> None:
 
 def _registered_sha256(path: Path) -> str | None:
     """The SHA-256 that the registry in the file's folder records for it (a released file), or None."""
+    from .registry import RegistryError, load  # here, not at the top: the registry is a layer above
+
     registry = path.parent / "registry.json"
+    if not registry.is_file():
+        return None
     try:
-        entries = json.loads(registry.read_text()).get("entries", [])
-        return next((item["sha256"] for item in entries
-                     if (path.parent / item["file"]).resolve() == path.resolve()), None)
-    except (OSError, ValueError, AttributeError, KeyError, TypeError):
-        return None  # no registry, or not one: the file is not a release
+        entries = load(registry)["entries"]
+    except (OSError, RegistryError):
+        return None  # not a registry: the file is not a release
+    return next((item["sha256"] for item in entries if (path.parent / item["file"]).resolve() == path.resolve()), None)
 
 
 def file_hash(path: str | Path) -> str:
