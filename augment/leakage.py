@@ -31,14 +31,15 @@ def overlap(seen: set[str], data: ImageSet) -> int:
 
 
 def check(gen_data: DataConfig, eval_data: DataConfig, test: ImageSet, valid: ImageSet,
-          kept: dict[int, tuple[ImageSet, ImageSet]] | None = None) -> dict:
+          train: ImageSet | None = None, kept: dict[int, ImageSet] | None = None) -> dict:
     """Raise ValueError when any test image was in the generator's training data; return the
     overlap with the validation split of the fold it is used for (it biases epoch selection, not
     the test score; a per-fold generator sees none). `eval_data` is how `test` and `valid` were loaded.
 
-    With `kept` (training seed -> (the fold's training split, the part of it a real fraction below 1
-    keeps)) also count, per seed, the dropped training images the generator learned from: its
-    samples then carry labelled images the classifiers are denied, and a gain can come from them."""
+    With the fold's training split `train` and `kept` (training seed -> the part of it a real
+    fraction below 1 keeps) also count, per seed, the dropped training images the generator
+    learned from: its samples then carry labelled images the classifiers are denied, and a gain
+    can come from them."""
     seen = set(image_hashes(generator_training_set(gen_data, eval_data)))
     in_test = overlap(seen, test)
     if in_test:
@@ -48,8 +49,8 @@ def check(gen_data: DataConfig, eval_data: DataConfig, test: ImageSet, valid: Im
     out = {"generator_data": {"source": gen_data.source, "split": gen_data.split, "fold": gen_data.fold},
            "test_images_seen": 0,
            "valid_images_seen": overlap(seen, valid)}
-    if kept:
-        out["dropped_train_images_seen"] = {
-            str(seed): len(seen & (set(image_hashes(train)) - set(image_hashes(subset))))
-            for seed, (train, subset) in kept.items()}
+    if train is not None and kept:
+        seen_in_train = seen & set(image_hashes(train))
+        out["dropped_train_images_seen"] = {str(seed): len(seen_in_train - set(image_hashes(subset)))
+                                            for seed, subset in kept.items()}
     return out

@@ -59,11 +59,11 @@ def _check_generator(config: SweepConfig, fold: int, path: Path, test: ImageSet,
     split and, with a real fraction below 1, of the training images that fraction drops."""
     gen = load_generator(path)
     check_fits(gen, config.data, list(test.class_names), test.pixel_scale_arcsec, name=str(path))
-    kept = None
+    train = kept = None
     if config.real_fraction < 1:
         train = load_dataset(replace(config.data, fold=fold, subset="train"))
-        kept = {seed: (train, mixing.real_fraction(train, config.real_fraction, seed)) for seed in config.seeds}
-    return gen.file_hash, leakage.check(gen.config.data, config.data, test, valid, kept)
+        kept = {seed: mixing.real_fraction(train, config.real_fraction, seed) for seed in config.seeds}
+    return gen.file_hash, leakage.check(gen.config.data, config.data, test, valid, train, kept)
 
 
 def run(study: Study, workers: int, device: str, progress: bool, overwrite: bool = False) -> tuple[dict, str]:
