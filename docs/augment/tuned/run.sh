@@ -74,11 +74,15 @@ run_one() {
                 --reuse-from $here/balanced --reuse-from $here/teacher ;;
     asinh-control) study asinh-control --ratio 1 --control shuffled-labels --no-baselines --reuse-from $here/balanced \
                 --reuse-from $here/asinh-balanced ;;
+    # 14. the other ratios of the issue (0.5, 2, 3, 5; r=3 first, the published claim's ratio) and
+    # 15. realistic mixing, each with the small-asinh generators
+    asinh-ratios) study asinh-ratios --ratio 3 --ratio 0.5 --ratio 2 --ratio 5 --no-baselines --reuse-from $here/balanced ;;
+    asinh-realistic) study asinh-realistic --mode realistic --ratio 1 --ratio 3 --no-baselines --reuse-from $here/balanced ;;
     *) echo "unknown study '$1'" >&2; return 2 ;;
     esac
 }
 
 studies=("$@")
 [ ${#studies[@]} -gt 0 ] || studies=(balanced control teacher filter realistic pretrain pretrain-control e600 e600-pretrain asinh-balanced asinh-e600-pretrain
-         asinh-teacher asinh-filter asinh-control)
+         asinh-teacher asinh-filter asinh-control asinh-ratios asinh-realistic)
 for name in "${studies[@]}"; do run_one "$name"; done
