@@ -77,6 +77,10 @@ run_one() {
     # 14. the other ratios of the issue (0.5, 2, 3, 5; r=3 first, the published claim's ratio) and
     # 15. realistic mixing, each with the small-asinh generators
     asinh-ratios) study asinh-ratios --ratio 3 --ratio 0.5 --ratio 2 --ratio 5 --no-baselines --reuse-from $here/balanced ;;
+    # 16. the fidelity filter of study 13 at a lower and at the published ratio (its reference
+    # classifiers are study 3's, reused)
+    asinh-filter-ratios) study asinh-filter-ratios --ratio 0.5 --ratio 3 --fidelity-filter 0.5 --no-baselines \
+                --reuse-from $here/balanced --reuse-from $here/teacher ;;
     asinh-realistic) study asinh-realistic --mode realistic --ratio 1 --ratio 3 --no-baselines --reuse-from $here/balanced ;;
     *) echo "unknown study '$1'" >&2; return 2 ;;
     esac
@@ -84,5 +88,6 @@ run_one() {
 
 studies=("$@")
 [ ${#studies[@]} -gt 0 ] || studies=(balanced control teacher filter realistic pretrain pretrain-control e600 e600-pretrain asinh-balanced asinh-e600-pretrain
-         asinh-teacher asinh-filter asinh-control asinh-ratios asinh-realistic)
+         asinh-teacher asinh-filter asinh-control asinh-ratios asinh-realistic
+         asinh-filter-ratios)
 for name in "${studies[@]}"; do run_one "$name"; done
