@@ -109,10 +109,10 @@ class _Timings:
                      "fresh-per-batch": steps * base.batch_size * epochs * sum(counts) / max(1, n_real + sum(counts))}
         seconds = (epochs * (steps * self.step + self.n_valid * views * self.forward)
                    + self.n_test * views * self.forward + generated[config.pool] * self.generate)
-        if sum(counts) and (config.fidelity_filter or config.generated_labels == "teacher"):
+        if sum(counts) and config.uses_reference:
             # the real-only reference classifier, trained once per fold and seed for all adding arms
             adding = sum(not a.spec.is_zero for a in config.arms)
-            reference = base.epochs * (math.ceil(n_real / base.batch_size) * self.step + self.n_valid * views * self.forward)
+            reference = config.reference_base.epochs * (math.ceil(n_real / base.batch_size) * self.step + self.n_valid * views * self.forward)
             seconds += reference / adding
         return seconds
 

@@ -64,7 +64,8 @@ def markdown(results: dict) -> str:
         f"mode {results['mode']}, schedule {_schedule(cfg)}, folds {cfg['folds']}, seeds {cfg['seeds']}, "
         f"budget {cfg['base']['epochs']} passes over the real training split ({cfg.get('budget', 'equal-steps')}), "
         f"real fraction {cfg['real_fraction']}, generated pool {cfg['pool']}, fidelity filter "
-        f"{cfg['fidelity_filter'] or 'off'}, generated images labelled by {cfg.get('generated_labels', 'conditioning')}.", "",
+        f"{cfg['fidelity_filter'] or 'off'}, generated images labelled by {cfg.get('generated_labels', 'conditioning')}"
+        f"{_reference(cfg)}.", "",
         "Computed under (every setting that changes a number; each cell in `cells/` records its own identity): "
         f"training `{json.dumps(cfg['base'], sort_keys=True)}`, data `{json.dumps(cfg['data'], sort_keys=True)}`.", "",
         "Test metrics on the real test split, mean ± std over folds x seeds:", "", *rows, "",
@@ -121,6 +122,12 @@ def format_interval(g: dict) -> str:
     if g["n"] < 2:
         return f"{g['mean']:+.3f}"
     return f"{g['mean']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}]{'*' if g['significant'] else ''}"
+
+
+def _reference(cfg: dict) -> str:
+    """The reference classifier's epochs, when they are not the cells' own."""
+    epochs = cfg.get("reference_epochs")
+    return f" (reference classifier: {epochs} epochs)" if epochs not in (None, cfg["base"]["epochs"]) else ""
 
 
 def _generators(cfg: dict, results: dict) -> str:

@@ -76,6 +76,7 @@ class SweepConfig:
     pool: str = "fixed"  # one of POOLS
     fidelity_filter: float = 0.0  # drop generated images put in another class with this confidence (0: off)
     generated_labels: str = "conditioning"  # one of GENERATED_LABELS
+    reference_epochs: int | None = None  # epochs of the filter's / teacher's real-only classifier (None: base.epochs)
     real_fraction: float = 1.0
     allow_generator_extra_data: bool = False  # real fraction < 1 with generators that saw the dropped images
     budget: str = "equal-steps"  # one of BUDGETS
@@ -86,6 +87,8 @@ class SweepConfig:
     def __post_init__(self):
         if self.pretrain_epochs is not None and self.schedule != "pretrain-finetune":
             raise ValueError(f"pretrain epochs only apply to the pretrain-finetune schedule, not '{self.schedule}'")
+        if self.reference_epochs is not None and not self.uses_reference:
+            raise ValueError("reference epochs only apply with the fidelity filter or teacher labels")
         if self.generated_labels not in GENERATED_LABELS:
             raise ValueError(f"unknown generated labels '{self.generated_labels}'; choose from {', '.join(GENERATED_LABELS)}")
         if self.generated_labels == "teacher" and self.pool != "fixed":
@@ -94,6 +97,16 @@ class SweepConfig:
         if self.generated_labels == "teacher" and any(arm.control for arm in self.arms):
             raise ValueError("teacher labels would give the control's shuffled-label images their class "
                              "information back; run the control in a study without them")
+
+    @property
+    def uses_reference(self) -> bool:
+        """Whether the adding arms need the real-only reference classifier (see filtering)."""
+        return bool(self.fidelity_filter) or self.generated_labels == "teacher"
+
+    @property
+    def reference_base(self) -> TrainSettings:
+        """The base settings the reference classifier trains with (its own epochs, when given)."""
+        return self.base if self.reference_epochs is None else replace(self.base, epochs=self.reference_epochs)
 
     @property
     def pretraining_epochs(self) -> int:
@@ -147,6 +160,9 @@ def cell_identity(config: SweepConfig, arm: Arm, fold: int, seed: int, generator
         # likewise present only when pre-training is not as long as fine-tuning (the one choice before)
         **({"pretrain_epochs": config.pretraining_epochs}
            if adds and config.schedule == "pretrain-finetune" and config.pretraining_epochs != config.base.epochs else {}),
+        # and the reference classifier's epochs, only when they differ from the cell's own
+        **({"reference_epochs": config.reference_epochs}
+           if adds and config.uses_reference and config.reference_base.epochs != config.base.epochs else {}),
     }
 
 
@@ -218,9 +234,9 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
     per_epoch = len(real) + (sum(counts) if config.budget == "equal-real-passes" else 0)
     settings = replace(config.base, seed=seed, steps_per_epoch=math.ceil(per_epoch / config.base.batch_size),
                        **dict(arm.overrides))
-    reference = (filtering.reference_classifier(config.out, config.base, seed, asdict(data), real, valid, dev,
-                                                config.reuse_from)
-                 if sum(counts) and (config.fidelity_filter or config.generated_labels == "teacher") else None)
+    reference = (filtering.reference_classifier(config.out, config.reference_base, seed, asdict(data), real, valid,
+                                                dev, config.reuse_from)
+                 if sum(counts) and config.uses_reference else None)
     accept = (filtering.accept_by_fidelity(reference, config.fidelity_filter, dev, settings.tta)
               if reference is not None and config.fidelity_filter else None)
     train_for, fresh = _training_sets(config, arm, real, counts, seed, fold, accept)

@@ -51,6 +51,9 @@ from .options import DEFAULT_REGISTRY
 @click.option("--generated-labels", type=click.Choice(GENERATED_LABELS), default="conditioning",
               help="conditioning: each generated image is labelled with the class it was drawn for; teacher: "
                    "with the class probabilities the fold's real-only classifier gives it (soft labels).")
+@click.option("--reference-epochs", type=click.IntRange(1), default=None,
+              help="With --fidelity-filter or teacher labels: epochs of the fold's real-only classifier that "
+                   "judges the generated images; default: --epochs.")
 @click.option("--control", type=click.Choice(CONTROLS), default=None,
               help="Add a negative-control arm beside every ratio: the same generated images with shuffled "
                    "labels (no class information); a gain it also shows is regularisation, not realism.")
@@ -158,7 +161,7 @@ def _sweep_config(opts: dict):
         generators=generators, arms=build_arms(specs, base, opts["baselines"], opts["control"]), folds=opts["folds"],
         seeds=opts["seeds"], base=base, data=data, schedule=opts["schedule"], pretrain_epochs=opts["pretrain_epochs"], pool=opts["pool"],
         fidelity_filter=opts["fidelity_filter"], generated_labels=opts["generated_labels"], real_fraction=opts["real_fraction"],
-        allow_generator_extra_data=opts["allow_generator_extra_data"], budget=opts["budget"],
+        reference_epochs=opts["reference_epochs"], allow_generator_extra_data=opts["allow_generator_extra_data"], budget=opts["budget"],
         out=opts["out"] or Path("runs") / f"augment-{opts['model']}-{opts['mode']}", reuse_from=tuple(opts["reuse_from"]))
 
 

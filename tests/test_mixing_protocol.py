@@ -264,3 +264,28 @@ def test_teacher_labels_refuse_what_they_cannot_serve(generator, tmp_path, extra
     result = run([*ONE_CELL, "--checkpoint", generator, "--generated-labels", "teacher", *extra], tmp_path)
     assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "cells").exists()
+
+
+def test_the_reference_classifier_can_train_for_other_epochs_than_the_cells(generator, tmp_path):
+    # the filter judged by a 1-epoch real-only classifier, kept under filters/ of the first study
+    assert run([*ONE_CELL, "--checkpoint", generator, "--fidelity-filter", "0.9"], tmp_path / "short").exit_code == 0
+    short = json.loads((tmp_path / "short" / "cells" / "r=1" / "fold0-seed0.json").read_text())
+    assert "reference_epochs" not in short["identity"]  # as long as the cells: the identity from before the option
+    longer = ["--ratio", "1", "--folds", "0", "--epochs", "2", "--workers", "1", "--no-baselines"]
+    result = run([*longer, "--checkpoint", generator, "--fidelity-filter", "0.9", "--reference-epochs", "1",
+                  "--reuse-from", str(tmp_path / "short")], tmp_path / "long")
+    assert result.exit_code == 0, result.output
+    cell = json.loads((tmp_path / "long" / "cells" / "r=1" / "fold0-seed0.json").read_text())
+    assert cell["identity"]["reference_epochs"] == 1 and cell["identity"]["base"]["epochs"] == 2
+    assert not (tmp_path / "long" / "filters").exists()  # the 1-epoch classifier was found, not trained again
+    assert "(reference classifier: 1 epochs)" in (tmp_path / "long" / "report.md").read_text()
+    # without the option a 2-epoch study trains its own 2-epoch reference classifier
+    assert run([*longer, "--checkpoint", generator, "--fidelity-filter", "0.9", "--reuse-from", str(tmp_path / "short")],
+               tmp_path / "own").exit_code == 0
+    assert len(list((tmp_path / "own" / "filters").glob("classifier-*.pt"))) == 1
+
+
+def test_reference_epochs_without_a_reference_classifier_are_refused(generator, tmp_path):
+    result = run([*ONE_CELL, "--checkpoint", generator, "--reference-epochs", "1"], tmp_path)
+    assert result.exit_code != 0 and "reference epochs only apply" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "cells").exists()
