@@ -81,6 +81,10 @@ run_one() {
     # classifiers are study 3's, reused)
     asinh-filter-ratios) study asinh-filter-ratios --ratio 0.5 --ratio 3 --fidelity-filter 0.5 --no-baselines \
                 --reuse-from $here/balanced --reuse-from $here/teacher ;;
+    # 17. the filter of study 16 at r=0.5 on the 600-epoch base, judged by study 3's 300-epoch
+    # reference classifiers: do the filtered images add to 300 more real epochs?
+    asinh-e600-filter) study asinh-e600-filter --epochs 600 --ratio 0.5 --fidelity-filter 0.5 --reference-epochs 300 \
+                --no-baselines --reuse-from $here/e600 --reuse-from $here/teacher ;;
     asinh-realistic) study asinh-realistic --mode realistic --ratio 1 --ratio 3 --no-baselines --reuse-from $here/balanced ;;
     *) echo "unknown study '$1'" >&2; return 2 ;;
     esac
@@ -89,5 +93,5 @@ run_one() {
 studies=("$@")
 [ ${#studies[@]} -gt 0 ] || studies=(balanced control teacher filter realistic pretrain pretrain-control e600 e600-pretrain asinh-balanced asinh-e600-pretrain
          asinh-teacher asinh-filter asinh-control asinh-ratios asinh-realistic
-         asinh-filter-ratios)
+         asinh-filter-ratios asinh-e600-filter)
 for name in "${studies[@]}"; do run_one "$name"; done
