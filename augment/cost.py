@@ -22,7 +22,8 @@ from wgan.data import ImageSet, load_dataset
 from wgan.run import autocast_factory, torch_threads
 
 from . import mixing
-from .sweep import Arm, SweepConfig, cells, reusable, todo
+from .reuse import cells, reusable, todo
+from .sweep import Arm, SweepConfig
 
 TIMED_STEPS = 3
 

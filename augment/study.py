@@ -13,7 +13,8 @@ from wgan.data import ImageSet, load_dataset, record_splits
 from wgan.sampling import load_generator
 
 from . import analysis, leakage, mixing, report
-from .sweep import SweepConfig, check_reuse, run_sweep
+from .reuse import check_reuse
+from .sweep import SweepConfig, run_sweep
 
 REFERENCE_ARM = mixing.MixSpec().label  # "r=0": real images only, base settings
 

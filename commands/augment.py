@@ -102,8 +102,8 @@ def augment_eval_command(**opts):
       augment-eval --data my_survey/ --checkpoint 'runs/gen-fold{fold}/generator.pt' --ratio 1
     """
     from augment.cost import estimate
+    from augment.reuse import cells, reusable
     from augment.study import prepare, run
-    from augment.sweep import cells, reusable
 
     try:
         study = prepare(_sweep_config(opts), shlex.join(["augment-eval", *sys.argv[1:]]), opts["overwrite"])

@@ -164,7 +164,8 @@ def test_cost_counts_the_pretraining_epochs_of_arms_that_add_images(tmp_path):
 
 def test_cells_run_seed_by_seed_and_fold_by_fold_so_a_stopped_sweep_leaves_paired_folds(tmp_path):
     from augment.mixing import MixSpec
-    from augment.sweep import SweepConfig, build_arms, todo
+    from augment.reuse import todo
+    from augment.sweep import SweepConfig, build_arms
     from wgan.data import DataConfig
 
     base = TrainSettings(epochs=1)
