@@ -6,7 +6,8 @@ That reference classifier is the real-only classifier of the cell's fold and see
 settings, the real training split, epochs picked on the fold's validation split, as the
 reference arm trains it), so it knows nothing the cell does not: no test image, and of the
 validation split only what epoch selection uses anyway. It is trained once per fold, seed and
-settings and kept under `<out>/filters/`.
+settings (the cells' own, or another number of epochs with `--reference-epochs`) and kept under
+`<out>/filters/`.
 """
 
 from __future__ import annotations
