@@ -259,7 +259,8 @@ def run_sweep(config: SweepConfig, workers: int = 1, device: str = "auto", progr
                 bar.write(f"cell {result['arm']} fold {result['fold']} seed {result['seed']} failed: {result['error']}")
             bar.update()
         if workers > 1:
-            procs.close()  # every cell is back: let the workers exit on their own
+            procs.close()  # every cell is back: let the workers exit on their own, and wait for them,
+            procs.join()  # so terminate() below kills none mid-exit (that leaks its semaphores)
     finally:
         if workers > 1:
             procs.terminate()  # after close() a no-op; on Ctrl-C or an error it stops the running cells
