@@ -85,6 +85,10 @@ run_one() {
     # reference classifiers: do the filtered images add to 300 more real epochs?
     asinh-e600-filter) study asinh-e600-filter --epochs 600 --ratio 0.5 --fidelity-filter 0.5 --reference-epochs 300 \
                 --no-baselines --reuse-from $here/e600 --reuse-from $here/teacher ;;
+    # 18. the same at r=1 (new images, the same reference classifiers and real-only cells): does
+    # study 17's gain hold at the other ratio that gained on the 300-epoch base?
+    asinh-e600-filter-r1) study asinh-e600-filter-r1 --epochs 600 --ratio 1 --fidelity-filter 0.5 --reference-epochs 300 \
+                --no-baselines --reuse-from $here/e600 --reuse-from $here/teacher ;;
     asinh-realistic) study asinh-realistic --mode realistic --ratio 1 --ratio 3 --no-baselines --reuse-from $here/balanced ;;
     *) echo "unknown study '$1'" >&2; return 2 ;;
     esac
@@ -93,5 +97,5 @@ run_one() {
 studies=("$@")
 [ ${#studies[@]} -gt 0 ] || studies=(balanced control teacher filter realistic pretrain pretrain-control e600 e600-pretrain asinh-balanced asinh-e600-pretrain
          asinh-teacher asinh-filter asinh-control asinh-ratios asinh-realistic
-         asinh-filter-ratios asinh-e600-filter)
+         asinh-filter-ratios asinh-e600-filter asinh-e600-filter-r1)
 for name in "${studies[@]}"; do run_one "$name"; done
