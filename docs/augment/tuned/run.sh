@@ -90,6 +90,10 @@ run_one() {
     asinh-e600-filter-r1) study asinh-e600-filter-r1 --epochs 600 --ratio 1 --fidelity-filter 0.5 --reference-epochs 300 \
                 --no-baselines --reuse-from $here/e600 --reuse-from $here/teacher ;;
     asinh-realistic) study asinh-realistic --mode realistic --ratio 1 --ratio 3 --no-baselines --reuse-from $here/balanced ;;
+    # 19. study 16's filtered r=0.5 arm with realistic mixing (the generated images copy the real
+    # class mix instead of going to the rarest classes): does the filter's gain need the balancing?
+    asinh-filter-realistic) study asinh-filter-realistic --mode realistic --ratio 0.5 --fidelity-filter 0.5 --no-baselines \
+                --reuse-from $here/balanced --reuse-from $here/teacher ;;
     *) echo "unknown study '$1'" >&2; return 2 ;;
     esac
 }
@@ -97,5 +101,5 @@ run_one() {
 studies=("$@")
 [ ${#studies[@]} -gt 0 ] || studies=(balanced control teacher filter realistic pretrain pretrain-control e600 e600-pretrain asinh-balanced asinh-e600-pretrain
          asinh-teacher asinh-filter asinh-control asinh-ratios asinh-realistic
-         asinh-filter-ratios asinh-e600-filter asinh-e600-filter-r1)
+         asinh-filter-ratios asinh-e600-filter asinh-e600-filter-r1 asinh-filter-realistic)
 for name in "${studies[@]}"; do run_one "$name"; done
