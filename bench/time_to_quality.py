@@ -186,25 +186,36 @@ def merge(args) -> None:
     print(json.dumps({"machine": summary["machine"], "fid_per_class_FRI_FRII_Compact_Bent": table}, indent=2))
 
 
+def line_style(i: int) -> dict:
+    """A colour, marker and dash pattern for the i-th recipe, distinct for the first 60: the default
+    colour cycle repeats after 10, which made later recipes read as earlier ones."""
+    import matplotlib
+
+    colours = matplotlib.colormaps["tab20"].colors
+    return {"color": colours[i % 20], "marker": "osD^v"[i % 5], "ls": ("-", "--", ":")[i // 20 % 3]}
+
+
 def plot(recipes: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 4, figsize=(16, 7), sharex=True)
+    fig, axes = plt.subplots(2, 4, figsize=(17, 7), sharex=True)
     for row, (metric, label) in enumerate((("fid", "FID"), ("recall", "recall"))):
         for ax, c in zip(axes[row], CLASSES):
-            for r in recipes:
+            for i, r in enumerate(recipes):
                 ax.plot([m["cpu_minutes"] for m in r["marks"]], [m["scores"][c][metric] for m in r["marks"]],
-                        marker="o", label=r["recipe"])
+                        label=r["recipe"], **line_style(i))
             if recipes and recipes[0]["floor"]:
                 ax.axhline(recipes[0]["floor"][c][metric], color="grey", ls="--", lw=1, label="real-vs-real floor")
             ax.set_title(f"{c}: {label}")
             ax.set_yscale("log" if metric == "fid" else "linear")
             ax.set_xlabel("training CPU-minutes")
-    axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
+    # one legend beside the panels: inside one it hid the curves once there were many recipes
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=7)
+    fig.tight_layout(rect=(0, 0, 0.9, 1))
     fig.savefig(path, dpi=80)
     plt.close(fig)
 

@@ -47,3 +47,9 @@ def test_merge_keeps_the_rows_of_an_earlier_result_with_their_machine(tmp_path, 
     merged = json.loads((tmp_path / "out" / "time_to_quality.json").read_text())
     assert [(r["recipe"], r["machine"]["cpu"], r["budget_cpu_minutes"]) for r in merged["recipes"]] == [
         ("a", "that one", 20), ("b", "this one", 10)]
+
+
+def test_every_recipe_of_a_large_merge_gets_its_own_line_style():
+    """With the default colour cycle the 11th recipe looked like the first in the figure."""
+    styles = [tuple(sorted(bench_module().line_style(i).items())) for i in range(60)]
+    assert len(set(styles)) == 60
