@@ -84,6 +84,7 @@ def run(paths: Paths, s: CmlSettings, device: str = "auto") -> dict:
     if paths.corner_cases is None:
         paths = replace(paths, corner_cases=released.CORNER_CASES if data.source == "first"
                         else paths.registry.parent / "corner_cases.json")
+    cases = _existing_corner_cases(paths, test)  # a list that does not fit fails here, not after the training
     quality, images = evaluate_generator(gen, extractor,
                                          GeneratorEvaluation(s.n_quality, 0, min(100, s.n_quality // 2)))
     cnn_config, cells = _sweep(paths, s, data, "cnn", s.epochs, s.folds, s.seeds, True)
@@ -92,7 +93,8 @@ def run(paths: Paths, s: CmlSettings, device: str = "auto") -> dict:
     new_cnn = load_classifier(cnn_config.model_path(cnn_config.arms[1], s.folds[0], s.seeds[0]), dev).model
     base_cnn = load_classifier(cnn_config.model_path(cnn_config.arms[0], s.folds[0], s.seeds[0]), dev).model
     tests = _behaviour(new_cnn, test, s, dev)
-    cases = _corner_cases(paths, data, test, [c["test"]["predicted"] for c in cells if c["arm"] == "r=0"])
+    if cases is None:
+        cases = _new_corner_cases(paths, data, [c["test"]["predicted"] for c in cells if c["arm"] == "r=0"])
     new_cell = next(c for c in cells if c["arm"] == arm and c["fold"] == s.folds[0] and c["seed"] == s.seeds[0])
     vit_config, _ = _sweep(paths, s, data, "vit", s.vit_epochs, s.folds[:1], s.seeds[:1], False)
     vit = load_classifier(vit_config.model_path(vit_config.arms[0], s.folds[0], s.seeds[0]), dev).model
@@ -142,15 +144,19 @@ def _behaviour(model, test, s: CmlSettings, dev) -> list[behaviour.BehaviourResu
     return tests
 
 
-def _corner_cases(paths: Paths, data: DataConfig, test, baseline_predicted: list[list[int]]) -> dict:
-    """The versioned list in checkpoints/; built from this run's real-only baselines only when
-    the file does not exist yet (the released list comes from a full augment-eval sweep:
-    `python -m augment.corner_cases`)."""
-    if paths.corner_cases.exists():
-        cases = json.loads(paths.corner_cases.read_text())
-        if cases["test_fingerprint"] != test.fingerprint:
-            raise ValueError(f"{paths.corner_cases} was built for another test set ({cases['test_fingerprint']})")
-        return cases
+def _existing_corner_cases(paths: Paths, test) -> dict | None:
+    """The versioned list in checkpoints/ (the released one comes from a full augment-eval sweep:
+    `python -m augment.corner_cases`), checked against the test set before any training; None
+    when it does not exist yet."""
+    if not paths.corner_cases.exists():
+        return None
+    cases = json.loads(paths.corner_cases.read_text())
+    corner_cases.check_matches(cases, test, str(paths.corner_cases))
+    return cases
+
+
+def _new_corner_cases(paths: Paths, data: DataConfig, baseline_predicted: list[list[int]]) -> dict:
+    """A first list, built from this run's real-only baselines and written beside the registry."""
     from wgan.atomic import write_text
 
     cases = corner_cases.build_for(data, baseline_predicted)

@@ -71,6 +71,24 @@ def build_for(test_data: DataConfig, baseline_predicted: list[list[int]], versio
     return build(test, full, test_data.crop, baseline_predicted, version=version)
 
 
+def check_matches(cases: dict, test: ImageSet, name: str) -> None:
+    """ValueError unless every case names the image it was built on: same class list, and at each
+    case's index an image with the case's label and pixel hash. The images themselves decide, not
+    the recorded fingerprint, which also changes when only the cache key's format does (a list
+    refused for that reason once made every `augment-cml` run on FIRST fail)."""
+    names = cases.get("class_names", CLASS_NAMES)
+    if list(names) != list(test.class_names):
+        raise ValueError(f"{name}: built for classes {', '.join(names)}, the test set has "
+                         f"{', '.join(test.class_names)}")
+    images, labels = test.images.numpy(), test.labels.numpy()
+    for case in cases["cases"]:
+        i = case["index"]
+        if i >= len(images) or _case_id(i, images[i]) != case["id"] or names[labels[i]] != case["label"]:
+            raise ValueError(f"{name}: case {case['id']} is not in this test set ({len(images)} images); "
+                             "it was built for another data set, crop or resolution; rebuild it with "
+                             "`python -m augment.corner_cases`")
+
+
 def outcomes(cases: dict, predicted: list[int]) -> dict[str, bool]:
     """case id -> predicted correctly, for one model's predictions on the whole test split."""
     names = cases.get("class_names", CLASS_NAMES)  # lists written before class names were recorded are FIRST's

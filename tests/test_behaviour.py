@@ -1,5 +1,7 @@
 """Behavioural tests on hand-made classifiers whose behaviour is known, and the corner cases."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +9,7 @@ from torch import nn
 
 from augment import behaviour, corner_cases
 from tests.helpers import synthetic_set
+from wgan import released
 from wgan.data import CLASS_NAMES
 
 CPU = torch.device("cpu")
@@ -111,3 +114,30 @@ def test_corner_cases_find_blank_faint_and_baseline_errors_and_flips():
     flipped = corner_cases.flips(before, corner_cases.outcomes(cases, after_pred))
     assert flipped == [c["id"] for c in cases["cases"] if c["index"] == 3]
     assert np.all([c["id"].startswith("test-") for c in cases["cases"]])
+
+
+def test_a_corner_case_list_is_checked_against_the_images_it_names():
+    data = synthetic_set(40, 16)
+    data.images[5] = 0
+    cases = corner_cases.build(data, synthetic_set(40, 32), 16, [data.labels.tolist()])
+    corner_cases.check_matches(cases, data, "list.json")  # its own test set fits
+    moved = json.loads(json.dumps(cases))
+    moved["test_fingerprint"] = "another:format"  # a new fingerprint format alone changes nothing
+    corner_cases.check_matches(moved, data, "list.json")
+    changed = synthetic_set(40, 16)
+    changed.images[5] = 1  # the blank case's image is no longer blank
+    with pytest.raises(ValueError, match=r"list.json: case test-0005-\w+ is not in this test set"):
+        corner_cases.check_matches(cases, changed, "list.json")
+    with pytest.raises(ValueError, match="is not in this test set"):
+        corner_cases.check_matches(cases, synthetic_set(4, 16), "list.json")  # fewer images
+    renamed = json.loads(json.dumps(cases))
+    renamed["class_names"] = ["A", "B", "C", "D"]
+    with pytest.raises(ValueError, match="built for classes A, B, C, D"):
+        corner_cases.check_matches(renamed, data, "list.json")
+
+
+def test_the_released_corner_case_list_fits_the_first_test_set(first):
+    """augment-cml checks every FIRST generator against this list; a list that no longer fits
+    stops every such check (it did once, after the cache key changed format)."""
+    test = first(crop=128, resolution=64, split="cv", subset="test")
+    corner_cases.check_matches(json.loads(released.CORNER_CASES.read_text()), test, "released")

@@ -83,3 +83,15 @@ def test_the_release_of_a_generators_own_fold_is_named_when_it_is_not_the_bar(tm
     assert registry.fold_release(loaded, {"split": "cv", "fold": 1}) == "generator-cdcdcdcdcdcd"
     assert registry.fold_release(loaded, {"split": "cv", "fold": 0}) is None
     assert registry.fold_release(loaded, {"split": "literature", "fold": 1}) is None
+
+
+def test_a_corner_case_list_of_another_test_set_stops_the_check_before_any_training(checked, tmp_path):
+    paths, settings, _ = checked
+    cases = json.loads(paths.corner_cases.read_text())
+    cases["cases"][0]["id"] = cases["cases"][0]["id"][:-8] + "00000000"  # another image at that index
+    other = tmp_path / "corner_cases.json"
+    other.write_text(json.dumps(cases))
+    elsewhere = cml.Paths(paths.checkpoint, tmp_path / "out", paths.registry, corner_cases=other)
+    with pytest.raises(ValueError, match="is not in this test set"):
+        cml.run(elsewhere, settings, "cpu")
+    assert not (tmp_path / "out" / "train-cnn").exists()
