@@ -74,7 +74,7 @@ def run(paths: Paths, s: CmlSettings, device: str = "auto") -> dict:
     dev = select_device(device)
     gen = load_generator(paths.checkpoint, dev)
     best = registry.best(registry.load(paths.registry), "generator")
-    gates.check_comparable(best["metrics"] if best else None, gen.class_names)  # before hours of training
+    gates.check_comparable(registry.gate_metrics(best), gen.class_names)  # before hours of training
     gen_config = gen.config
     extractor = load_classifier(paths.extractor, dev)
     data = _data(gen, s)
@@ -192,7 +192,7 @@ def decide(report: dict, registry_path: Path) -> dict:
     generator's own cv fold when that is not the bar (it has no augment-cml metrics to compare with)."""
     loaded = registry.load(registry_path)
     best = registry.best(loaded, "generator")
-    checks = gates.evaluate(report["core"], best["metrics"] if best else None)
+    checks = gates.evaluate(report["core"], registry.gate_metrics(best))
     best_id = best["id"] if best else None
     release = registry.fold_release(loaded, report["generator"]["data"])
     return {**report, "best": best_id, "fold_release": release if release != best_id else None,

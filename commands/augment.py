@@ -223,7 +223,7 @@ def cml_command(checkpoint, quick, ratio, folds, seeds, epochs, survey_folder, r
         with exclusive(out, "augment-cml"):
             report = cml.decide(cml.run(paths, settings, device), registry_path)
             write_text(out / "report.json", json.dumps(report, indent=2))
-            write_text(out / "report.md", cml_report.markdown(report, best["metrics"] if best else None))
+            write_text(out / "report.md", cml_report.markdown(report, registry.gate_metrics(best)))
     except (ValueError, OSError, DirectoryBusy) as error:
         raise click.ClickException(str(error)) from None
     for gate in report["gates"]:
@@ -236,8 +236,8 @@ def cml_command(checkpoint, quick, ratio, folds, seeds, epochs, survey_folder, r
     if promote and report["passed"]:
         card = checkpoint.with_suffix(".json")
         command = json.loads(card.read_text()).get("command", "") if card.exists() else ""
-        entry = registry.add(registry_path, "generator", str(checkpoint), report["generator"]["sha256"], command,
-                             report["generator"]["data"], report["core"], parent=report["best"], promote=True)
+        entry = registry.promote_generator(registry_path, str(checkpoint), report["generator"]["sha256"], command,
+                                           report["generator"]["data"], report["core"], over=report["best"])
         click.echo(f"promoted {entry['id']} in {registry_path}")
     if not report["passed"]:
         raise SystemExit(1)

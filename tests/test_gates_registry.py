@@ -1,5 +1,6 @@
 """Gate logic on hand-made before/after reports, and atomic registry updates."""
 
+import json
 import multiprocessing
 import os
 import time
@@ -41,12 +42,51 @@ def test_a_drop_within_the_interval_passes():
     assert gates.passed(gates.evaluate(new, best))
 
 
-def test_quality_regression_and_flipped_corner_case_and_behaviour_fail():
-    best = report()
-    new = report(kid=2.0, corners={"test-0001": False, "test-0002": True}, behaviour_passed=False)
+def corners(right: list[int], n: int = 20) -> dict[str, bool]:
+    return {f"test-{i:04d}": i in right for i in range(n)}
+
+
+def test_quality_regression_and_flipped_corner_cases_and_behaviour_fail():
+    best = report(corners=corners(list(range(10))))
+    new = report(kid=2.0, corners=corners([0, 1, 2, 3, 4]), behaviour_passed=False)  # 5 right -> wrong, none back
     failed = {g["name"]: g["detail"] for g in gates.evaluate(new, best) if not g["passed"]}
     assert {"KID FRI", "KID Bent", "corner cases", "behaviour: invariance"} <= set(failed)
-    assert "test-0001" in failed["corner cases"]
+    assert failed["corner cases"].startswith("5 flipped from right to wrong, 0 from wrong to right (sign test p 0.0312")
+    assert "test-0009" in failed["corner cases"]
+
+
+def test_corner_cases_flipping_both_ways_as_often_as_seed_noise_pass_and_are_named():
+    """Two seeds of one classifier flip 4-19 of the released cases each way (README: augment-cml);
+    a gate on any flip failed every generator."""
+    best = report(corners=corners(list(range(10))))
+    new = report(corners=corners(list(range(3, 16))))  # 3 right -> wrong, 6 wrong -> right
+    result = gates.evaluate(new, best)
+    json.dumps(result)  # report.json holds it: plain Python types only
+    gate = next(g for g in result if g["name"] == "corner cases")
+    assert gate["passed"] and gate["detail"].startswith("3 flipped from right to wrong, 6 from wrong to right")
+    assert "test-0000, test-0001, test-0002" in gate["detail"]
+    one = report(corners=corners(list(range(1, 10))))  # a single loss alone is not evidence either
+    assert gates.passed(gates.evaluate(one, best))
+
+
+def test_promoting_a_fold_release_keeps_its_card_metrics_and_adds_the_gates(tmp_path):
+    """Promotion once replaced the release's entry, losing its card's scores (which
+    `augment.predictors` reads by registry id)."""
+    path = tmp_path / "registry.json"
+    old = registry.add(path, "generator", "old.pt", "ab" * 32, "cmd", {}, report(), promote=True)  # promoted before `gate`
+    card = {"scores": {"FRI": {"fid": 3.0}}}
+    release = registry.add(path, "generator", "cv0.pt", "cd" * 32, "wgan-train --fold 0", {"split": "cv", "fold": 0},
+                           card, fold_default=True)
+    assert registry.gate_metrics(registry.best(registry.load(path), "generator")) == report()
+    gate = report(kid=0.5)
+    registry.promote_generator(path, "cv0.pt", "cd" * 32, "ignored", {}, gate, over=old["id"])
+    best = registry.best(registry.load(path), "generator")
+    assert best["id"] == release["id"] and best["metrics"] == card and best["command"] == "wgan-train --fold 0"
+    assert best["gate"]["over"] == old["id"] and registry.gate_metrics(best) == gate
+    registry.add(path, "generator", "cv0.pt", "cd" * 32, "wgan-train --fold 0", {"split": "cv", "fold": 0}, card)
+    assert registry.gate_metrics(registry.best(registry.load(path), "generator")) == gate  # re-registering keeps it
+    new = registry.promote_generator(path, "new.pt", "ef" * 32, "wgan-train --kimg 9", {}, gate, over=release["id"])
+    assert new["metrics"] == {} and new["parent"] == release["id"] and registry.gate_metrics(new) == gate
 
 
 def test_registry_add_promote_and_best(tmp_path):

@@ -1,7 +1,8 @@
 """checkpoints/registry.json: every released generator and classifier, and the current best.
 
 Each entry: id, kind (generator | classifier), file, sha256, parent id, command, data, date and
-metrics. `best` maps a kind to the id of its current best entry, and `generator-cv<k>` to the
+metrics; a generator promoted by `augment-cml --promote` also holds `gate` (the metrics its gates
+measured, the best it was compared with, the date). `best` maps a kind to the id of its current best entry, and `generator-cv<k>` to the
 generator released for cross-validation fold k (trained on that fold's training split only),
 which `augment-eval` uses for fold k by default. Relative `file` paths are relative to the
 registry's own folder, so the registry and its files can move together (they are installed as
@@ -113,19 +114,40 @@ def names(registry: dict) -> list[str]:
     return sorted(f"first-cv{key[len('generator-cv'):]}" for key in registry["best"] if key.startswith("generator-cv"))
 
 
+def gate_metrics(item: dict | None) -> dict | None:
+    """The augment-cml metrics a generator was promoted with: what the gates compare a new one
+    against. Entries promoted before they were kept apart (under `gate`) hold them as `metrics`."""
+    if item is None:
+        return None
+    return item["gate"]["metrics"] if "gate" in item else item["metrics"]
+
+
+def _new_entry(path: Path, kind: str, file: str, sha256: str, command: str, data: dict, metrics: dict,
+               parent: str | None) -> dict:
+    if kind not in KINDS:
+        raise RegistryError(f"unknown kind '{kind}'; expected {' or '.join(KINDS)}")
+    if not Path(file).is_absolute():  # stored relative to the registry's folder
+        file = os.path.relpath(Path(file).resolve(), path.resolve().parent)
+    return {"id": f"{kind}-{sha256[:12]}", "kind": kind, "file": file, "sha256": sha256, "parent": parent,
+            "command": command, "data": data, "date": datetime.date.today().isoformat(), "metrics": metrics}
+
+
+def _lock(path: Path):
+    # the registry itself is replaced by a rename, so the lock is a file beside it
+    return taking_turns(path.with_name(path.name + ".lock"))
+
+
 def add(path: Path, kind: str, file: str, sha256: str, command: str, data: dict, metrics: dict,
         parent: str | None = None, promote: bool = False, fold_default: bool = False) -> dict:
     """Append an entry (id: kind-<first 12 hex of sha256>) and optionally make it the best (and,
-    for a generator of a cv fold, that fold's default); an entry with the same id is replaced."""
-    if kind not in KINDS:
-        raise RegistryError(f"unknown kind '{kind}'; expected {' or '.join(KINDS)}")
-    # the registry itself is replaced by a rename, so the lock is a file beside it
-    with taking_turns(path.with_name(path.name + ".lock")):
+    for a generator of a cv fold, that fold's default); an entry with the same id is replaced,
+    keeping the augment-cml metrics it was promoted with."""
+    new = _new_entry(path, kind, file, sha256, command, data, metrics, parent)
+    with _lock(path):
         registry = load(path)
-        if not Path(file).is_absolute():  # stored relative to the registry's folder
-            file = os.path.relpath(Path(file).resolve(), path.resolve().parent)
-        new = {"id": f"{kind}-{sha256[:12]}", "kind": kind, "file": file, "sha256": sha256, "parent": parent,
-               "command": command, "data": data, "date": datetime.date.today().isoformat(), "metrics": metrics}
+        old = next((e for e in registry["entries"] if e["id"] == new["id"]), {})
+        if "gate" in old:
+            new["gate"] = old["gate"]
         registry["entries"] = [e for e in registry["entries"] if e["id"] != new["id"]] + [new]
         if promote:
             registry["best"][kind] = new["id"]
@@ -135,6 +157,24 @@ def add(path: Path, kind: str, file: str, sha256: str, command: str, data: dict,
             registry["best"][fold_key(data["fold"])] = new["id"]
         write_text(path, json.dumps(registry, indent=2))
     return new
+
+
+def promote_generator(path: Path, file: str, sha256: str, command: str, data: dict, gate: dict,
+                      over: str | None) -> dict:
+    """Make a generator that passed augment-cml the best, with the gate's metrics and the best it
+    was compared with (`over`) under its entry's `gate`. A generator registered before (a fold's
+    release) keeps its entry, command and metrics: promotion once replaced the entry and lost the
+    release card's scores."""
+    with _lock(path):
+        registry = load(path)
+        item = next((e for e in registry["entries"] if e["id"] == f"generator-{sha256[:12]}"), None)
+        if item is None:
+            item = _new_entry(path, "generator", file, sha256, command, data, {}, over)
+            registry["entries"].append(item)
+        item["gate"] = {"metrics": gate, "over": over, "date": datetime.date.today().isoformat()}
+        registry["best"]["generator"] = item["id"]
+        write_text(path, json.dumps(registry, indent=2))
+    return item
 
 
 def main() -> None:
