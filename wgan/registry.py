@@ -2,9 +2,9 @@
 
 Each entry: id, kind (generator | classifier), file, sha256, parent id, command, data, date and
 metrics; a generator promoted by `augment-cml --promote` also holds `gate` (the metrics its gates
-measured, the best it was compared with, the date). `best` maps a kind to the id of its current best entry, and `generator-cv<k>` to the
-generator released for cross-validation fold k (trained on that fold's training split only),
-which `augment-eval` uses for fold k by default. Relative `file` paths are relative to the
+measured, the best it was compared with, the date). `best` maps a kind to the id of its current
+best entry, and `generator-cv<k>` to the generator released for cross-validation fold k
+(trained on that fold's training split only), which `augment-eval` uses for fold k by default. Relative `file` paths are relative to the
 registry's own folder, so the registry and its files can move together (they are installed as
 package data). Every change rewrites the whole file through a temporary file and a rename, so an
 interrupted write leaves the old registry, and holds an exclusive lock on `registry.json.lock`
