@@ -76,7 +76,9 @@ run_one() {
                 --reuse-from $here/asinh-balanced ;;
     # 14. the other ratios of the issue (0.5, 2, 3, 5; r=3 first, the published claim's ratio) and
     # 15. realistic mixing, each with the small-asinh generators
-    asinh-ratios) study asinh-ratios --ratio 3 --ratio 0.5 --ratio 2 --ratio 5 --no-baselines --reuse-from $here/balanced ;;
+    # (in two pieces: r=3 and r=0.5 first, then r=2 and r=5 join them in the same folder and report)
+    asinh-ratios) study asinh-ratios --ratio 3 --ratio 0.5 --no-baselines --reuse-from $here/balanced &&
+                  study asinh-ratios --ratio 3 --ratio 0.5 --ratio 2 --ratio 5 --no-baselines --reuse-from $here/balanced ;;
     # 16. the fidelity filter of study 13 at a lower and at the published ratio (its reference
     # classifiers are study 3's, reused)
     asinh-filter-ratios) study asinh-filter-ratios --ratio 0.5 --ratio 3 --fidelity-filter 0.5 --no-baselines \
