@@ -134,7 +134,16 @@ def _generators(cfg: dict, results: dict) -> str:
     gens, hashes = cfg.get("generators") or {}, results.get("generator_hashes") or {}
     if not gens:
         return "none"
-    return ", ".join(f"fold {f} `{path}` ({hashes.get(str(f), '?')[:12]})" for f, path in gens.items())
+    return ", ".join(f"fold {f} `{_shown(path)}` ({hashes.get(str(f), '?')[:12]})" for f, path in gens.items())
+
+
+def _shown(path: str) -> str:
+    """A path under the working directory as relative to it: released generators are found as
+    absolute paths, which named the machine a report was written on rather than the file."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def plot_gain(summary: dict, reference: str, path: Path) -> None:

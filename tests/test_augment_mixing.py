@@ -155,3 +155,15 @@ def test_a_control_that_mostly_fails_is_judged_on_every_pair():
     judged = analysis.against_controls(cells, analysis.summarize(cells, "r=0"))["r=3"]
     assert "carry some information" in judged["verdict"]
     assert "judged on all 4 pairs: r=3 failed 0 times, r=3+shuffled-labels failed 3 times" in judged["verdict"]
+
+
+def test_the_report_names_generators_under_the_working_directory_by_relative_path(tmp_path, monkeypatch):
+    """Released generators are found as absolute paths; a committed report named the machine."""
+    monkeypatch.chdir(tmp_path)
+    cells = [_cell(arm, f, 0.78) for arm in ("r=0", "r=1") for f in range(2)]
+    config = {"base": {"model": "cnn", "epochs": 1}, "data": {}, "schedule": "mixed", "folds": [0, 1], "seeds": [0],
+              "real_fraction": 1, "pool": "fixed", "fidelity_filter": 0,
+              "generators": {"0": str(tmp_path / "checkpoints" / "generator.pt"), "1": "/elsewhere/g.pt"}}
+    text = report.markdown({"summary": analysis.summarize(cells, "r=0"), "reference_arm": "r=0", "command": "augment-eval",
+                            "config": config, "mode": "balanced", "generator_hashes": {"0": "ab" * 32, "1": "cd" * 32}})
+    assert "fold 0 `checkpoints/generator.pt` (abababababab), fold 1 `/elsewhere/g.pt` (cdcdcdcdcdcd)" in text
