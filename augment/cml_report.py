@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .report import shown_path
+
 
 def _delta(new: float, old: float | None) -> str:
     return "" if old is None else f" ({new - old:+.3f})"
@@ -27,7 +29,7 @@ def markdown(report: dict, best_core: dict | None) -> str:
                   "no augment-cml metrics (run augment-cml on it to make it the bar).", ""]
     lines += [f"- **{g['name']}** regressed: {g['detail']}" for g in failed] + ([""] if failed else [])
     gen = report["generator"]
-    lines += [f"Generator `{gen['file']}` (sha256 {gen['sha256'][:16]}, {gen['kimg']:.0f} kimg), extractor "
+    lines += [f"Generator `{shown_path(gen['file'])}` (sha256 {gen['sha256'][:16]}, {gen['kimg']:.0f} kimg), extractor "
               f"{report['extractor']['model']} ({report['extractor']['file_hash']}). Settings: {report['settings']}.", "",
               "## Quality per class (generated vs real training images; floor = real test vs real training)", "",
               "| class | KID | KID floor | FID | FID floor | precision | recall |", "|---|---|---|---|---|---|---|"]
@@ -50,7 +52,7 @@ def markdown(report: dict, best_core: dict | None) -> str:
     right = sum(core["corners"].values())
     corner_gate = next((g for g in report["gates"] if g["name"] == "corner cases"), None)
     lines += ["", "## Corner cases", "",
-              f"{right} of {len(core['corners'])} cases of `{report['corner_case_list']['file']}` "
+              f"{right} of {len(core['corners'])} cases of `{shown_path(report['corner_case_list']['file'])}` "
               f"(version {report['corner_case_list']['version']}) predicted correctly"
               + (f"; {corner_gate['detail']}." if corner_gate else "."), "",
               "## Figures", "",

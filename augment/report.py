@@ -134,10 +134,10 @@ def _generators(cfg: dict, results: dict) -> str:
     gens, hashes = cfg.get("generators") or {}, results.get("generator_hashes") or {}
     if not gens:
         return "none"
-    return ", ".join(f"fold {f} `{_shown(path)}` ({hashes.get(str(f), '?')[:12]})" for f, path in gens.items())
+    return ", ".join(f"fold {f} `{shown_path(path)}` ({hashes.get(str(f), '?')[:12]})" for f, path in gens.items())
 
 
-def _shown(path: str) -> str:
+def shown_path(path: str) -> str:
     """A path under the working directory as relative to it: released generators are found as
     absolute paths, which named the machine a report was written on rather than the file."""
     try:
