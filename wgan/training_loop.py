@@ -260,8 +260,11 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, resume: Path | None =
     if resume is not None:
         payload = checkpoint.load(resume, checkpoint.TRAINING_STATE)
         if payload["data_fingerprint"] != data.fingerprint:
-            raise checkpoint.CheckpointError(f"{resume}: was trained on different data "
-                                             f"({payload['data_fingerprint']} vs {data.fingerprint})")
+            # the fingerprint hashes the data-cache format too, so a state written before a format
+            # change is refused as well: its data cannot be proven the same
+            raise checkpoint.CheckpointError(f"{resume}: was trained on different data, or recorded its data under an "
+                                             f"earlier cache format ({payload['data_fingerprint']} vs "
+                                             f"{data.fingerprint}); resume it with the code that wrote it")
         restore(state, payload)
     loss = build_loss(state.G, state.D, cfg.loss, autocast_factory(device, cfg.amp), shard)
     images, labels = data.images.to(device), data.labels.to(device)
