@@ -96,6 +96,11 @@ run_one() {
     # class mix instead of going to the rarest classes): does the filter's gain need the balancing?
     asinh-filter-realistic) study asinh-filter-realistic --mode realistic --ratio 0.5 --fidelity-filter 0.5 --no-baselines \
                 --reuse-from $here/balanced --reuse-from $here/teacher ;;
+    # 20. a strict filter: threshold 0.25, so a generated image is kept only when the reference
+    # classifier reads it as its own class (study 13 at 0.5 kept the ones it was unsure of too);
+    # r=1 on the 300-epoch base, paired with study 13 by fold and seed
+    asinh-strict-filter) study asinh-strict-filter --ratio 1 --fidelity-filter 0.25 --no-baselines \
+                --reuse-from $here/balanced --reuse-from $here/teacher ;;
     *) echo "unknown study '$1'" >&2; return 2 ;;
     esac
 }
@@ -103,5 +108,5 @@ run_one() {
 studies=("$@")
 [ ${#studies[@]} -gt 0 ] || studies=(balanced control teacher filter realistic pretrain pretrain-control e600 e600-pretrain asinh-balanced asinh-e600-pretrain
          asinh-teacher asinh-filter asinh-control asinh-ratios asinh-realistic
-         asinh-filter-ratios asinh-e600-filter asinh-e600-filter-r1 asinh-filter-realistic)
+         asinh-filter-ratios asinh-e600-filter asinh-e600-filter-r1 asinh-filter-realistic asinh-strict-filter)
 for name in "${studies[@]}"; do run_one "$name"; done
