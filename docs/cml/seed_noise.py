@@ -53,4 +53,7 @@ def committed_cells(specs: list[str]) -> None:
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--cells", nargs="+", metavar="FOLDER:ARM", help="committed augment-eval cells instead")
 args = parser.parse_args()
-committed_cells(args.cells) if args.cells else quick_cells()
+if args.cells:
+    committed_cells(args.cells)
+else:
+    quick_cells()
