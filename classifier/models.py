@@ -71,18 +71,35 @@ def resnet18(resolution: int, num_classes: int = 4) -> nn.Module:
     return model
 
 
+def conv_stem(patch: int, dim: int) -> nn.Sequential:
+    """Tokens from a stack of 3x3 stride-2 convolutions (BatchNorm, ReLU; channels doubling up to
+    dim / 2) and a 1x1 projection, in place of one patch x patch convolution: the same token grid,
+    but with the locality a transformer trained from scratch on a few thousand images cannot
+    learn in time (Xiao et al. 2021, "Early convolutions help transformers see better")."""
+    steps = patch.bit_length() - 1
+    if patch != 2**steps or steps < 1:
+        raise ValueError(f"a convolutional stem needs a power-of-two patch size, not {patch}")
+    widths = [1] + [max(8, dim // 2 ** (steps - i)) for i in range(steps)]
+    layers: list[nn.Module] = []
+    for cin, cout in zip(widths, widths[1:]):
+        layers += [nn.Conv2d(cin, cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers, nn.Conv2d(widths[-1], dim, 1))
+
+
 class ViT(nn.Module):
-    """A small Vision Transformer (torchvision's) on 1-channel images, with attention maps."""
+    """A small Vision Transformer (torchvision's) on 1-channel images, with attention maps. The
+    tokens come from one convolution per patch (`stem="patch"`, the original ViT) or from a
+    small convolutional stem (`stem="conv"`)."""
 
     def __init__(self, resolution: int, num_classes: int = 4, patch: int | None = None, layers: int = 6,
-                 heads: int = 3, dim: int = 192):
+                 heads: int = 3, dim: int = 192, stem: str = "patch"):
         super().__init__()
         from torchvision.models.vision_transformer import VisionTransformer
 
         patch = patch or resolution // 8  # an 8 x 8 grid of patches
         self.vit = VisionTransformer(image_size=resolution, patch_size=patch, num_layers=layers, num_heads=heads,
                                      hidden_dim=dim, mlp_dim=4 * dim, num_classes=num_classes)
-        self.vit.conv_proj = nn.Conv2d(1, dim, patch, patch)
+        self.vit.conv_proj = conv_stem(patch, dim) if stem == "conv" else nn.Conv2d(1, dim, patch, patch)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.vit(x)
@@ -108,6 +125,11 @@ class ViT(nn.Module):
 @register("vit")
 def vit_small(resolution: int, num_classes: int = 4) -> nn.Module:
     return ViT(resolution, num_classes)
+
+
+@register("vit-conv")
+def vit_conv(resolution: int, num_classes: int = 4) -> nn.Module:
+    return ViT(resolution, num_classes, stem="conv")
 
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:

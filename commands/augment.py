@@ -71,6 +71,8 @@ from .options import DEFAULT_REGISTRY
 @click.option("--epochs", type=click.IntRange(1), default=60, help="Budget: passes over the real training split (same for every arm).")
 @click.option("--batch-size", type=click.IntRange(1), default=32)
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3)
+@options.weight_decay()
+@options.warmup_epochs()
 @click.option("--generated-augment", type=click.Choice(["same-as-real", "none"]), default="same-as-real",
               help="Rotations/flips of the base settings for generated images too, or none (as published).")
 @click.option("--class-weighted", is_flag=True, help="Base setting for every arm: loss weighted by inverse class frequency.")
@@ -142,6 +144,7 @@ def _sweep_config(opts: dict):
     specs = [mixing.MixSpec(mode=opts["mode"])] + [mixing.parse_ratio(r, opts["mode"]) for r in opts["ratios"]]
     specs = list({s.label: s for s in specs}.values())  # ratio 0 first, duplicates once
     base = TrainSettings(model=opts["model"], epochs=opts["epochs"], batch_size=opts["batch_size"], lr=opts["lr"],
+                         weight_decay=opts["weight_decay"], warmup_epochs=opts["warmup_epochs"],
                          class_weighted=opts["class_weighted"], dihedral=opts["dihedral"], rotate=opts["rotate"], tta=opts["tta"],
                          augment_generated=opts["generated_augment"] == "same-as-real",
                          amp=options.resolve_classifier_amp(opts["amp"], opts["device"]))

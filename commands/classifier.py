@@ -29,7 +29,8 @@ from .options import SEED, USER_ERRORS
 @click.option("--batch-size", type=click.IntRange(1), default=32)
 @click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3)
-@click.option("--weight-decay", type=click.FloatRange(0), default=1e-4)
+@options.weight_decay()
+@options.warmup_epochs()
 @click.option("--class-weighted", is_flag=True, help="Weight the loss by inverse class frequency.")
 @click.option("--oversample", is_flag=True, help="Class-balanced sampling of training images.")
 @options.dihedral()
@@ -143,7 +144,8 @@ def _classifier_run(opts: dict, fold: int):
 
     settings = TrainSettings(
         model=opts["model"], epochs=opts["epochs"], batch_size=opts["batch_size"], optimizer=opts["optimizer"],
-        lr=opts["lr"], weight_decay=opts["weight_decay"], class_weighted=opts["class_weighted"],
+        lr=opts["lr"], weight_decay=opts["weight_decay"], warmup_epochs=opts["warmup_epochs"],
+        class_weighted=opts["class_weighted"],
         oversample=opts["oversample"], dihedral=opts["dihedral"], rotate=opts["rotate"], select_on=opts["select_on"],
         patience=opts["patience"], seed=opts["seed"], tta=opts["tta"],
         amp=options.resolve_classifier_amp(opts["amp"], opts["device"]))

@@ -100,6 +100,16 @@ def resolve_classifier_amp(amp: bool | None, device: str) -> bool:
     return select_device(device).type == "cuda" if amp is None else amp
 
 
+def weight_decay():
+    return click.option("--weight-decay", type=click.FloatRange(0), default=1e-4, help="AdamW/SGD weight decay.")
+
+
+def warmup_epochs():
+    return click.option("--warmup-epochs", type=click.IntRange(0), default=1,
+                        help="Epochs of linear learning-rate warm-up before the cosine decay (a ViT trained from "
+                             "scratch needs several).")
+
+
 def progress():
     return click.option("--progress/--no-progress", default=True, help="Progress bars.")
 

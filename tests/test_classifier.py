@@ -27,12 +27,43 @@ def test_models_shapes_and_gradients(name, resolution):
     assert not missing
 
 
-def test_vit_attention_maps_shape_and_rows_sum_to_one():
-    model = build_model("vit", 32).eval()
+@pytest.mark.parametrize("name", ["vit", "vit-conv"])
+def test_vit_attention_maps_shape_and_rows_sum_to_one(name):
+    model = build_model(name, 32).eval()
     maps = model.attention_maps(torch.randn(2, 1, 32, 32))
     assert maps.shape == (2, 6, 3, 65, 65)  # 8 x 8 patches + class token
     assert torch.allclose(maps.sum(-1), torch.ones(2, 6, 3, 65), atol=1e-5)
     assert (maps >= 0).all()
+
+
+@pytest.mark.parametrize("resolution", [32, 64, 128])
+def test_a_convolutional_stem_gives_the_patch_grid_with_local_receptive_fields(resolution):
+    from classifier.models import conv_stem
+
+    torch.manual_seed(0)
+    patch, x = resolution // 8, torch.rand(1, 1, resolution, resolution, requires_grad=True)
+    stem = conv_stem(patch, 192).eval()
+    tokens = stem(x)
+    assert tokens.shape == (1, 192, 8, 8)
+    tokens[0, :, 0, 0].sum().backward()  # the first token sees only the image's corner, not the whole image
+    seen = x.grad[0, 0].abs() > 0
+    assert seen[:patch, :patch].any() and not seen[2 * patch :, :].any() and not seen[:, 2 * patch :].any()
+    with pytest.raises(ValueError, match="power-of-two patch size, not 6"):
+        conv_stem(6, 192)
+
+
+def test_warm_up_rises_linearly_then_decays_to_zero():
+    from classifier.engine import make_optimizer
+
+    model = torch.nn.Linear(2, 2)
+    opt, schedule = make_optimizer(model, TrainSettings(epochs=10, lr=1e-3, warmup_epochs=4), steps_per_epoch=5)
+    rates = []
+    for _ in range(50):
+        rates.append(schedule.get_last_lr()[0])
+        opt.step()
+        schedule.step()
+    assert rates[:3] == pytest.approx([1e-3 / 20, 2e-3 / 20, 3e-3 / 20]) and rates[19] == pytest.approx(1e-3)
+    assert all(a > b for a, b in zip(rates[20:], rates[21:])) and rates[-1] < 1e-5  # cosine from its peak
 
 
 def test_unknown_model_and_too_small_input():
@@ -154,6 +185,8 @@ def test_a_single_fold_rerun_reports_the_finished_run_or_refuses_other_settings(
     assert (tmp_path / "model.pt").stat().st_mtime_ns == stamp
     refused = CliRunner().invoke(classifier_train_command, [*args, "--class-weighted"])
     assert refused.exit_code != 0 and "settings.class_weighted = False, this run has True" in refused.output
+    refused = CliRunner().invoke(classifier_train_command, [*args, "--warmup-epochs", "5", "--weight-decay", "0.05"])
+    assert refused.exit_code != 0 and "settings.weight_decay = 0.0001, this run has 0.05" in refused.output
 
 
 def test_rotation_augmentation_is_applied_and_seeded():
