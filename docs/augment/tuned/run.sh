@@ -101,6 +101,12 @@ run_one() {
     # r=1 on the 300-epoch base, paired with study 13 by fold and seed
     asinh-strict-filter) study asinh-strict-filter --ratio 1 --fidelity-filter 0.25 --no-baselines \
                 --reuse-from $here/balanced --reuse-from $here/teacher ;;
+    # 21. the ViT arm: the convolutional-stem ViT (the patch-stem one stays at chance from scratch),
+    # its own recipe (60 epochs, lr 5e-4, 5 warm-up epochs, weight decay 0.05, bf16 autocast: a ViT
+    # epoch costs ~20x a CNN epoch), real only and balanced r=1 unfiltered (the published ViT's
+    # arm), one seed first; its cells share nothing with the CNN studies
+    vit) study vit --model vit-conv --epochs 60 --lr 5e-4 --warmup-epochs 5 --weight-decay 0.05 --amp --seeds 0 \
+                --ratio 1 --no-baselines ;;
     *) echo "unknown study '$1'" >&2; return 2 ;;
     esac
 }
@@ -108,5 +114,5 @@ run_one() {
 studies=("$@")
 [ ${#studies[@]} -gt 0 ] || studies=(balanced control teacher filter realistic pretrain pretrain-control e600 e600-pretrain asinh-balanced asinh-e600-pretrain
          asinh-teacher asinh-filter asinh-control asinh-ratios asinh-realistic
-         asinh-filter-ratios asinh-e600-filter asinh-e600-filter-r1 asinh-filter-realistic asinh-strict-filter)
+         asinh-filter-ratios asinh-e600-filter asinh-e600-filter-r1 asinh-filter-realistic asinh-strict-filter vit)
 for name in "${studies[@]}"; do run_one "$name"; done
