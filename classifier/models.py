@@ -96,6 +96,8 @@ class ViT(nn.Module):
         super().__init__()
         from torchvision.models.vision_transformer import VisionTransformer
 
+        if stem not in ("patch", "conv"):
+            raise ValueError(f"unknown ViT stem '{stem}'; choose patch or conv")
         patch = patch or resolution // 8  # an 8 x 8 grid of patches
         self.vit = VisionTransformer(image_size=resolution, patch_size=patch, num_layers=layers, num_heads=heads,
                                      hidden_dim=dim, mlp_dim=4 * dim, num_classes=num_classes)

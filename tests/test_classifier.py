@@ -38,7 +38,7 @@ def test_vit_attention_maps_shape_and_rows_sum_to_one(name):
 
 @pytest.mark.parametrize("resolution", [32, 64, 128])
 def test_a_convolutional_stem_gives_the_patch_grid_with_local_receptive_fields(resolution):
-    from classifier.models import conv_stem
+    from classifier.models import ViT, conv_stem
 
     torch.manual_seed(0)
     patch, x = resolution // 8, torch.rand(1, 1, resolution, resolution, requires_grad=True)
@@ -50,6 +50,8 @@ def test_a_convolutional_stem_gives_the_patch_grid_with_local_receptive_fields(r
     assert seen[:patch, :patch].any() and not seen[2 * patch :, :].any() and not seen[:, 2 * patch :].any()
     with pytest.raises(ValueError, match="power-of-two patch size, not 6"):
         conv_stem(6, 192)
+    with pytest.raises(ValueError, match="unknown ViT stem 'hybrid'"):
+        ViT(32, stem="hybrid")
 
 
 def test_warm_up_rises_linearly_then_decays_to_zero():
