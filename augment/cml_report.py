@@ -58,6 +58,17 @@ def markdown(report: dict, best_core: dict | None) -> str:
               "## Figures", "",
               *[f"![{c} samples](samples_{c}.png)" for c in names], "",
               "Grad-CAM of the CNN (real-only vs with generated images) on fixed test images:", "", "![Grad-CAM](gradcam.png)", "",
-              "ViT attention (rollout of the class token) on the same images:", "", "![attention](attention.png)", "",
+              "ViT attention (rollout of the class token) on the same images" + _vit_note(report.get("vit")) + ":", "",
+              "![attention](attention.png)", "",
               "Extractor features, real vs generated, per class (PCA and t-SNE):", "", "![embedding](embedding.png)", ""]
     return "\n".join(lines)
+
+
+def _vit_note(vit: dict | None) -> str:
+    """How far to trust the attention maps: the ViT's own test accuracy (reports written before
+    it was recorded say nothing)."""
+    if not vit:
+        return ""
+    epochs = f"{vit['epochs']} epoch{'s' if vit['epochs'] != 1 else ''}"
+    return (f", from a `{vit['model']}` trained {epochs} with the generated images (test accuracy "
+            f"{vit['test_accuracy']:.3f}; near 0.25, chance for 4 classes, the maps say nothing)")

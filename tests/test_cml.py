@@ -39,6 +39,12 @@ def test_every_section_and_figure_is_written(checked):
         assert (paths.out / name).stat().st_size > 1000, name
     text = cml_report.markdown(report, None)
     assert text.startswith("# Generator check: PASSED") and "## Behavioural tests" in text
+    # the attention maps come with how well their ViT classifies (the patch-token ViT stayed at chance)
+    vit = report["vit"]
+    assert vit["model"] == "vit-conv" and vit["epochs"] == 1 and 0 <= vit["test_accuracy"] <= 1
+    assert f"from a `vit-conv` trained 1 epoch with the generated images (test accuracy {vit['test_accuracy']:.3f}" in text
+    older = {k: v for k, v in report.items() if k != "vit"}  # a report written before the ViT's accuracy was kept
+    assert "on the same images:" in cml_report.markdown(older, None)
 
 
 def test_a_regression_against_the_best_fails_and_is_named(checked):
