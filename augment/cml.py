@@ -45,6 +45,9 @@ class CmlSettings:
 QUICK = {"folds": [0], "seeds": [0], "epochs": 10, "n_quality": 100, "vit_epochs": 2}
 
 
+VIT_MODEL = "vit-conv"
+
+
 def vit_recipe(epochs: int) -> dict:
     """The attention figure's ViT: the convolutional-stem ViT with the README's from-scratch
     recipe (the patch-token ViT stays at chance at these budgets), warm-up shortened for short runs."""
@@ -102,7 +105,7 @@ def run(paths: Paths, s: CmlSettings, device: str = "auto") -> dict:
     if cases is None:
         cases = _new_corner_cases(paths, data, [c["test"]["predicted"] for c in cells if c["arm"] == "r=0"])
     new_cell = next(c for c in cells if c["arm"] == arm and c["fold"] == s.folds[0] and c["seed"] == s.seeds[0])
-    vit_config, vit_cells = _sweep(paths, s, data, "vit-conv", s.vit_epochs, s.folds[:1], s.seeds[:1], False,
+    vit_config, vit_cells = _sweep(paths, s, data, VIT_MODEL, s.vit_epochs, s.folds[:1], s.seeds[:1], False,
                                    vit_recipe(s.vit_epochs))
     vit = load_classifier(vit_config.model_path(vit_config.arms[0], s.folds[0], s.seeds[0]), dev).model
     _figures(paths.out, images, test, base_cnn, new_cnn, vit, extractor)
@@ -121,7 +124,7 @@ def run(paths: Paths, s: CmlSettings, device: str = "auto") -> dict:
             "settings": {k: str(v) if isinstance(v, Path) else v for k, v in s.__dict__.items()},
             "extractor": quality["extractor"], "failures": sum(len(v["failures"]) for v in summary.values()),
             "corner_case_list": {"file": str(paths.corner_cases), "version": cases["version"], "n": len(cases["cases"])},
-            "vit": {"model": "vit-conv", "epochs": s.vit_epochs, "test_accuracy": vit_cells[0]["test"]["accuracy"]},
+            "vit": {"model": VIT_MODEL, "epochs": s.vit_epochs, "test_accuracy": vit_cells[0]["test"]["accuracy"]},
             "core": core}
 
 

@@ -102,9 +102,9 @@ run_one() {
     asinh-strict-filter) study asinh-strict-filter --ratio 1 --fidelity-filter 0.25 --no-baselines \
                 --reuse-from $here/balanced --reuse-from $here/teacher ;;
     # 21. the ViT arm: the convolutional-stem ViT (the patch-stem one stays at chance from scratch),
-    # its own recipe (60 epochs, lr 5e-4, 5 warm-up epochs, weight decay 0.05, bf16 autocast: a ViT
-    # cell costs 43-67 minutes on one core, a CNN cell about 4), real only and balanced r=1 unfiltered (the published ViT's
-    # arm), one seed first; its cells share nothing with the CNN studies
+    # its own recipe (60 epochs, lr 5e-4, 5 warm-up epochs, weight decay 0.05, bf16 autocast: a
+    # ViT cell costs 43-67 minutes on one core, a CNN cell about 4), real only and balanced r=1
+    # unfiltered (the published ViT's arm), one seed first; its cells share nothing with the CNN studies
     vit) study vit --model vit-conv --epochs 60 --lr 5e-4 --warmup-epochs 5 --weight-decay 0.05 --amp --seeds 0 \
                 --ratio 1 --no-baselines ;;
     *) echo "unknown study '$1'" >&2; return 2 ;;
