@@ -63,8 +63,10 @@ class Paths:
     corner_cases: Path | None = None  # None: the released FIRST list, or beside the registry for other data
 
 
-def _sweep(paths: Paths, s: CmlSettings, data: DataConfig, model: str, epochs: int, folds: list[int],
-           seeds: list[int], with_baseline: bool, recipe: dict | None = None) -> tuple[SweepConfig, list[dict]]:
+def train_cells(paths: Paths, s: CmlSettings, data: DataConfig, model: str, epochs: int, folds: list[int],
+                seeds: list[int], with_baseline: bool, recipe: dict | None = None) -> tuple[SweepConfig, list[dict]]:
+    """Train (or reuse, the sweep resumes) the check's cells: real only when `with_baseline`, and
+    `s.ratio` with the checkpoint's images; raises naming the first failed cell."""
     base = TrainSettings(model=model, epochs=epochs, dihedral=False, **(recipe or {}))
     specs = ([MixSpec(0.0)] if with_baseline else []) + [MixSpec(s.ratio)]
     config = SweepConfig(generators={f: paths.checkpoint for f in folds}, arms=build_arms(specs, base, False),
@@ -86,7 +88,7 @@ def run(paths: Paths, s: CmlSettings, device: str = "auto") -> dict:
     gates.check_comparable(registry.gate_metrics(best), gen.class_names)  # before hours of training
     gen_config = gen.config
     extractor = load_classifier(paths.extractor, dev)
-    data = _data(gen, s)
+    data = classifier_data(gen, s)
     test = load_dataset(replace(data, subset="test"))
     names = test.class_names
     check_fits(gen, data, list(names), name=str(paths.checkpoint), classifier_resolution=extractor.resolution)
@@ -96,7 +98,7 @@ def run(paths: Paths, s: CmlSettings, device: str = "auto") -> dict:
     cases = _existing_corner_cases(paths, test)  # a list that does not fit fails here, not after the training
     quality, images = evaluate_generator(gen, extractor,
                                          GeneratorEvaluation(s.n_quality, 0, min(100, s.n_quality // 2)))
-    cnn_config, cells = _sweep(paths, s, data, "cnn", s.epochs, s.folds, s.seeds, True)
+    cnn_config, cells = train_cells(paths, s, data, "cnn", s.epochs, s.folds, s.seeds, True)
     arm = f"r={s.ratio:g}"
     summary = analysis.summarize(cells, "r=0")
     new_cnn = load_classifier(cnn_config.model_path(cnn_config.arms[1], s.folds[0], s.seeds[0]), dev).model
@@ -105,8 +107,8 @@ def run(paths: Paths, s: CmlSettings, device: str = "auto") -> dict:
     if cases is None:
         cases = _new_corner_cases(paths, data, [c["test"]["predicted"] for c in cells if c["arm"] == "r=0"])
     new_cell = next(c for c in cells if c["arm"] == arm and c["fold"] == s.folds[0] and c["seed"] == s.seeds[0])
-    vit_config, vit_cells = _sweep(paths, s, data, VIT_MODEL, s.vit_epochs, s.folds[:1], s.seeds[:1], False,
-                                   vit_recipe(s.vit_epochs))
+    vit_config, vit_cells = train_cells(paths, s, data, VIT_MODEL, s.vit_epochs, s.folds[:1], s.seeds[:1], False,
+                                        vit_recipe(s.vit_epochs))
     vit = load_classifier(vit_config.model_path(vit_config.arms[0], s.folds[0], s.seeds[0]), dev).model
     _figures(paths.out, images, test, base_cnn, new_cnn, vit, extractor)
     core = {
@@ -128,7 +130,7 @@ def run(paths: Paths, s: CmlSettings, device: str = "auto") -> dict:
             "core": core}
 
 
-def _data(gen, s: CmlSettings) -> DataConfig:
+def classifier_data(gen, s: CmlSettings) -> DataConfig:
     """The classifiers' data: the cv folds of the generator's own labelled set (or `s.data`) at the
     generator's crop and resolution."""
     own = gen.config.data

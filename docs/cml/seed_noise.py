@@ -31,9 +31,9 @@ def flips(a: list[int], b: list[int]) -> dict:
 def quick_cells() -> None:
     checkpoint = Path("checkpoints/generator.pt")
     settings = cml.CmlSettings(**cml.QUICK)
-    data = cml._data(load_generator(checkpoint), settings)
-    _, cells = cml._sweep(cml.Paths(checkpoint, Path("runs/cml-noise")), settings, data, "cnn", settings.epochs,
-                          [0], [0, 1], True)
+    data = cml.classifier_data(load_generator(checkpoint), settings)
+    _, cells = cml.train_cells(cml.Paths(checkpoint, Path("runs/cml-noise")), settings, data, "cnn", settings.epochs,
+                               [0], [0, 1], True)
     predicted = {(c["arm"], c["seed"]): c["test"]["predicted"] for c in cells}
     for arm in ("r=0", f"r={settings.ratio:g}"):
         print(json.dumps({"arm": arm, "fold": 0, **flips(predicted[(arm, 0)], predicted[(arm, 1)])}))
