@@ -181,6 +181,9 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
         "data_fingerprints": {"train": trained_on, "valid": valid.fingerprint, "test": test.fingerprint},
         "identity": cell_identity(config, arm, fold, seed, generator_hash(config, fold)),
         "seconds": time.perf_counter() - started,  # wall time, for the cost estimate of later sweeps
+        # where it ran: not part of the identity (a cell's numbers do not depend on it beyond
+        # rounding), but a reader comparing cells from a CPU and a GPU machine should see it
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "torch": torch.__version__,
     }
     if config.save_models:
         save_classifier(result.model, asdict(settings), asdict(data), real.resolution, list(real.class_names),

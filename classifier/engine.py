@@ -177,6 +177,33 @@ def predict(model: nn.Module, images: torch.Tensor, device: torch.device, batch_
     return torch.cat(out)
 
 
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 256,
+                          amp: bool = False) -> bool:
+    """Recompute every BatchNorm layer's running statistics as the plain average over `images`
+    (uint8 [N, H, W], as training sees them before augmentation) with the current weights
+    ("precise BatchNorm"). The running averages gathered during training mix the statistics of
+    many recent weights, which can be far from the current ones while the weights move fast.
+    Returns False (and changes nothing) for a model without BatchNorm."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return False
+    model.eval()
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum, norm.saved_momentum = None, norm.momentum  # None: cumulative average
+        norm.train()
+    for start in range(0, images.shape[0], batch_size):
+        x = to_unit_range(images[start : start + batch_size].to(device)).unsqueeze(1)
+        with autocast_factory(device, amp)():
+            model(x)
+    for norm in norms:
+        norm.momentum = norm.saved_momentum
+        del norm.saved_momentum
+    model.eval()
+    return True
+
+
 def evaluate(model: nn.Module, data: ImageSet, device: torch.device, amp: bool = False, tta: bool = False) -> dict:
     """The classification report of `data` plus the mean cross-entropy ('loss') and the predicted
     class of every image ('predicted')."""

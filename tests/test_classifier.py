@@ -5,7 +5,14 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from classifier.engine import TrainSettings, class_weights, epoch_order, evaluate, fit
+from classifier.engine import (
+    TrainSettings,
+    class_weights,
+    epoch_order,
+    evaluate,
+    fit,
+    recalibrate_batchnorm,
+)
 from classifier.export import load_classifier
 from classifier.metrics import classification_report, confusion_matrix, roc_auc_one_vs_rest
 from classifier.models import MODELS, build_model
@@ -129,6 +136,23 @@ def test_fit_is_reproducible_and_selects_on_validation():
     scores = [row["valid/accuracy"] for row in a.history]
     assert a.best_epoch == int(np.argmax(scores)) + 1
     assert evaluate(a.model, valid, torch.device("cpu"))["accuracy"] == pytest.approx(scores[a.best_epoch - 1])
+
+
+def test_batchnorm_recalibration_sets_the_plain_average_over_the_images():
+    images = torch.randint(0, 256, (48, 8, 8), dtype=torch.uint8)
+    model = torch.nn.Sequential(torch.nn.BatchNorm2d(1), torch.nn.Flatten())
+    norm = model[0]
+    norm.running_mean.fill_(5.0), norm.running_var.fill_(9.0)  # stale statistics, as after fast training
+    assert recalibrate_batchnorm(model, images, torch.device("cpu"), batch_size=16)
+    x = images.float() / 127.5 - 1  # to_unit_range
+    batches = x.reshape(3, 16 * 64)  # the three batches of 16 images
+    assert norm.running_mean.item() == pytest.approx(x.mean().item(), abs=1e-5)
+    assert norm.running_var.item() == pytest.approx(batches.var(dim=1).mean().item(), abs=1e-5)  # mean of batch variances
+    assert norm.momentum == 0.1 and not model.training and not hasattr(norm, "saved_momentum")
+    plain = build_model("cnn", 32, seed=0)  # LayerNorm only: nothing to do
+    before = {k: v.clone() for k, v in plain.state_dict().items()}
+    assert not recalibrate_batchnorm(plain, images, torch.device("cpu"))
+    assert all(torch.equal(before[k], v) for k, v in plain.state_dict().items())
 
 
 def test_classifier_train_cli_writes_export_and_metrics(tmp_path):

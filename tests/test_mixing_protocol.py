@@ -87,6 +87,7 @@ def test_protocol_options_run_as_arms_and_enter_each_cell_identity(generator, tm
     cell = json.loads((tmp_path / "cells" / "r=1+shuffled-labels" / "fold0-seed0.json").read_text())
     assert cell["identity"]["control"] == "shuffled-labels" and cell["identity"]["pool"] == "fresh-per-batch"
     assert cell["identity"]["fidelity_filter"] == 0.9 and cell["seconds"] > 0
+    assert cell["device"] == "cpu" and cell["torch"] == torch.__version__
     assert len(list((tmp_path / "filters").glob("classifier-*.pt"))) == 1  # one filter for fold 0 seed 0
     assert "generated pool fresh-per-batch, fidelity filter 0.9" in (tmp_path / "report.md").read_text()
 

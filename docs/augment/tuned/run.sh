@@ -105,8 +105,13 @@ run_one() {
     # its own recipe (60 epochs, lr 5e-4, 5 warm-up epochs, weight decay 0.05, bf16 autocast: a
     # ViT cell costs 43-67 minutes on one core, a CNN cell about 4), real only and balanced r=1
     # unfiltered (the published ViT's arm), one seed first; its cells share nothing with the CNN studies
-    vit) study vit --model vit-conv --epochs 60 --lr 5e-4 --warmup-epochs 5 --weight-decay 0.05 --amp --seeds 0 \
+    # (seed 0 ran on 2 CPU cores; seeds 1 and 2 on an H200 GPU, where a cell takes minutes)
+    vit) study vit --model vit-conv --epochs 60 --lr 5e-4 --warmup-epochs 5 --weight-decay 0.05 --amp --seeds 0,1,2 \
                 --ratio 1 --no-baselines ;;
+    # 22. the ResNet-18 arm: the CNN's tuned recipe unchanged (300 epochs, lr 1e-3), bf16 autocast,
+    # real only and balanced r=1 unfiltered; 47 CPU-hours of training steps per seed on 2 cores
+    # (bench/results/classifier_step-cpu.json), so it runs on a GPU when one is lent
+    resnet) study resnet --model resnet --amp --seeds 0 --ratio 1 --no-baselines ;;
     *) echo "unknown study '$1'" >&2; return 2 ;;
     esac
 }
@@ -114,5 +119,5 @@ run_one() {
 studies=("$@")
 [ ${#studies[@]} -gt 0 ] || studies=(balanced control teacher filter realistic pretrain pretrain-control e600 e600-pretrain asinh-balanced asinh-e600-pretrain
          asinh-teacher asinh-filter asinh-control asinh-ratios asinh-realistic
-         asinh-filter-ratios asinh-e600-filter asinh-e600-filter-r1 asinh-filter-realistic asinh-strict-filter vit)
+         asinh-filter-ratios asinh-e600-filter asinh-e600-filter-r1 asinh-filter-realistic asinh-strict-filter vit resnet)
 for name in "${studies[@]}"; do run_one "$name"; done
