@@ -55,7 +55,7 @@ def reference_classifier(out: Path, base: TrainSettings, seed: int, data: dict, 
     reference arm is; cached by identity under `out`, or taken from another study folder of
     `reuse_from` that trained the same one."""
     settings = replace(base, seed=seed, steps_per_epoch=math.ceil(len(real) / base.batch_size))
-    identity = {"settings": asdict(settings), "data": data, "train": real.fingerprint, "valid": valid.fingerprint}
+    identity = {"settings": settings.identity(), "data": data, "train": real.fingerprint, "valid": valid.fingerprint}
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     path = out / "filters" / f"classifier-{key}.pt"
     with taking_turns(out / f".reference-{key}.lock"):  # two arms' cells of one fold and seed train it once

@@ -50,7 +50,7 @@ def cell_identity(config: SweepConfig, arm: Arm, fold: int, seed: int, generator
         "control": arm.control,
         "schedule": config.schedule if adds else "mixed",
         "budget": config.budget if adds else "equal-steps",
-        "base": asdict(config.base), "data": asdict(config.data), "real_fraction": config.real_fraction,
+        "base": config.base.identity(), "data": asdict(config.data), "real_fraction": config.real_fraction,
         # present only when not the conditioning labels (the one choice before the option existed),
         # so cells computed before it stay reusable
         **({"generated_labels": config.generated_labels}

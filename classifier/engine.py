@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -45,6 +45,18 @@ class TrainSettings:
     tta: bool = False  # predict with the mean probability over the 8 rotations/flips (valid and test)
     steps_per_epoch: int | None = None  # fixed batches per epoch (same compute for sets of any size); None: one pass
     augment_generated: bool = True  # False: generated images enter as drawn (the published protocol)
+    # BatchNorm statistics the model is evaluated (and exported) with: "running", the averages
+    # gathered during training; "recalibrated", recomputed over the real training images after
+    # every epoch (see recalibrate_batchnorm). No effect on a model without BatchNorm (the CNN).
+    batchnorm_stats: str = "running"
+
+    def identity(self) -> dict:
+        """The settings as they enter a run's identity: a field added after results were
+        committed is left out at the value that reproduces them, so those results stay reusable."""
+        return {k: v for k, v in asdict(self).items() if k not in LATER_FIELDS or LATER_FIELDS[k] != v}
+
+
+LATER_FIELDS = {"batchnorm_stats": "running"}  # field -> the value every earlier run had
 
 
 def class_weights(labels: torch.Tensor, num_classes: int, targets: torch.Tensor | None = None) -> torch.Tensor:
@@ -227,6 +239,16 @@ class FitResult:
     history: list[dict]  # one dict per epoch: train and valid metrics
 
 
+def _calibration_images(data: ImageSet, fresh: FreshImages | None) -> torch.Tensor | None:
+    """The images BatchNorm is recalibrated on: the real training images, the ones evaluation
+    resembles (all of the set's when it holds none, e.g. pre-training on generated images; None
+    when those are placeholders for a per-batch stream, whose statistics then stay running)."""
+    real = torch.from_numpy(np.asarray(data.source != GENERATED_SOURCE))
+    if real.any():
+        return data.images[real]
+    return None if fresh is not None else data.images
+
+
 def fit(model: nn.Module, train: ImageSet | Callable[[int], ImageSet], valid: ImageSet, settings: TrainSettings,
         device: torch.device, log: Callable[[int, dict], None] | None = None, progress: bool = True,
         shard: Shard = SINGLE, fresh: FreshImages | None = None, targets: torch.Tensor | None = None) -> FitResult:
@@ -254,6 +276,10 @@ def fit(model: nn.Module, train: ImageSet | Callable[[int], ImageSet], valid: Im
             raise ValueError("soft targets need a fixed training set; this one changes between epochs")
         train_stats = train_one_epoch(model, data, optimizer, scheduler, settings, rng, device, weights, shard, fresh,
                                       targets)
+        if settings.batchnorm_stats == "recalibrated":
+            calibration = _calibration_images(data, fresh)
+            if calibration is not None:
+                recalibrate_batchnorm(model, calibration, device, amp=settings.amp)
         valid_report = evaluate(model, valid, device, settings.amp, settings.tta)
         row = {"epoch": epoch, **{f"train/{k}": v for k, v in train_stats.items()},
                "valid/loss": valid_report["loss"], "valid/accuracy": valid_report["accuracy"],

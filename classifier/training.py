@@ -43,7 +43,7 @@ def finished_metrics(run: ClassifierRun, overwrite: bool = False) -> dict | None
         have = {"settings": metrics["settings"], "data": metrics["data"]}
     except (OSError, ValueError, KeyError, TypeError):
         metrics, have = None, None
-    want = json.loads(json.dumps({"settings": asdict(run.settings), "data": asdict(run.data)}))
+    want = json.loads(json.dumps({"settings": run.settings.identity(), "data": asdict(run.data)}))
     if have == want:
         return metrics
     if overwrite:
@@ -74,7 +74,7 @@ def run_classifier(run: ClassifierRun, progress: bool = True) -> dict:
     metrics = {
         "model": run.settings.model,
         "best_epoch": result.best_epoch,
-        "settings": asdict(run.settings),
+        "settings": run.settings.identity(),
         "data": asdict(run.data),
         "data_fingerprint": train.fingerprint,
         "counts": {"train": train.class_counts(), "valid": valid.class_counts(), "test": test.class_counts()},

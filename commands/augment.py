@@ -79,6 +79,7 @@ from .options import DEFAULT_REGISTRY
 @options.dihedral("Base setting for every arm: random rotations/flips of the real images.")
 @click.option("--rotate", is_flag=True, help="Base setting for every arm: also rotate by arbitrary angles (the tuned baseline).")
 @click.option("--tta", is_flag=True, help="Base setting for every arm: predict with the mean over the 8 rotations/flips.")
+@options.batchnorm_stats()
 @click.option("--crop", type=click.IntRange(8), default=128, help="Centre crop in source pixels (the generators' crop).")
 @click.option("--resolution", type=click.IntRange(8), default=64)
 @click.option("--workers", type=click.IntRange(1), default=None, help="Cells run at once; default: CPU cores (or GPUs).")
@@ -147,6 +148,7 @@ def _sweep_config(opts: dict):
                          weight_decay=opts["weight_decay"], warmup_epochs=opts["warmup_epochs"],
                          class_weighted=opts["class_weighted"], dihedral=opts["dihedral"], rotate=opts["rotate"], tta=opts["tta"],
                          augment_generated=opts["generated_augment"] == "same-as-real",
+                         batchnorm_stats=opts["batchnorm_stats"],
                          amp=options.resolve_classifier_amp(opts["amp"], opts["device"]))
     data = resolve_splits(DataConfig(source=opts["source"], split="cv", crop=opts["crop"], splits=opts["splits"],
                                      resolution=None if opts["resolution"] == opts["crop"] else opts["resolution"]))

@@ -36,6 +36,7 @@ from .options import SEED, USER_ERRORS
 @options.dihedral()
 @click.option("--rotate/--no-rotate", default=False, help="Also rotate by arbitrary angles.")
 @click.option("--tta/--no-tta", default=False, help="Predict with the mean over the 8 rotations/flips.")
+@options.batchnorm_stats()
 @click.option("--select-on", type=click.Choice(["accuracy", "macro_f1", "loss"]), default="accuracy",
               help="Validation metric that picks the epoch.")
 @click.option("--patience", type=click.IntRange(1), default=None, help="Early stopping after N epochs without gain.")
@@ -148,6 +149,7 @@ def _classifier_run(opts: dict, fold: int):
         class_weighted=opts["class_weighted"],
         oversample=opts["oversample"], dihedral=opts["dihedral"], rotate=opts["rotate"], select_on=opts["select_on"],
         patience=opts["patience"], seed=opts["seed"], tta=opts["tta"],
+        batchnorm_stats=opts["batchnorm_stats"],
         amp=options.resolve_classifier_amp(opts["amp"], opts["device"]))
     resolution = None if opts["resolution"] == opts["crop"] else opts["resolution"]
     data = resolve_splits(DataConfig(source=opts["source"], split=opts["split"], fold=fold, crop=opts["crop"],

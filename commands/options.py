@@ -110,6 +110,13 @@ def warmup_epochs():
                              "recipe uses 5).")
 
 
+def batchnorm_stats():
+    return click.option("--batchnorm-stats", type=click.Choice(["running", "recalibrated"]), default="running",
+                        help="BatchNorm statistics for validation, test and the export (ResNet-18, vit-conv): the "
+                             "running averages of training, or recomputed over the real training images after "
+                             "every epoch (steadier validation; docs/augment/tuned/bn-probe).")
+
+
 def progress():
     return click.option("--progress/--no-progress", default=True, help="Progress bars.")
 

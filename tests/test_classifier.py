@@ -1,4 +1,6 @@
+import copy
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -153,6 +155,20 @@ def test_batchnorm_recalibration_sets_the_plain_average_over_the_images():
     before = {k: v.clone() for k, v in plain.state_dict().items()}
     assert not recalibrate_batchnorm(plain, images, torch.device("cpu"))
     assert all(torch.equal(before[k], v) for k, v in plain.state_dict().items())
+
+
+def test_recalibrated_batchnorm_statistics_are_what_fit_returns_and_enter_the_identity():
+    train, valid = synthetic_set(64, 32, seed=0), synthetic_set(32, 32, seed=1)
+    settings = TrainSettings(model="vit-conv", epochs=2, batch_size=16, batchnorm_stats="recalibrated")
+    runs = {stats: fit(build_model("vit-conv", 32, seed=0), train, valid, replace(settings, batchnorm_stats=stats),
+                       torch.device("cpu"), progress=False).model for stats in ("running", "recalibrated")}
+    for stats, model in runs.items():
+        fresh = copy.deepcopy(model)
+        recalibrate_batchnorm(fresh, train.images, torch.device("cpu"))
+        same = all(torch.allclose(a, b, atol=1e-5) for a, b in zip(model.buffers(), fresh.buffers()) if a.is_floating_point())
+        assert same == (stats == "recalibrated")  # the best epoch's weights with the statistics of those weights
+    assert "batchnorm_stats" not in TrainSettings().identity()  # earlier runs' identities are unchanged
+    assert settings.identity()["batchnorm_stats"] == "recalibrated"
 
 
 def test_classifier_train_cli_writes_export_and_metrics(tmp_path):
