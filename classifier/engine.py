@@ -20,7 +20,7 @@ from wgan.distributed import SINGLE, Shard, average_gradients, average_stats
 from wgan.run import autocast_factory
 
 from .metrics import classification_report
-from .models import probabilities
+from .models import BATCHNORM_MODELS, probabilities
 
 
 @dataclass
@@ -45,15 +45,19 @@ class TrainSettings:
     tta: bool = False  # predict with the mean probability over the 8 rotations/flips (valid and test)
     steps_per_epoch: int | None = None  # fixed batches per epoch (same compute for sets of any size); None: one pass
     augment_generated: bool = True  # False: generated images enter as drawn (the published protocol)
-    # BatchNorm statistics the model is evaluated (and exported) with: "running", the averages
-    # gathered during training; "recalibrated", recomputed over the real training images after
-    # every epoch (see recalibrate_batchnorm). No effect on a model without BatchNorm (the CNN).
-    batchnorm_stats: str = "running"
+    # BatchNorm statistics the model is evaluated (and exported) with: "recalibrated", recomputed
+    # over the real training images after every epoch (see recalibrate_batchnorm); "running", the
+    # averages gathered during training (every run before the option existed). No effect on a
+    # model without BatchNorm (the CNN, the patch ViT).
+    batchnorm_stats: str = "recalibrated"
 
     def identity(self) -> dict:
-        """The settings as they enter a run's identity: a field added after results were
-        committed is left out at the value that reproduces them, so those results stay reusable."""
-        return {k: v for k, v in asdict(self).items() if k not in LATER_FIELDS or LATER_FIELDS[k] != v}
+        """The settings as they enter a run's identity: without the fields that cannot change its
+        numbers, and without a field added later at the value every earlier run had, so
+        results committed before it stay reusable."""
+        inert = set() if self.model in BATCHNORM_MODELS else {"batchnorm_stats"}
+        return {k: v for k, v in asdict(self).items()
+                if k not in inert and (k not in LATER_FIELDS or LATER_FIELDS[k] != v)}
 
 
 LATER_FIELDS = {"batchnorm_stats": "running"}  # field -> the value every earlier run had

@@ -9,13 +9,17 @@ import torch.nn.functional as F
 from torch import nn
 
 MODELS: dict[str, Callable[..., nn.Module]] = {}
+BATCHNORM_MODELS: set[str] = set()  # the models whose evaluation depends on BatchNorm statistics
 
 
-def register(name: str):
-    """Decorator: make a model builder `fn(resolution, num_classes) -> nn.Module` available by name."""
+def register(name: str, batchnorm: bool = False):
+    """Decorator: make a model builder `fn(resolution, num_classes) -> nn.Module` available by name
+    (`batchnorm`: the model has BatchNorm layers)."""
 
     def wrap(builder):
         MODELS[name] = builder
+        if batchnorm:
+            BATCHNORM_MODELS.add(name)
         return builder
 
     return wrap
@@ -56,7 +60,7 @@ def small_cnn(resolution: int, num_classes: int = 4) -> nn.Module:
     return SmallCNN(resolution, num_classes)
 
 
-@register("resnet")
+@register("resnet", batchnorm=True)
 def resnet18(resolution: int, num_classes: int = 4) -> nn.Module:
     """torchvision's ResNet-18 with a 1-channel stem; at <= 64 px the stem keeps full resolution
     (3x3 stride-1 conv, no max-pool) so the last stage still sees a spatial map."""
@@ -129,7 +133,7 @@ def vit_small(resolution: int, num_classes: int = 4) -> nn.Module:
     return ViT(resolution, num_classes)
 
 
-@register("vit-conv")
+@register("vit-conv", batchnorm=True)
 def vit_conv(resolution: int, num_classes: int = 4) -> nn.Module:
     return ViT(resolution, num_classes, stem="conv")
 

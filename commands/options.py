@@ -111,10 +111,11 @@ def warmup_epochs():
 
 
 def batchnorm_stats():
-    return click.option("--batchnorm-stats", type=click.Choice(["running", "recalibrated"]), default="running",
-                        help="BatchNorm statistics for validation, test and the export (ResNet-18, vit-conv): the "
-                             "running averages of training, or recomputed over the real training images after "
-                             "every epoch (steadier validation; docs/augment/tuned/bn-probe).")
+    return click.option("--batchnorm-stats", type=click.Choice(["recalibrated", "running"]), default="recalibrated",
+                        help="BatchNorm statistics for validation, test and the export (resnet, vit-conv): "
+                             "recomputed over the real training images after every epoch, or the running "
+                             "averages of training (every run before this option; they can put validation at "
+                             "one class: docs/augment/tuned/bn-probe).")
 
 
 def progress():

@@ -17,7 +17,7 @@ from classifier.engine import (
 )
 from classifier.export import load_classifier
 from classifier.metrics import classification_report, confusion_matrix, roc_auc_one_vs_rest
-from classifier.models import MODELS, build_model
+from classifier.models import BATCHNORM_MODELS, MODELS, build_model
 from commands.classifier import classifier_train_command
 from tests.helpers import synthetic_set
 
@@ -159,7 +159,7 @@ def test_batchnorm_recalibration_sets_the_plain_average_over_the_images():
 
 def test_recalibrated_batchnorm_statistics_are_what_fit_returns_and_enter_the_identity():
     train, valid = synthetic_set(64, 32, seed=0), synthetic_set(32, 32, seed=1)
-    settings = TrainSettings(model="vit-conv", epochs=2, batch_size=16, batchnorm_stats="recalibrated")
+    settings = TrainSettings(model="vit-conv", epochs=1, batch_size=16, batchnorm_stats="recalibrated")
     runs = {stats: fit(build_model("vit-conv", 32, seed=0), train, valid, replace(settings, batchnorm_stats=stats),
                        torch.device("cpu"), progress=False).model for stats in ("running", "recalibrated")}
     for stats, model in runs.items():
@@ -167,8 +167,15 @@ def test_recalibrated_batchnorm_statistics_are_what_fit_returns_and_enter_the_id
         recalibrate_batchnorm(fresh, train.images, torch.device("cpu"))
         same = all(torch.allclose(a, b, atol=1e-5) for a, b in zip(model.buffers(), fresh.buffers()) if a.is_floating_point())
         assert same == (stats == "recalibrated")  # the best epoch's weights with the statistics of those weights
-    assert "batchnorm_stats" not in TrainSettings().identity()  # earlier runs' identities are unchanged
     assert settings.identity()["batchnorm_stats"] == "recalibrated"
+    assert "batchnorm_stats" not in replace(settings, batchnorm_stats="running").identity()  # as every earlier run
+    assert "batchnorm_stats" not in TrainSettings(model="cnn").identity()  # no BatchNorm: the field changes nothing
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_the_models_registered_with_batchnorm_are_the_ones_that_have_it(name):
+    has = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in build_model(name, 64).modules())
+    assert has == (name in BATCHNORM_MODELS)
 
 
 def test_classifier_train_cli_writes_export_and_metrics(tmp_path):
@@ -225,6 +232,8 @@ def test_a_single_fold_rerun_reports_the_finished_run_or_refuses_other_settings(
     again = CliRunner().invoke(classifier_train_command, args)
     assert again.exit_code == 0 and "holds this run already" in again.output and "test accuracy" in again.output
     assert (tmp_path / "model.pt").stat().st_mtime_ns == stamp
+    inert = CliRunner().invoke(classifier_train_command, [*args, "--batchnorm-stats", "running"])  # the CNN has none
+    assert inert.exit_code == 0 and "holds this run already" in inert.output
     refused = CliRunner().invoke(classifier_train_command, [*args, "--class-weighted"])
     assert refused.exit_code != 0 and "settings.class_weighted = False, this run has True" in refused.output
     refused = CliRunner().invoke(classifier_train_command, [*args, "--warmup-epochs", "5", "--weight-decay", "0.05"])

@@ -80,8 +80,7 @@ def test_shuffled_label_control_keeps_the_images_and_class_mix(cache_dir):
 
 def test_protocol_options_run_as_arms_and_enter_each_cell_identity(generator, tmp_path):
     result = run([*ONE_CELL, "--checkpoint", generator, "--pool", "fresh-per-batch", "--fidelity-filter", "0.9",
-                  "--control", "shuffled-labels", "--generated-augment", "none", "--batchnorm-stats", "recalibrated"],
-                 tmp_path)
+                  "--control", "shuffled-labels", "--generated-augment", "none"], tmp_path)
     assert result.exit_code == 0, result.output
     results = json.loads((tmp_path / "results.json").read_text())
     assert list(results["summary"]) == ["r=0", "r=1", "r=1+shuffled-labels"]
@@ -89,7 +88,6 @@ def test_protocol_options_run_as_arms_and_enter_each_cell_identity(generator, tm
     assert cell["identity"]["control"] == "shuffled-labels" and cell["identity"]["pool"] == "fresh-per-batch"
     assert cell["identity"]["fidelity_filter"] == 0.9 and cell["seconds"] > 0
     assert cell["device"] == "cpu" and cell["torch"] == torch.__version__
-    assert cell["identity"]["base"]["batchnorm_stats"] == "recalibrated"
     assert len(list((tmp_path / "filters").glob("classifier-*.pt"))) == 1  # one filter for fold 0 seed 0
     assert "generated pool fresh-per-batch, fidelity filter 0.9" in (tmp_path / "report.md").read_text()
 

@@ -105,15 +105,16 @@ run_one() {
     # its own recipe (60 epochs, lr 5e-4, 5 warm-up epochs, weight decay 0.05, bf16 autocast: a
     # ViT cell costs 43-67 minutes on one core, a CNN cell about 4), real only and balanced r=1
     # unfiltered (the published ViT's arm), one seed first; its cells share nothing with the CNN studies
-    # (seed 0 ran on 2 CPU cores; seeds 1 and 2 on an H200 GPU, where a cell takes minutes)
+    # (seed 0 ran on 2 CPU cores, seed 1's folds 0-1 on an H200 GPU: `run.sh 4 vit` there, 4-5 minutes
+    # a cell); BatchNorm's running statistics, as before --batchnorm-stats existed
     vit) study vit --model vit-conv --epochs 60 --lr 5e-4 --warmup-epochs 5 --weight-decay 0.05 --amp --seeds 0,1,2 \
-                --ratio 1 --no-baselines ;;
+                --batchnorm-stats running --ratio 1 --no-baselines ;;
     # 22. the ResNet-18 arm: the CNN's tuned recipe unchanged (300 epochs, lr 1e-3), bf16 autocast,
     # real only and balanced r=1 unfiltered; 47 CPU-hours of training steps per seed on 2 cores
     # (bench/results/classifier_step-cpu.json), so it runs on a GPU when one is lent (there:
     # `bash docs/augment/tuned/run.sh 10 resnet`, 10 cells at once). BatchNorm statistics recomputed
-    # after every epoch: with the running ones its validation accuracy sat at 0.14 (one class) in
-    # most epochs (docs/augment/tuned/bn-probe)
+    # after every epoch (the default): with the running ones its validation accuracy sat at 0.14
+    # (one class) in most epochs (docs/augment/tuned/bn-probe)
     resnet) study resnet --model resnet --amp --batchnorm-stats recalibrated --seeds 0 --ratio 1 --no-baselines ;;
     *) echo "unknown study '$1'" >&2; return 2 ;;
     esac
