@@ -204,19 +204,21 @@ def recalibrate_batchnorm(model: nn.Module, images: torch.Tensor, device: torch.
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return False
-    model.eval()
+    momentum = {norm: norm.momentum for norm in norms}
+    model.eval()  # the rest of the model as in evaluation (dropout off)
     for norm in norms:
         norm.reset_running_stats()
-        norm.momentum, norm.saved_momentum = None, norm.momentum  # None: cumulative average
+        norm.momentum = None  # a cumulative average over the batches below
         norm.train()
-    for start in range(0, images.shape[0], batch_size):
-        x = to_unit_range(images[start : start + batch_size].to(device)).unsqueeze(1)
-        with autocast_factory(device, amp)():
-            model(x)
-    for norm in norms:
-        norm.momentum = norm.saved_momentum
-        del norm.saved_momentum
-    model.eval()
+    try:
+        for start in range(0, images.shape[0], batch_size):
+            x = to_unit_range(images[start : start + batch_size].to(device)).unsqueeze(1)
+            with autocast_factory(device, amp)():
+                model(x)
+    finally:
+        for norm in norms:
+            norm.momentum = momentum[norm]
+        model.eval()
     return True
 
 
