@@ -112,7 +112,8 @@ run_one() {
     # 22. the ResNet-18 arm: the CNN's tuned recipe unchanged (300 epochs, lr 1e-3), bf16 autocast,
     # real only and balanced r=1 unfiltered; 47 CPU-hours of training steps per seed on 2 cores
     # (bench/results/classifier_step-cpu.json), so it runs on a GPU when one is lent (there:
-    # `bash docs/augment/tuned/run.sh 10 resnet`, 10 cells at once). BatchNorm statistics recomputed
+    # `bash docs/augment/tuned/run.sh 2 resnet`; on an H200 a real-only cell takes about 3 minutes
+    # alone, and more cells at once are hardly faster in total). BatchNorm statistics recomputed
     # after every epoch (the default): with the running ones its validation accuracy sat at 0.14
     # (one class) in most epochs (docs/augment/tuned/bn-probe)
     resnet) study resnet --model resnet --amp --batchnorm-stats recalibrated --seeds 0 --ratio 1 --no-baselines ;;
