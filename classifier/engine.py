@@ -193,6 +193,10 @@ def predict(model: nn.Module, images: torch.Tensor, device: torch.device, batch_
     return torch.cat(out)
 
 
+def _batchnorm_layers(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
 @torch.no_grad()
 def recalibrate_batchnorm(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 256,
                           amp: bool = False) -> bool:
@@ -201,7 +205,7 @@ def recalibrate_batchnorm(model: nn.Module, images: torch.Tensor, device: torch.
     ("precise BatchNorm"). The running averages gathered during training mix the statistics of
     many recent weights, which can be far from the current ones while the weights move fast.
     Returns False (and changes nothing) for a model without BatchNorm."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    norms = _batchnorm_layers(model)
     if not norms:
         return False
     momentum = {norm: norm.momentum for norm in norms}
@@ -274,6 +278,7 @@ def fit(model: nn.Module, train: ImageSet | Callable[[int], ImageSet], valid: Im
     steps = settings.steps_per_epoch or math.ceil(len(first) / settings.batch_size)
     optimizer, scheduler = make_optimizer(model, settings, steps)
     weights = class_weights(first.labels, len(first.class_names), targets).to(device) if settings.class_weighted else None
+    recalibrate = settings.batchnorm_stats == "recalibrated" and bool(_batchnorm_layers(model))  # not for the CNN
     best, best_epoch, best_state, history = -np.inf, 0, None, []
     bar = tqdm(range(1, settings.epochs + 1), unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
@@ -282,7 +287,7 @@ def fit(model: nn.Module, train: ImageSet | Callable[[int], ImageSet], valid: Im
             raise ValueError("soft targets need a fixed training set; this one changes between epochs")
         train_stats = train_one_epoch(model, data, optimizer, scheduler, settings, rng, device, weights, shard, fresh,
                                       targets)
-        if settings.batchnorm_stats == "recalibrated":
+        if recalibrate:
             calibration = _calibration_images(data, fresh)
             if calibration is not None:
                 recalibrate_batchnorm(model, calibration, device, amp=settings.amp)

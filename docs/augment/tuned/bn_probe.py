@@ -4,8 +4,8 @@ BatchNorm's running statistics?
 Trains one classifier with a study's recipe on cv fold F and, after every epoch, evaluates the
 validation split twice with the same weights: as `fit` does (the running statistics gathered
 during training) and after `recalibrate_batchnorm` recomputed them over the training images. A
-gap between the two is the statistics alone. The learning-rate schedule is the full run's
-(`--schedule-epochs`); the probe stops after `--epochs`.
+gap between the two is the statistics alone. The learning-rate schedule is the full run's (60
+epochs for vit-conv, 300 for resnet); the probe stops after `--epochs`.
 
     python docs/augment/tuned/bn_probe.py --fold 0 --epochs 15 --out docs/augment/tuned/bn-probe/vit-conv-fold0.json
 """
