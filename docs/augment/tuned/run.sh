@@ -51,8 +51,9 @@ run_one() {
     # 5. realistic mixing, and 6. pre-train on generated then fine-tune on real
     realistic) study realistic $resize --mode realistic --ratio 1 --ratio 3 --no-baselines --reuse-from $here/balanced ;;
     pretrain) study pretrain $resize --schedule pretrain-finetune --ratio 1 --ratio 3 --no-baselines --reuse-from $here/balanced ;;
-    # 6b. its control: pre-training on the same generated images with shuffled labels
-    pretrain-control) study pretrain-control $resize --schedule pretrain-finetune --ratio 1 --control shuffled-labels \
+    # 6b. its control: pre-training on the same generated images with shuffled labels (r=3 added
+    # after r=1, once study 6 at r=3 had finished)
+    pretrain-control) study pretrain-control $resize --schedule pretrain-finetune --ratio 1 --ratio 3 --control shuffled-labels \
                 --no-baselines --reuse-from $here/balanced --reuse-from $here/pretrain ;;
     # 7. the baseline alone with twice the epochs (the 300-epoch CNN still underfits the rotated images)
     e600) study e600 --ratio 0 --epochs 600 --no-baselines ;;
