@@ -3,7 +3,9 @@
 Prints one JSON document (median over measured steps after warm-up) with the CPU flags, and
 what one 5-fold run of the tuned protocol (300 epochs over a fold's 1405 training images) would
 cost in training steps alone, so the price of a ResNet-18 or ViT baseline is known before it
-starts. Run:  python bench/classifier_step.py --threads 1
+starts. For the models with BatchNorm it also times `recalibrate_batchnorm` over a fold's training
+images, the extra forward pass that `--batchnorm-stats recalibrated` (the default) adds to every
+epoch, beside the epoch's training steps. Run:  python bench/classifier_step.py --threads 1
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from time_to_quality import cpu_flags  # noqa: E402
 
-from classifier.models import MODELS, build_model  # noqa: E402
+from classifier.engine import recalibrate_batchnorm  # noqa: E402
+from classifier.models import BATCHNORM_MODELS, MODELS, build_model  # noqa: E402
 from wgan.run import native_bf16  # noqa: E402
 
 TRAIN_IMAGES, EPOCHS, FOLDS = 1405, 300, 5  # fold 0's training split; the tuned recipe
@@ -42,6 +45,16 @@ def step_seconds(name: str, resolution: int, batch: int, amp: bool, steps: int, 
         optimizer.step()
         times.append(time.perf_counter() - start)
     return statistics.median(times[warmup:])
+
+
+def recalibration_seconds(name: str, resolution: int, amp: bool) -> float:
+    """One `recalibrate_batchnorm` pass over TRAIN_IMAGES images, after a short warm-up pass."""
+    model = build_model(name, resolution, 4, seed=0)
+    images = torch.randint(0, 256, (TRAIN_IMAGES, resolution, resolution), dtype=torch.uint8)
+    recalibrate_batchnorm(model, images[:64], torch.device("cpu"), amp=amp)
+    start = time.perf_counter()
+    recalibrate_batchnorm(model, images, torch.device("cpu"), amp=amp)
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -66,6 +79,11 @@ def main() -> None:
             step = step_seconds(name, args.resolution, args.batch, amp, args.steps, args.warmup)
             row[variant] = {"step_s": round(step, 4), "img_per_s": round(args.batch / step, 1),
                             "five_fold_cpu_hours": round(step * steps_per_run / 3600 * args.threads, 2)}
+            if name in BATCHNORM_MODELS:
+                recal = recalibration_seconds(name, args.resolution, amp)
+                epoch = step * math.ceil(TRAIN_IMAGES / args.batch)
+                row[variant].update(recalibration_s=round(recal, 3), epoch_steps_s=round(epoch, 3),
+                                    recalibration_share_of_epoch=round(recal / epoch, 3))
         if "step_s" in row.get("bf16", {}):
             row["bf16_speedup"] = round(row["fp32"]["step_s"] / row["bf16"]["step_s"], 2)
         results.append(row)
