@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from classifier.engine import TrainSettings
 from wgan.atomic import atomic_path, write_text
 
 from .analysis import class_names
@@ -67,7 +68,8 @@ def markdown(results: dict) -> str:
         f"{cfg['fidelity_filter'] or 'off'}, generated images labelled by {cfg.get('generated_labels', 'conditioning')}"
         f"{_reference(cfg)}.", "",
         "Computed under (every setting that changes a number; each cell in `cells/` records its own identity): "
-        f"training `{json.dumps(cfg['base'], sort_keys=True)}`, data `{json.dumps(cfg['data'], sort_keys=True)}`.", "",
+        f"training `{json.dumps(TrainSettings(**cfg['base']).identity(), sort_keys=True)}`, "
+        f"data `{json.dumps(cfg['data'], sort_keys=True)}`.", "",
         "Test metrics on the real test split, mean ± std over folds x seeds:", "", *rows, "",
         "Per-class precision (P) and recall (R):", "", *pr, "",
         f"Paired gain over `{reference}` (same fold and seed), 95 % t interval; * marks an interval that excludes 0:",
