@@ -167,3 +167,16 @@ def test_the_report_names_generators_under_the_working_directory_by_relative_pat
     text = report.markdown({"summary": analysis.summarize(cells, "r=0"), "reference_arm": "r=0", "command": "augment-eval",
                             "config": config, "mode": "balanced", "generator_hashes": {"0": "ab" * 32, "1": "cd" * 32}})
     assert "fold 0 `checkpoints/generator.pt` (abababababab), fold 1 `/elsewhere/g.pt` (cdcdcdcdcdcd)" in text
+
+
+@pytest.mark.parametrize("model, stats, listed", [("cnn", "recalibrated", False), ("resnet", "recalibrated", True),
+                                                  ("resnet", "running", False)])
+def test_the_report_lists_the_training_identity(model, stats, listed):
+    """Only settings that change a number: BatchNorm statistics for a model without BatchNorm do
+    not, and "running" is what every run before the option had."""
+    cells = [_cell(arm, f, 0.78) for arm in ("r=0", "r=1") for f in range(2)]
+    config = {"base": {"model": model, "epochs": 1, "batchnorm_stats": stats}, "data": {}, "schedule": "mixed",
+              "folds": [0, 1], "seeds": [0], "real_fraction": 1, "pool": "fixed", "fidelity_filter": 0}
+    text = report.markdown({"summary": analysis.summarize(cells, "r=0"), "reference_arm": "r=0", "command": "augment-eval",
+                            "config": config, "mode": "balanced"})
+    assert f'"model": "{model}"' in text and ('"batchnorm_stats"' in text) == listed
