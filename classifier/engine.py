@@ -51,6 +51,12 @@ class TrainSettings:
     # model without BatchNorm (the CNN, the patch ViT).
     batchnorm_stats: str = "recalibrated"
 
+    @classmethod
+    def from_record(cls, recorded: dict) -> TrainSettings:
+        """The settings a run recorded (asdict), a field added since taking the value every
+        earlier run had rather than today's default."""
+        return cls(**{**LATER_FIELDS, **recorded})
+
     def identity(self) -> dict:
         """The settings as they enter a run's identity: without the fields that cannot change its
         numbers, and without a field added later at the value every earlier run had, so

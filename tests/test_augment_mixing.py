@@ -170,12 +170,14 @@ def test_the_report_names_generators_under_the_working_directory_by_relative_pat
 
 
 @pytest.mark.parametrize("model, stats, listed", [("cnn", "recalibrated", False), ("resnet", "recalibrated", True),
-                                                  ("resnet", "running", False)])
+                                                  ("resnet", "running", False), ("resnet", None, False)])
 def test_the_report_lists_the_training_identity(model, stats, listed):
     """Only settings that change a number: BatchNorm statistics for a model without BatchNorm do
-    not, and "running" is what every run before the option had."""
+    not, and "running" is what every run before the option had (a results.json written before
+    it has no such field: None here)."""
     cells = [_cell(arm, f, 0.78) for arm in ("r=0", "r=1") for f in range(2)]
-    config = {"base": {"model": model, "epochs": 1, "batchnorm_stats": stats}, "data": {}, "schedule": "mixed",
+    base = {"model": model, "epochs": 1} | ({} if stats is None else {"batchnorm_stats": stats})
+    config = {"base": base, "data": {}, "schedule": "mixed",
               "folds": [0, 1], "seeds": [0], "real_fraction": 1, "pool": "fixed", "fidelity_filter": 0}
     text = report.markdown({"summary": analysis.summarize(cells, "r=0"), "reference_arm": "r=0", "command": "augment-eval",
                             "config": config, "mode": "balanced"})
