@@ -68,7 +68,7 @@ def markdown(results: dict) -> str:
         f"{cfg['fidelity_filter'] or 'off'}, generated images labelled by {cfg.get('generated_labels', 'conditioning')}"
         f"{_reference(cfg)}.", "",
         "Computed under (every setting that changes a number; each cell in `cells/` records its own identity): "
-        f"training `{json.dumps(TrainSettings.from_record(cfg['base']).identity(), sort_keys=True)}`, "
+        f"training `{json.dumps(TrainSettings.from_record(cfg['base']).effective(), sort_keys=True)}`, "
         f"data `{json.dumps(cfg['data'], sort_keys=True)}`.", "",
         "Test metrics on the real test split, mean ± std over folds x seeds:", "", *rows, "",
         "Per-class precision (P) and recall (R):", "", *pr, "",

@@ -57,13 +57,17 @@ class TrainSettings:
         earlier run had rather than today's default."""
         return cls(**{**LATER_FIELDS, **recorded})
 
-    def identity(self) -> dict:
-        """The settings as they enter a run's identity: without the fields that cannot change its
-        numbers, and without a field added later at the value every earlier run had, so
-        results committed before it stay reusable."""
+    def effective(self) -> dict:
+        """Every setting that can change this run's numbers, at its value (what a report shows):
+        without the fields that do nothing for this model."""
         inert = set() if self.model in BATCHNORM_MODELS else {"batchnorm_stats"}
-        return {k: v for k, v in asdict(self).items()
-                if k not in inert and (k not in LATER_FIELDS or LATER_FIELDS[k] != v)}
+        return {k: v for k, v in asdict(self).items() if k not in inert}
+
+    def identity(self) -> dict:
+        """The settings as they enter a run's identity (cache keys): the effective ones, less a
+        field added later at the value every earlier run had, so results committed before it
+        stay reusable."""
+        return {k: v for k, v in self.effective().items() if k not in LATER_FIELDS or LATER_FIELDS[k] != v}
 
 
 LATER_FIELDS = {"batchnorm_stats": "running"}  # field -> the value every earlier run had

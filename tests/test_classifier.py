@@ -169,6 +169,7 @@ def test_recalibrated_batchnorm_statistics_are_what_fit_returns_and_enter_the_id
         assert same == (stats == "recalibrated")  # the best epoch's weights with the statistics of those weights
     assert settings.identity()["batchnorm_stats"] == "recalibrated"
     assert "batchnorm_stats" not in replace(settings, batchnorm_stats="running").identity()  # as every earlier run
+    assert replace(settings, batchnorm_stats="running").effective()["batchnorm_stats"] == "running"  # reports say it
     assert "batchnorm_stats" not in TrainSettings(model="cnn").identity()  # no BatchNorm: the field changes nothing
 
 
