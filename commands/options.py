@@ -94,10 +94,16 @@ def classifier_amp():
 
 
 def resolve_classifier_amp(amp: bool | None, device: str) -> bool:
-    """--amp's default: on where the classifier runs on CUDA."""
-    from wgan.run import select_device
+    """--amp's default: on where the classifier runs on CUDA. An --amp that this machine can only
+    emulate is kept (its numbers are what was asked for) with a notice on stderr."""
+    from wgan.run import emulated_bf16_notice, select_device
 
-    return select_device(device).type == "cuda" if amp is None else amp
+    chosen = select_device(device)
+    amp = chosen.type == "cuda" if amp is None else amp
+    notice = emulated_bf16_notice(chosen, amp)
+    if notice:
+        click.echo(notice, err=True)
+    return amp
 
 
 def weight_decay():

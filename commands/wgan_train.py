@@ -15,7 +15,7 @@ from wgan.data import DataConfig, class_names, load_dataset, record_splits, reso
 from wgan.diffaug import parse_policy
 from wgan.distributed import is_main_process
 from wgan.loss import LossConfig
-from wgan.run import latest_run_dir, native_bf16, new_run_dir, select_device
+from wgan.run import emulated_bf16_notice, latest_run_dir, native_bf16, new_run_dir, select_device
 from wgan.workdir import exclusive
 
 
@@ -86,13 +86,14 @@ def apply_schedule(cfg: TrainConfig, opts: dict, given: set[str]) -> TrainConfig
 
 def amp_for_resume(cfg: TrainConfig, given: set[str]) -> str | None:
     """A run saved with bf16 autocast, resumed where bf16 is only emulated (about 70x slower),
-    continues in float32 unless --amp is given; returns the notice to print, if any."""
+    continues in float32 unless --amp is given (then it keeps bf16, with a notice of the cost);
+    returns the notice to print, if any."""
     device = select_device(cfg.device)
     if cfg.amp and "amp" not in given and not native_bf16(device):
         cfg.amp = False
         return ("notice: this run trained with bf16 autocast, which this machine only emulates; it continues "
                 "in float32 (pass --amp to keep bf16)")
-    return None
+    return emulated_bf16_notice(device, cfg.amp)  # --amp given: kept, and the user told what it costs
 
 
 def resolve_resume(resume: str, run_dir: Path | None, runs_root: Path) -> Path | None:
@@ -141,6 +142,9 @@ def run_training(opts: dict, ctx: click.Context) -> None:
                        f"bits (set OMP_NUM_THREADS={cfg.threads} for a bit-exact continuation)", err=True)
     else:
         cfg = config_from_options(opts)
+        notice = emulated_bf16_notice(select_device(cfg.device), cfg.amp)
+        if notice:
+            click.echo(notice, err=True)
         run_dir = opts["run_dir"]
         if run_dir is not None and is_main_process() and holds_run(run_dir):
             raise click.UsageError(f"{run_dir} already holds a run; continue it with --resume auto, "

@@ -92,6 +92,12 @@ run_one() {
     # study 17's gain hold at the other ratio that gained on the 300-epoch base?
     asinh-e600-filter-r1) study asinh-e600-filter-r1 --epochs 600 --ratio 1 --fidelity-filter 0.5 --reference-epochs 300 \
                 --no-baselines --reuse-from $here/e600 --reuse-from $here/teacher ;;
+    # 23. study 18's negative control: the same filtered images (the same accepted draws) with
+    # their labels shuffled, beside study 18's arm and real-only cells: is the filter's gain on
+    # the 600-epoch base class information, or extra images and regularisation?
+    asinh-e600-filter-control) study asinh-e600-filter-control --epochs 600 --ratio 1 --fidelity-filter 0.5 \
+                --reference-epochs 300 --control shuffled-labels --no-baselines --reuse-from $here/e600 \
+                --reuse-from $here/teacher --reuse-from $here/asinh-e600-filter-r1 ;;
     asinh-realistic) study asinh-realistic --mode realistic --ratio 1 --ratio 3 --no-baselines --reuse-from $here/balanced ;;
     # 19. study 16's filtered r=0.5 arm with realistic mixing (the generated images copy the real
     # class mix instead of going to the rarest classes): does the filter's gain need the balancing?
@@ -125,5 +131,5 @@ run_one() {
 studies=("$@")
 [ ${#studies[@]} -gt 0 ] || studies=(balanced control teacher filter realistic pretrain pretrain-control e600 e600-pretrain asinh-balanced asinh-e600-pretrain
          asinh-teacher asinh-filter asinh-control asinh-ratios asinh-realistic
-         asinh-filter-ratios asinh-e600-filter asinh-e600-filter-r1 asinh-filter-realistic asinh-strict-filter vit resnet)
+         asinh-filter-ratios asinh-e600-filter asinh-e600-filter-r1 asinh-filter-realistic asinh-strict-filter asinh-e600-filter-control vit resnet)
 for name in "${studies[@]}"; do run_one "$name"; done
