@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -33,6 +32,7 @@ from wgan.stats import StatsLogger
 
 from . import analysis, filtering, mixing, pool
 from .reuse import adopt, cell_identity, cells, check_reuse, generator_hash, todo
+from .workers import worker_pool
 
 BASELINES = {  # name -> the one training option it adds to the base settings
     "class-weighted": {"class_weighted": True},
@@ -253,7 +253,7 @@ def run_sweep(config: SweepConfig, workers: int = 1, device: str = "auto", progr
     if workers <= 1:
         results = map(_worker, jobs)
     else:
-        procs = multiprocessing.get_context("spawn").Pool(workers)
+        procs = worker_pool(workers)  # its workers exit when this process dies, even by SIGKILL
         results = procs.imap_unordered(_worker, jobs)
     try:
         for result in results:

@@ -5,7 +5,9 @@ what one 5-fold run of the tuned protocol (300 epochs over a fold's 1405 trainin
 cost in training steps alone, so the price of a ResNet-18 or ViT baseline is known before it
 starts. For the models with BatchNorm it also times `recalibrate_batchnorm` over a fold's training
 images, the extra forward pass that `--batchnorm-stats recalibrated` (the default) adds to every
-epoch, beside the epoch's training steps. Run:  python bench/classifier_step.py --threads 1
+epoch, beside the epoch's training steps. On a CPU without native bf16 the bf16 column is
+skipped unless --emulated-bf16 asks what emulation costs (`bf16_speedup` then falls below 1).
+Run:  python bench/classifier_step.py --threads 1
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="measured steps per variant")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--emulated-bf16", action="store_true",
+                        help="time bf16 autocast even where it is only emulated (what --amp costs on this CPU)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     bf16 = native_bf16(torch.device("cpu"))
@@ -73,8 +77,9 @@ def main() -> None:
     for name in args.models.split(","):
         row = {"model": name}
         for variant, amp in (("fp32", False), ("bf16", True)):
-            if amp and not bf16:
-                row[variant] = {"skipped": "no native bf16 on this CPU (emulated bf16 is far slower than fp32)"}
+            if amp and not bf16 and not args.emulated_bf16:
+                row[variant] = {"skipped": "no native bf16 on this CPU (emulated bf16 is far slower than fp32; "
+                                           "--emulated-bf16 times it)"}
                 continue
             step = step_seconds(name, args.resolution, args.batch, amp, args.steps, args.warmup)
             row[variant] = {"step_s": round(step, 4), "img_per_s": round(args.batch / step, 1),
