@@ -58,11 +58,12 @@ def native_bf16(device: torch.device) -> bool:
 def emulated_bf16_notice(device: torch.device, amp: bool) -> str | None:
     """The line to print when bf16 autocast was asked for where it is only emulated: the run is
     still correct (bf16 numbers, as asked), only many times slower, which a user should hear of
-    before hours go by (a vit-conv training step 13x, the critic step about 70x, on an AVX2 CPU)."""
+    before hours go by (on an AVX2 CPU a vit-conv training step 14x, the CNN's 5x, the critic step
+    about 70x: bench/classifier_step.py --emulated-bf16, bench/critic_step.py)."""
     if not amp or native_bf16(device):
         return None
     return (f"notice: bf16 autocast (--amp) is only emulated on this {device.type} (no AVX-512 BF16 or AMX): "
-            "about 10-70x slower than float32 here; --no-amp runs in float32 at full speed")
+            "about 5-70x slower than float32 here; --no-amp runs in float32 at full speed")
 
 
 def autocast_factory(device: torch.device, amp: bool):
