@@ -62,7 +62,8 @@ def emulated_bf16_notice(device: torch.device, amp: bool) -> str | None:
     about 70x: bench/classifier_step.py --emulated-bf16, bench/critic_step.py)."""
     if not amp or native_bf16(device):
         return None
-    return (f"notice: bf16 autocast (--amp) is only emulated on this {device.type} (no AVX-512 BF16 or AMX): "
+    lacks = "AVX-512 BF16 or AMX" if device.type == "cpu" else "bf16 support (a GPU older than Ampere)"
+    return (f"notice: bf16 autocast (--amp) is only emulated on this {device.type} (no {lacks}): "
             "about 5-70x slower than float32 here; --no-amp runs in float32 at full speed")
 
 
