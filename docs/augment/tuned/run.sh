@@ -98,6 +98,10 @@ run_one() {
     asinh-e600-filter-control) study asinh-e600-filter-control --epochs 600 --ratio 1 --fidelity-filter 0.5 \
                 --reference-epochs 300 --control shuffled-labels --no-baselines --reuse-from $here/e600 \
                 --reuse-from $here/teacher --reuse-from $here/asinh-e600-filter-r1 ;;
+    # 24. study 18's arm at the published ratio (r=3): on the 300-epoch base the filtered images
+    # gained at r=0.5 and r=1 but not at r=3 (study 16); does the 600-epoch base change that?
+    asinh-e600-filter-r3) study asinh-e600-filter-r3 --epochs 600 --ratio 3 --fidelity-filter 0.5 --reference-epochs 300 \
+                --no-baselines --reuse-from $here/e600 --reuse-from $here/teacher ;;
     asinh-realistic) study asinh-realistic --mode realistic --ratio 1 --ratio 3 --no-baselines --reuse-from $here/balanced ;;
     # 19. study 16's filtered r=0.5 arm with realistic mixing (the generated images copy the real
     # class mix instead of going to the rarest classes): does the filter's gain need the balancing?
@@ -131,5 +135,5 @@ run_one() {
 studies=("$@")
 [ ${#studies[@]} -gt 0 ] || studies=(balanced control teacher filter realistic pretrain pretrain-control e600 e600-pretrain asinh-balanced asinh-e600-pretrain
          asinh-teacher asinh-filter asinh-control asinh-ratios asinh-realistic
-         asinh-filter-ratios asinh-e600-filter asinh-e600-filter-r1 asinh-filter-realistic asinh-strict-filter asinh-e600-filter-control vit resnet)
+         asinh-filter-ratios asinh-e600-filter asinh-e600-filter-r1 asinh-filter-realistic asinh-strict-filter asinh-e600-filter-control asinh-e600-filter-r3 vit resnet)
 for name in "${studies[@]}"; do run_one "$name"; done
