@@ -2,9 +2,13 @@
 arm against its negative control; and whether a run failed to learn.
 
 Each arm's cells are paired with the ratio-0 cell of the same fold and seed (same real training
-images, same initial weights), so fold-to-fold differences cancel. The interval is Student's t
-on the paired differences; a gain is significant when its interval excludes 0. With one pair
-there is no interval (NaN) and nothing is significant.
+images, same initial weights), so fold-to-fold differences cancel. Two intervals are given:
+- the two-way interval (`gain_two_way`, `augment.intervals`), over training runs and test images,
+  from the per-image predictions: the one verdicts and significance marks use;
+- the runs-only interval (`gain`), Student's t on the paired differences, which treats the test
+  images as fixed: kept beside it, labelled as such, as earlier reports gave it.
+With one pair there is no interval (NaN) and nothing is significant. Cells without per-image
+predictions and labels (hand-made ones) get the runs-only interval alone, and the verdict says so.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import numpy as np
 from scipy import stats
 
 from classifier.crossval import mean_std
+
+from .intervals import two_way
 
 METRICS = ("precision", "recall", "f1")
 
@@ -48,33 +54,62 @@ def class_names(summary: dict) -> list[str]:
 
 def summarize(cells: list[dict], reference: str, confidence: float = 0.95) -> dict:
     """Per arm: mean +- std of every score, the paired gain over `reference` (the ratio-0 arm)
-    with its interval, and the failed runs (which stay in the means)."""
-    by_arm: dict[str, dict[tuple[int, int], dict]] = {}
-    for cell in cells:
-        by_arm.setdefault(cell["arm"], {})[(cell["fold"], cell["seed"])] = scores(cell)
+    with its runs-only and two-way intervals, and the failed runs (which stay in the means)."""
+    by_arm = _by_arm(cells)
     base = by_arm[reference]
     out = {}
     for arm, runs in by_arm.items():
         keys = sorted(runs)
-        names = list(runs[keys[0]])
+        names = list(scores(runs[keys[0]]))
         pairs = [k for k in keys if k in base]
         out[arm] = {
             "n_runs": len(keys),
-            "scores": {s: mean_std([runs[k][s] for k in keys]) for s in names},
-            "gain": {s: paired_interval([runs[k][s] - base[k][s] for k in pairs], confidence) for s in names},
+            "scores": {s: mean_std([scores(runs[k])[s] for k in keys]) for s in names},
+            "gain": {s: paired_interval([scores(runs[k])[s] - scores(base[k])[s] for k in pairs], confidence)
+                     for s in names},
+            "gain_two_way": pair_two_way(runs, base, pairs, confidence) if arm != reference else None,
             "failures": [{"fold": c["fold"], "seed": c["seed"], "reason": c["failure"]}
                          for c in cells if c["arm"] == arm and c["failure"]],
         }
     return out
 
 
+def _by_arm(cells: list[dict]) -> dict[str, dict[tuple[int, int], dict]]:
+    by_arm: dict[str, dict[tuple[int, int], dict]] = {}
+    for cell in cells:
+        by_arm.setdefault(cell["arm"], {})[(cell["fold"], cell["seed"])] = cell
+    return by_arm
+
+
+def per_image(cell: dict) -> bool:
+    """Whether a cell stores what the two-way interval needs: each test image's prediction and label."""
+    return "predicted" in cell["test"] and "labels" in cell["test"]
+
+
+def pair_two_way(runs: dict, base: dict, pairs: list, confidence: float = 0.95) -> dict | None:
+    """The two-way interval of runs - base over `pairs` ((fold, seed) keys), or None when a cell
+    lacks per-image predictions and labels, or there are fewer than 2 pairs."""
+    if len(pairs) < 2 or not all(per_image(runs[k]) and per_image(base[k]) for k in pairs):
+        return None
+    return two_way([runs[k]["test"] for k in pairs], [base[k]["test"] for k in pairs],
+                   runs[pairs[0]]["test"]["class_names"], confidence)
+
+
+def reported_gain(arm_summary: dict, key: str) -> dict:
+    """An arm's gain in `key` as reports and gates read it: two-way where the cells allow it."""
+    return headline(arm_summary["gain"], arm_summary.get("gain_two_way"), key)
+
+
+def headline(gain: dict, two_way_gain: dict | None, key: str = "accuracy") -> dict:
+    """The interval a verdict uses: the two-way one where the cells allow it, else runs only."""
+    return two_way_gain[key] if two_way_gain and key in two_way_gain else gain[key]
+
+
 def against_controls(cells: list[dict], summary: dict) -> dict:
     """Each arm with a negative-control arm beside it (`<arm>+<control>`): the paired difference
     arm - control per score, over all pairs and over the pairs where neither run failed, and the
     verdict the study's question needs (regularisation or class information)."""
-    by_arm: dict[str, dict[tuple[int, int], dict]] = {}
-    for cell in cells:
-        by_arm.setdefault(cell["arm"], {})[(cell["fold"], cell["seed"])] = cell
+    by_arm = _by_arm(cells)
     out = {}
     for control in (a for a in by_arm if "+" in a and a.split("+", 1)[0] in by_arm):
         arm = control.split("+", 1)[0]
@@ -85,15 +120,21 @@ def against_controls(cells: list[dict], summary: dict) -> dict:
         healthy = [k for k in pairs if not runs[k]["failure"] and not controls[k]["failure"]]
         differences = {label: {s: _difference(runs, controls, keys, s) for s in scores(runs[pairs[0]])} if keys else {}
                        for label, keys in (("difference", pairs), ("difference_without_failed", healthy))}
+        two_ways = {f"{label}_two_way": pair_two_way(runs, controls, keys)
+                    for label, keys in (("difference", pairs), ("difference_without_failed", healthy))}
         # judged on the pairs where both runs learned, unless failures took half of them: then the
         # failures are the finding (e.g. a control that never learns) and every pair counts
         on_healthy = len(healthy) >= max(2, len(pairs) / 2)
-        judged = differences["difference_without_failed" if on_healthy else "difference"]
+        label = "difference_without_failed" if on_healthy else "difference"
+        judged = headline(differences[label], two_ways[f"{label}_two_way"])
+        gain = headline(summary[arm]["gain"], summary[arm]["gain_two_way"])
         failed = {name: sum(bool(r[k]["failure"]) for k in pairs) for name, r in ((arm, runs), (control, controls))}
         basis = (f"judged on the {len(healthy)} of {len(pairs)} pairs where both runs learned" if on_healthy else
                  f"judged on all {len(pairs)} pairs: {', '.join(f'{n} failed {k} times' for n, k in failed.items())}")
-        out[arm] = {"control": control, **differences,
-                    "verdict": f"{_verdict(summary[arm]['gain']['accuracy'], judged['accuracy'])} ({basis})"}
+        method = "runs and test images" if summary[arm]["gain_two_way"] and two_ways[f"{label}_two_way"] else \
+            "runs only: the cells store no per-image predictions"
+        out[arm] = {"control": control, **differences, **two_ways,
+                    "verdict": f"{_verdict(gain, judged)} ({basis}; intervals over {method})"}
     return out
 
 

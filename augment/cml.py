@@ -21,6 +21,7 @@ from wgan.run import select_device
 from wgan.sampling import load_generator
 
 from . import analysis, behaviour, corner_cases, gates, visuals
+from .labels import attach_test_labels
 from .mixing import MixSpec
 from .sweep import SweepConfig, build_arms, run_sweep
 
@@ -100,6 +101,7 @@ def run(paths: Paths, s: CmlSettings, device: str = "auto") -> dict:
                                          GeneratorEvaluation(s.n_quality, 0, min(100, s.n_quality // 2)))
     cnn_config, cells = train_cells(paths, s, data, "cnn", s.epochs, s.folds, s.seeds, True)
     arm = f"r={s.ratio:g}"
+    cells = attach_test_labels(cells)
     summary = analysis.summarize(cells, "r=0")
     new_cnn = load_classifier(cnn_config.model_path(cnn_config.arms[1], s.folds[0], s.seeds[0]), dev).model
     base_cnn = load_classifier(cnn_config.model_path(cnn_config.arms[0], s.folds[0], s.seeds[0]), dev).model
@@ -115,8 +117,8 @@ def run(paths: Paths, s: CmlSettings, device: str = "auto") -> dict:
         "quality": {c: {k: quality["scores"][c][k] for k in ("kid", "kid_std", "fid", "precision", "recall")}
                     for c in names},
         "floor": {c: {k: quality["floor"][c][k] for k in ("kid", "fid")} for c in names},
-        "gain": {**{c: summary[arm]["gain"][f"{c}/f1"] for c in names},
-                 "accuracy": summary[arm]["gain"]["accuracy"]},
+        "gain": {**{c: analysis.reported_gain(summary[arm], f"{c}/f1") for c in names},
+                 "accuracy": analysis.reported_gain(summary[arm], "accuracy")},
         "scores": {a: {k: v["mean"] for k, v in summary[a]["scores"].items()} for a in ("r=0", arm)},
         "corners": corner_cases.outcomes(cases, new_cell["test"]["predicted"]),
         "behaviour": [t.to_dict() for t in tests],

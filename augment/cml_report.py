@@ -39,7 +39,7 @@ def markdown(report: dict, best_core: dict | None) -> str:
         old = b["quality"][c] if b else {}
         lines.append(f"| {c} | {q['kid']:.3f} ± {q['kid_std']:.3f}{_delta(q['kid'], old.get('kid'))} | {f['kid']:.3f} | "
                      f"{q['fid']:.1f}{_delta(q['fid'], old.get('fid'))} | {f['fid']:.1f} | {q['precision']:.3f} | {q['recall']:.3f} |")
-    lines += ["", "## Augmentation: test F1 gain over real-only, paired over folds x seeds (95 % interval)", "",
+    lines += ["", "## Augmentation: test F1 gain over real-only, paired over folds x seeds (95 % interval over runs and test images)", "",
               "| | gain | best's gain |", "|---|---|---|"]
     for key in (*names, "accuracy"):
         lines.append(f"| {key} | {_gain(core['gain'][key])} | {_gain(b['gain'][key]) if b else '-'} |")

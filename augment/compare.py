@@ -4,7 +4,9 @@ own `augment-eval --out` folder):
     python -m augment.compare published=runs/diag-published fixed-pool=runs/diag-fixed ... [--out table.md]
 
 Every row is an arm of a study against that study's own real-only arm, paired by fold and seed,
-with the 95 % interval; `*` marks an interval that excludes 0.
+with the 95 % interval over runs and test images; `*` marks an interval that excludes 0. The
+accuracy p of every row is adjusted by Holm over all the rows of the table: the family is every
+arm compared, so list every arm that was looked at, not the ones that look best.
 
 Two arms of different studies (e.g. the same protocol with two generators) against each other,
 paired by fold and seed, over every pair and over the pairs where both runs learned:
@@ -20,16 +22,30 @@ from pathlib import Path
 
 from wgan.atomic import write_text
 
-from .analysis import class_names, paired_interval, scores
-from .report import format_gain, format_interval
+from .analysis import class_names, pair_two_way, paired_interval, scores
+from .labels import attach_test_labels
+from .multiple import holm
+from .report import format_gain, format_interval, format_p
 
 
 def table(studies: dict[str, Path]) -> str:
     loaded = {label: json.loads((folder / "results.json").read_text()) for label, folder in studies.items()}
     names = class_names(next(iter(loaded.values()))["summary"])
     gain_keys = ["accuracy", *(f"{c}/f1" for c in names)]
-    head = "| study | arm | pairs | accuracy | " + " | ".join(f"{c} gain" for c in ["accuracy", *names]) + " |"
-    rows = [head, "|---|---|---|---|" + "---|" * len(gain_keys)]
+    head = ("| study | arm | pairs | accuracy | " + " | ".join(f"{c} gain" for c in ["accuracy", *names])
+            + " | accuracy p | Holm p |")
+    rows = [head, "|---|---|---|---|" + "---|" * (len(gain_keys) + 2)]
+    raw, first_seen = {}, {}  # an arm whose cells another study also lists (reused) is one comparison
+    for label, results in loaded.items():
+        for arm, s in results["summary"].items():
+            if s.get("gain_two_way"):
+                first_seen.setdefault(_cells_key(results, arm), (label, arm))
+                raw[label, arm] = s["gain_two_way"]["accuracy"]["p"]
+    family = {f"{label}:{arm}": raw[label, arm] for label, arm in first_seen.values()}
+    adjusted_once = holm(family)
+    adjusted = {(label, arm): adjusted_once[f"{first[0]}:{first[1]}"]
+                for label, results in loaded.items() for arm in results["summary"]
+                if (label, arm) in raw for first in [first_seen[_cells_key(results, arm)]]}
     for label, results in loaded.items():
         summary, reference = results["summary"], results["reference_arm"]
         ref = summary[reference]["scores"]
@@ -41,11 +57,20 @@ def table(studies: dict[str, Path]) -> str:
                 continue
             rows.append(f"| {label} | {arm} | {s['gain']['accuracy']['n']} | "
                         f"{s['scores']['accuracy']['mean']:.3f} ± {s['scores']['accuracy']['std']:.3f} | "
-                        + " | ".join(format_gain(summary, arm, k) for k in gain_keys) + " |")
+                        + " | ".join(format_gain(summary, arm, k) for k in gain_keys)
+                        + (f" | {format_p(raw[label, arm])} | {format_p(adjusted[label, arm])} |"
+                           if (label, arm) in raw else " | runs only | |"))
         failed = sum(len(s["failures"]) for s in summary.values())
         if failed or results.get("errors"):
             rows.append(f"| {label} | failed to learn: {failed}; errors: {len(results.get('errors', []))} | | | |")
-    return "\n".join(rows) + "\n"
+    return "\n".join(rows) + (f"\n\nHolm over the {len(family)} distinct arms with a two-way p in this table (an arm "
+                               "listed by several studies with the same cells counts once).\n")
+
+
+def _cells_key(results: dict, arm: str) -> tuple:
+    """What identifies an arm's runs across study folders: its cells' folds, seeds and scores."""
+    return tuple(sorted((c["fold"], c["seed"], c["best_epoch"], c["test_accuracy"])
+                        for c in results["cells"] if c["arm"] == arm))
 
 
 def arm_cells(folder: Path, arm: str) -> dict[tuple[int, int], dict]:
@@ -57,23 +82,34 @@ def arm_cells(folder: Path, arm: str) -> dict[tuple[int, int], dict]:
 
 
 def between(first: tuple[str, Path, str], second: tuple[str, Path, str]) -> str:
-    """The paired difference first - second (each LABEL, study folder, arm) per score."""
+    """The paired difference first - second (each LABEL, study folder, arm) per score: over runs
+    and test images, and over runs only (labelled as such)."""
     (label_a, folder_a, arm_a), (label_b, folder_b, arm_b) = first, second
-    a, b = arm_cells(folder_a, arm_a), arm_cells(folder_b, arm_b)
+    a, b = (_with_labels(arm_cells(folder, arm)) for folder, arm in ((folder_a, arm_a), (folder_b, arm_b)))
     pairs = sorted(set(a) & set(b))
     if not pairs:
         raise ValueError(f"{label_a} and {label_b} share no fold and seed")
     names = list(a[pairs[0]]["test"]["per_class"])
     keys = ["accuracy", *(f"{c}/f1" for c in names)]
     rows = [f"{label_a} ({folder_a}, {arm_a}) - {label_b} ({folder_b}, {arm_b}), paired by fold and seed:", "",
-            "| pairs | " + " | ".join(f"{k} difference" for k in ["accuracy", *names]) + " |",
-            "|---|" + "---|" * len(keys)]
+            "| pairs | " + " | ".join(f"{k} difference" for k in ["accuracy", *names]) + " | accuracy p |",
+            "|---|" + "---|" * (len(keys) + 1)]
     healthy = [k for k in pairs if not a[k]["failure"] and not b[k]["failure"]]
     for label, chosen in ((f"all {len(pairs)}", pairs), (f"{len(healthy)} where both learned", healthy)):
-        if chosen:
-            rows.append(f"| {label} | " + " | ".join(
-                format_interval(paired_interval([scores(a[k])[s] - scores(b[k])[s] for k in chosen])) for s in keys) + " |")
+        if not chosen:
+            continue
+        two_way = pair_two_way(a, b, chosen)
+        if two_way:
+            rows.append(f"| {label} (runs and test images) | " + " | ".join(format_interval(two_way[s]) for s in keys)
+                        + f" | p {format_p(two_way['accuracy']['p'])} |")
+        rows.append(f"| {label} (runs only) | " + " | ".join(
+            format_interval(paired_interval([scores(a[k])[s] - scores(b[k])[s] for k in chosen])) for s in keys) + " | |")
     return "\n".join(rows) + "\n"
+
+
+def _with_labels(cells: dict[tuple[int, int], dict]) -> dict[tuple[int, int], dict]:
+    keys = list(cells)
+    return dict(zip(keys, attach_test_labels([cells[k] for k in keys])))
 
 
 def _arm_argument(item: str) -> tuple[str, Path, str]:

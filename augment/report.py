@@ -8,7 +8,8 @@ from pathlib import Path
 from classifier.engine import TrainSettings
 from wgan.atomic import atomic_path, write_text
 
-from .analysis import class_names
+from .analysis import class_names, reported_gain
+from .multiple import holm
 
 
 def columns(summary: dict) -> list[str]:
@@ -21,7 +22,25 @@ def _score(summary: dict, arm: str, key: str) -> str:
 
 
 def format_gain(summary: dict, arm: str, key: str) -> str:
+    """The gain as verdicts read it: the two-way interval where the cells allow it, else runs only."""
+    return format_interval(reported_gain(summary[arm], key))
+
+
+def format_runs_only(summary: dict, arm: str, key: str) -> str:
     return format_interval(summary[arm]["gain"][key])
+
+
+def accuracy_p(summary: dict, reference: str) -> dict[str, dict]:
+    """Per arm (not the reference): the two-way p of its accuracy gain and its Holm-adjusted p over
+    every arm of the summary that has one (an exploratory family: the arms a report holds)."""
+    raw = {arm: s["gain_two_way"]["accuracy"]["p"] for arm, s in summary.items()
+           if arm != reference and s.get("gain_two_way")}
+    adjusted = holm(raw) if raw else {}
+    return {arm: {"p": raw[arm], "holm": adjusted[arm]} for arm in raw}
+
+
+def format_p(p: float) -> str:
+    return f"{p:.3f}" if p >= 0.001 else "<0.001"
 
 
 def format_table(summary: dict, reference: str, controls: dict | None = None) -> str:
@@ -31,7 +50,8 @@ def format_table(summary: dict, reference: str, controls: dict | None = None) ->
     head = "".join(f"{c:>26s}" for c in keys)
     lines = [f"{'arm':{width}s}{head}"]
     lines += [f"{arm:{width}s}" + "".join(f"{_score(summary, arm, c):>26s}" for c in keys) for arm in summary]
-    lines += ["", f"gain over {reference} (paired 95 % interval; * excludes 0):", f"{'arm':{width}s}{head}"]
+    lines += ["", f"gain over {reference} (paired; 95 % interval over runs and test images where the cells store "
+              f"per-image predictions; * excludes 0):", f"{'arm':{width}s}{head}"]
     lines += [f"{arm:{width}s}" + "".join(f"{format_gain(summary, arm, c):>26s}" for c in keys)
               for arm in summary if arm != reference]
     failed = sum(len(s["failures"]) for s in summary.values())
@@ -50,11 +70,17 @@ def markdown(results: dict) -> str:
     pr = ["| arm | " + " | ".join(k.replace("/precision", " P").replace("/recall", " R") for k in pr_cols) + " |",
           "|---|" + "---|" * len(pr_cols)]
     pr += [f"| {arm} | " + " | ".join(_score(summary, arm, k) for k in pr_cols) + " |" for arm in summary]
-    gains = ["| arm | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
-    gains += [f"| {arm} | " + " | ".join(format_gain(summary, arm, c) for c in keys) + " |"
+    p = accuracy_p(summary, reference)
+    gains = ["| arm | " + " | ".join(keys) + " | accuracy p | Holm p |", "|---|" + "---|" * (len(keys) + 2)]
+    gains += [f"| {arm} | " + " | ".join(format_gain(summary, arm, c) for c in keys)
+              + (f" | {format_p(p[arm]['p'])} | {format_p(p[arm]['holm'])} |" if arm in p else " | | |")
               for arm in summary if arm != reference]
+    runs_only = ["| arm | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    runs_only += [f"| {arm} | " + " | ".join(format_runs_only(summary, arm, c) for c in keys) + " |"
+                  for arm in summary if arm != reference]
     significant = [f"{arm}: {key} {summary[arm]['gain'][key]['mean']:+.3f}" for arm in summary if arm != reference
-                   for key in keys if summary[arm]["gain"][key]["significant"]]
+                   for key in keys if "*" in format_gain(summary, arm, key)]
+    two_way = any(s.get("gain_two_way") for s in summary.values())
     failures = [f"- {arm} fold {f['fold']} seed {f['seed']}: {f['reason']}"
                 for arm, s in summary.items() for f in s["failures"]]
     leak = results.get("leakage") or {}
@@ -72,9 +98,11 @@ def markdown(results: dict) -> str:
         f"data `{json.dumps(cfg['data'], sort_keys=True)}`.", "",
         "Test metrics on the real test split, mean ± std over folds x seeds:", "", *rows, "",
         "Per-class precision (P) and recall (R):", "", *pr, "",
-        f"Paired gain over `{reference}` (same fold and seed), 95 % t interval; * marks an interval that excludes 0:",
-        "", *gains, "",
+        f"Paired gain over `{reference}` (same fold and seed), 95 % interval "
+        + (_TWO_WAY if two_way else "over runs only (the cells store no per-image predictions)")
+        + "; * marks an interval that excludes 0:", "", *gains, "",
         "Significant: " + ("; ".join(significant) if significant else "none") + ".", "",
+        *([_RUNS_ONLY, "", *runs_only, ""] if two_way else []),
         *_controls(results, keys),
         f"Runs that failed to learn (kept in the means): {len(failures)}", *failures, "",
         f"Cells that raised an error (not in the means; the same command retries them): "
@@ -86,6 +114,13 @@ def markdown(results: dict) -> str:
         + ("; ".join(f"fold {f}: {v['generator_data']}, {v['valid_images_seen']}" for f, v in leak.items()) or "none")
         + ".", "", *_extra_data(leak),
         "![gain per class](gain.png)", ""])
+
+
+_TWO_WAY = ("over training runs and test images (two-way bootstrap of runs x the test images, 2,000 draws, "
+            "from each cell's per-image predictions; Owen 2007); accuracy p is its two-sided p, Holm p is adjusted "
+            "over every arm of this report (exploratory unless a study plan declares the comparison)")
+_RUNS_ONLY = ("Runs-only intervals (Student's t over the paired runs, as reports before the two-way interval gave "
+              "them): they treat the test images as fixed, so they are too narrow; not used for any verdict:")
 
 
 def _extra_data(leak: dict) -> list[str]:
@@ -107,15 +142,18 @@ def _controls(results: dict, keys: list[str]) -> list[str]:
     if not controls:
         return []
     lines = ["Each arm against its negative control (same fold and seed; paired difference arm - control, "
-             "95 % t interval; a collapsed run can dominate a difference, so it is also given without the pairs "
-             "where either run failed):", "", "| arm - control | pairs | " + " | ".join(keys) + " |",
+             "95 % interval over runs and test images where the cells allow it, else over runs only (marked 'runs "
+             "only'); a collapsed run can dominate a difference, so it is also given without the pairs where either "
+             "run failed):", "", "| arm - control | pairs | " + " | ".join(keys) + " |",
              "|---|---|" + "---|" * len(keys)]
     for arm, c in controls.items():
         for label, part in (("all", "difference"), ("without failed", "difference_without_failed")):
             if c[part]:
                 n = next(iter(c[part].values()))["n"]
-                cells = " | ".join(format_interval(c[part][k]) for k in keys)
-                lines.append(f"| {arm} - {c['control']} ({label}) | {n} | {cells} |")
+                two_way = c.get(f"{part}_two_way")
+                shown = two_way or c[part]
+                cells = " | ".join(format_interval(shown[k]) for k in keys)
+                lines.append(f"| {arm} - {c['control']} ({label}{'' if two_way else ', runs only'}) | {n} | {cells} |")
     lines += ["", *(f"- {arm}: {c['verdict']}." for arm, c in controls.items()), ""]
     return lines
 
@@ -149,7 +187,8 @@ def shown_path(path: str) -> str:
 
 
 def plot_gain(summary: dict, reference: str, path: Path) -> None:
-    """Per-class F1 gain (and accuracy) against ratio, with the paired intervals as error bars."""
+    """Per-class F1 gain (and accuracy) against ratio, with the paired intervals as error bars
+    (two-way where the cells allow it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -160,14 +199,15 @@ def plot_gain(summary: dict, reference: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, key in enumerate(["accuracy", *(f"{c}/f1" for c in class_names(summary))]):
         xs = [r + (i - 2) * 0.04 for r, _ in ratio_arms]
-        gains = [summary[a]["gain"][key] for _, a in ratio_arms]
+        gains = [(summary[a].get("gain_two_way") or summary[a]["gain"])[key] for _, a in ratio_arms]
         means = [g["mean"] for g in gains]
         errs = [[g["mean"] - g["low"] if g["n"] > 1 else 0 for g in gains],
                 [g["high"] - g["mean"] if g["n"] > 1 else 0 for g in gains]]
         ax.errorbar(xs, means, yerr=errs, marker="o", capsize=3, label=key.replace("/f1", " F1"))
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xlabel("ratio generated / real")
-    ax.set_ylabel(f"gain over {reference}")
+    ax.set_ylabel(f"gain over {reference} (95 % interval over runs and test images)"
+                  if any(s.get("gain_two_way") for s in summary.values()) else f"gain over {reference}")
     ax.legend(fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -13,6 +13,7 @@ from wgan.data import ImageSet, load_dataset, record_splits
 from wgan.sampling import load_generator
 
 from . import analysis, leakage, mixing, report
+from .labels import attach_test_labels
 from .reuse import check_reuse
 from .sweep import SweepConfig, run_sweep
 
@@ -75,11 +76,10 @@ def run(study: Study, workers: int, device: str, progress: bool, overwrite: bool
     write_text(config.out / "sweep.json", config_json(config))
     record_splits(config.data, config.out)
     outcome = run_sweep(config, workers, device, progress)
-    cells = outcome.cells
+    cells = attach_test_labels(outcome.cells)  # cells written before they stored labels get them here
     if not any(c["arm"] == REFERENCE_ARM for c in cells):
         raise ValueError(f"no {REFERENCE_ARM} cell finished ({len(outcome.errors)} failed, listed in "
                          f"{config.out / 'errors.json'}); nothing to compare with")
-    summary = analysis.summarize(cells, REFERENCE_ARM)
     results = {
         "command": study.command,
         "config": json.loads(json.dumps(asdict(config), default=str)),
@@ -87,15 +87,41 @@ def run(study: Study, workers: int, device: str, progress: bool, overwrite: bool
         "leakage": study.leakage,
         "mode": config.arms[0].spec.mode,
         "reference_arm": REFERENCE_ARM,
-        "summary": summary,
-        "controls": analysis.against_controls(cells, summary),
+        **judge(cells),
         "errors": outcome.errors,
         "wall_seconds": sum(c.get("seconds", 0.0) for c in cells),
         "cells": [{k: c[k] for k in ("arm", "fold", "seed", "best_epoch", "valid_accuracy", "failure")}
                   | {"test_accuracy": c["test"]["accuracy"]} for c in cells],
     }
     report.write_outputs(results, config.out)
-    return results, report.format_table(summary, REFERENCE_ARM, results["controls"])
+    return results, report.format_table(results["summary"], REFERENCE_ARM, results["controls"])
+
+
+def judge(cells: list[dict]) -> dict:
+    """The summary (means, gains with both intervals) and the arms against their controls."""
+    summary = analysis.summarize(cells, REFERENCE_ARM)
+    return {"summary": summary, "controls": analysis.against_controls(cells, summary)}
+
+
+def rerender(folder: Path) -> dict:
+    """Write a study folder's report again from its stored cells (no training): the cells its
+    results.json lists, with today's statistics. Returns the new results."""
+    results = json.loads((folder / "results.json").read_text())
+    cells = attach_test_labels([_stored_cell(folder, c) for c in results["cells"]])
+    results |= judge(cells)
+    report.write_outputs(results, folder)
+    return results
+
+
+def _stored_cell(folder: Path, listed: dict) -> dict:
+    path = folder / "cells" / listed["arm"] / f"fold{listed['fold']}-seed{listed['seed']}.json"
+    if not path.is_file():
+        raise ValueError(f"{path}: results.json lists this cell, but its file is missing")
+    cell = json.loads(path.read_text())
+    if cell["test"]["accuracy"] != listed["test_accuracy"]:
+        raise ValueError(f"{path}: test accuracy {cell['test']['accuracy']} differs from the "
+                         f"{listed['test_accuracy']} results.json lists (a cell rerun since?)")
+    return cell
 
 
 def config_json(config) -> str:

@@ -244,6 +244,7 @@ def evaluate(model: nn.Module, data: ImageSet, device: torch.device, amp: bool =
     picked = probs[torch.arange(len(data)), data.labels].clamp(min=1e-12)
     report["loss"] = float(-picked.log().mean())
     report["predicted"] = probs.argmax(1).tolist()  # per image, for corner-case tracking
+    report["labels"] = data.labels.tolist()  # with it: intervals over test images (augment.intervals)
     return report
 
 

@@ -134,6 +134,30 @@ def augment_eval_command(**opts):
                                    "run the same command again to retry them")
 
 
+@click.command(context_settings={"show_default": True})
+@click.argument("folders", nargs=-1, required=True, type=click.Path(path_type=Path, file_okay=False, exists=True))
+def report_command(folders):
+    """Write the report of augment-eval study folders again from their stored cells, with
+    today's statistics (intervals over runs and test images, Holm p); nothing is retrained.
+
+    \b
+    Examples:
+      augment-report runs/augment-cnn-balanced
+      augment-report docs/augment/tuned/*/
+    """
+    from augment.study import rerender
+
+    for folder in folders:
+        if not (folder / "results.json").is_file():
+            raise click.ClickException(f"{folder}: no results.json (not an augment-eval --out folder)")
+        try:
+            with exclusive(folder, "augment-report"):
+                rerender(folder)
+        except (ValueError, OSError, DirectoryBusy) as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(f"wrote {folder / 'report.md'}, results.json and gain.png")
+
+
 def _sweep_config(opts: dict):
     """The library's sweep config from augment-eval's options."""
     from augment import mixing

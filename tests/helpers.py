@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from classifier.metrics import classification_report
 from wgan.config import TrainConfig
 from wgan.data import ImageSet
 from wgan.networks import NetworkConfig
@@ -39,3 +40,25 @@ def tiny_config(**overrides) -> TrainConfig:
     for key, value in overrides.items():
         setattr(cfg, key, value)
     return cfg
+
+
+CLASSES = ("FRI", "FRII", "Compact", "Bent")
+
+
+def scored_report(correct: np.ndarray, n_classes: int = 4) -> dict:
+    """A cell's test report over len(correct) images (classes in turn): image i right where
+    correct[i], else called the next class."""
+    labels = np.arange(correct.size) % n_classes
+    predicted = np.where(correct, labels, (labels + 1) % n_classes)
+    report = classification_report(labels, np.eye(n_classes)[predicted], list(CLASSES[:n_classes]))
+    return report | {"predicted": predicted.tolist(), "labels": labels.tolist()}
+
+
+def study_cell(arm: str, fold: int, accuracy: float, failure: str | None = None, seed: int = 0,
+               n_images: int = 400) -> dict:
+    """An augment-eval cell whose run gets the first round(accuracy * n) images of one fixed order
+    right: a better run gets right every image a worse one does (little image-level noise)."""
+    order = np.random.default_rng(0).permutation(n_images)
+    correct = np.zeros(n_images, dtype=bool)
+    correct[order[: round(accuracy * n_images)]] = True
+    return {"arm": arm, "fold": fold, "seed": seed, "failure": failure, "test": scored_report(correct)}

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from augment import analysis, mixing, pool, report
-from tests.helpers import synthetic_set, tiny_config, tiny_network
+from tests.helpers import study_cell, synthetic_set, tiny_config, tiny_network
 from wgan.networks import Generator
 from wgan.sampling import LoadedGenerator
 
@@ -105,10 +105,7 @@ def test_paired_interval_against_a_hand_computed_example():
     assert math.isnan(single["low"]) and not single["significant"]
 
 
-def _cell(arm: str, fold: int, accuracy: float, failure: str | None = None) -> dict:
-    per_class = {c: {"precision": accuracy, "recall": accuracy, "f1": accuracy} for c in ("FRI", "FRII", "Compact", "Bent")}
-    return {"arm": arm, "fold": fold, "seed": 0, "failure": failure,
-            "test": {"accuracy": accuracy, "macro_f1": accuracy, "per_class": per_class}}
+_cell = study_cell
 
 
 @pytest.mark.parametrize("arm, control, verdict", [
