@@ -19,6 +19,7 @@ import numpy as np
 from scipy import stats
 
 from classifier.crossval import mean_std
+from classifier.health import collapse_reason, near_chance
 
 from .intervals import two_way
 
@@ -159,11 +160,8 @@ def _verdict(gain: dict, over_control: dict) -> str:
 def failure(valid_accuracy: float, test_report: dict) -> str | None:
     """Why a run did not learn, or None: validation accuracy near chance, or nearly all test
     predictions in one class. Failed runs stay in every mean; the report counts them."""
-    names = test_report["class_names"]
-    chance = 1 / len(names)
-    if valid_accuracy < chance + 0.1:
-        return f"validation accuracy {valid_accuracy:.3f} near chance ({chance:.2f})"
-    predicted = np.asarray(test_report["confusion_matrix"], dtype=np.float64).sum(0)
-    if predicted.max() > 0.9 * predicted.sum():
-        return f"collapsed: {predicted.max() / predicted.sum():.0%} of test predictions are {names[int(predicted.argmax())]}"
-    return None
+    chance = near_chance(valid_accuracy, len(test_report["class_names"]))
+    if chance:
+        return f"validation {chance}"
+    reason = collapse_reason(test_report)
+    return reason.replace("of its predictions", "of test predictions") if reason and reason.startswith("collapsed") else None

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import torch
 
-from classifier.engine import TrainSettings, fit, predict
+from classifier.engine import TrainSettings, evaluate, fit, predict
 from classifier.export import load_classifier, save_classifier
+from classifier.health import refuse_collapsed
 from classifier.models import build_model
 from wgan.data import ImageSet
 from wgan.workdir import taking_turns
@@ -59,11 +60,15 @@ def reference_classifier(out: Path, base: TrainSettings, seed: int, data: dict, 
     key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     path = out / "filters" / f"classifier-{key}.pt"
     with taking_turns(out / f".reference-{key}.lock"):  # two arms' cells of one fold and seed train it once
-        for found in (folder / "filters" / path.name for folder in (out, *reuse_from)):
-            if found.is_file():
-                return load_classifier(found, device).model
-        model = build_model(settings.model, real.resolution, len(real.class_names), seed=settings.seed)
-        result = fit(model, real, valid, settings, device, progress=False)
-        save_classifier(result.model, asdict(settings), {**data, "identity": identity}, real.resolution,
-                        list(real.class_names), {"best_epoch": result.best_epoch}, path)
-        return result.model
+        model = next((load_classifier(found, device).model for found in
+                      (folder / "filters" / path.name for folder in (out, *reuse_from)) if found.is_file()), None)
+        if model is None:
+            model = build_model(settings.model, real.resolution, len(real.class_names), seed=settings.seed)
+            result = fit(model, real, valid, settings, device, progress=False)
+            model = result.model
+            save_classifier(model, asdict(settings), {**data, "identity": identity}, real.resolution,
+                            list(real.class_names), {"best_epoch": result.best_epoch}, path)
+    # a reference that calls everything one class would filter or relabel the generated images at random
+    report = evaluate(model, valid, device, settings.amp, settings.tta) | {"split": "validation"}
+    refuse_collapsed(report, f"the reference classifier of seed {seed} ({path})", "the fidelity filter's or teacher's reference")
+    return model

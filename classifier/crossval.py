@@ -11,7 +11,17 @@ from wgan.atomic import write_text
 from wgan.data import record_splits
 from wgan.distributed import is_main_process
 
+from .health import collapse_reason
 from .training import ClassifierRun, finished_metrics, run_classifier
+
+
+def learned(metrics: dict) -> str | None:
+    """Why a classifier-train run did not learn (its validation report, else its test report), or None."""
+    for split in ("valid", "test"):
+        if isinstance(metrics.get(split), dict) and "confusion_matrix" in metrics[split]:
+            reason = collapse_reason(metrics[split])
+            return f"{reason} on its {'validation' if split == 'valid' else 'test'} images" if reason else None
+    return None
 
 
 def mean_std(values: list[float]) -> dict[str, float]:
@@ -37,13 +47,17 @@ def run_folds(run: ClassifierRun, folds: list[int], progress: bool = True, overw
     """Train and test on each fold (reusing a fold finished under the same settings and data, so an
     interrupted sweep resumes; refusing one of other settings unless `overwrite`); writes
     summary.json in run.out."""
-    reports = {}
+    reports, collapsed = {}, {}
     for fold in folds:
         fold_run = replace(run, data=replace(run.data, fold=fold), out=run.out / f"fold{fold}")
         metrics = finished_metrics(fold_run, overwrite) or run_classifier(fold_run, progress)
         reports[fold] = metrics["test"]
+        reason = learned(metrics)
+        if reason:
+            collapsed[str(fold)] = reason
     summary = {"folds": folds, **summarize(list(reports.values())),
-               "per_fold_accuracy": {str(k): v["accuracy"] for k, v in reports.items()}}
+               "per_fold_accuracy": {str(k): v["accuracy"] for k, v in reports.items()},
+               "collapsed": collapsed}
     if is_main_process():
         write_text(run.out / "summary.json", json.dumps(summary, indent=2))
         record_splits(run.data, run.out)

@@ -15,6 +15,7 @@ from wgan.data import load_dataset, to_uint8
 from wgan.sampling import LoadedGenerator, generate, plan
 
 from .export import LoadedClassifier
+from .health import refuse_collapsed
 from .quality import above_floor, class_fidelity, featurize, per_class
 
 
@@ -28,7 +29,10 @@ class GeneratorEvaluation:
 
 def check_extractor(extractor: LoadedClassifier, class_names: list[str]) -> None:
     """Refuse an extractor of other classes: its class-fidelity shares and per-class features
-    would be read against the wrong labels."""
+    would be read against the wrong labels; and one that did not learn (one class for almost
+    every image): its features would make any generator look close or far without meaning."""
+    refuse_collapsed(extractor.health_report(), f"the extractor ({extractor.name}, {extractor.file_hash[:12]})",
+                     "a feature extractor")
     if list(extractor.class_names) != list(class_names):
         raise GeneratorMismatch(f"the extractor knows classes {list(extractor.class_names)}, the data has "
                                 f"{list(class_names)}: pass --extractor, a classifier-train model.pt of the same data")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -37,6 +37,14 @@ class LoadedClassifier:
     class_names: list[str]
     data: dict
     file_hash: str
+    metrics: dict = field(default_factory=dict)  # what training reported: "valid" and/or "test" reports
+
+    def health_report(self) -> dict | None:
+        """The report that says whether it learned: its validation split's, else its test split's."""
+        for split in ("valid", "test"):
+            if isinstance(self.metrics.get(split), dict) and "confusion_matrix" in self.metrics[split]:
+                return self.metrics[split] | {"split": "validation" if split == "valid" else split}
+        return None
 
 
 def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> LoadedClassifier:
@@ -48,4 +56,4 @@ def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> Loa
         raise checkpoint.CheckpointError(f"{path}: classifier export does not match this model code ({error})") from None
     return LoadedClassifier(model=model.to(device).eval(), name=payload["model"], resolution=int(payload["resolution"]),
                             class_names=list(payload["class_names"]), data=json.loads(payload["data"]),
-                            file_hash=checkpoint.file_hash(path))
+                            file_hash=checkpoint.file_hash(path), metrics=json.loads(payload.get("metrics") or "{}"))

@@ -86,7 +86,7 @@ def run_classifier(run: ClassifierRun, progress: bool = True) -> dict:
         wait_for_all(shard)
         return metrics  # every rank holds the same model; only the main one writes
     save_classifier(result.model, asdict(run.settings), asdict(run.data), train.resolution, list(train.class_names),
-                    {"test": test_report, "best_epoch": result.best_epoch}, run.out / "model.pt")
+                    {"valid": valid_report, "test": test_report, "best_epoch": result.best_epoch}, run.out / "model.pt")
     write_text(run.out / "metrics.json", json.dumps(metrics, indent=2))
     record_splits(run.data, run.out)
     plot_confusion_matrix(test_report, run.out / "confusion_matrix.png")

@@ -59,7 +59,7 @@ def classifier_train_command(**opts):
       classifier-train --data my_survey/ --folds 0,1,2,3,4   # your own class folder and its split file
       classifier-train --model vit --epochs 100 --out runs/vit-fold0
     """
-    from classifier.crossval import run_folds
+    from classifier.crossval import learned, run_folds
     from classifier.training import finished_metrics, run_classifier
 
     folds = opts["folds"]
@@ -84,6 +84,8 @@ def classifier_train_command(**opts):
                    f"macro F1 {summary['macro_f1']['mean']:.4f} +- {summary['macro_f1']['std']:.4f}")
         for name, m in summary["per_class"].items():
             click.echo(f"  {name:8s} F1 {m['f1']['mean']:.3f} +- {m['f1']['std']:.3f}")
+        for fold, reason in summary["collapsed"].items():
+            click.echo(f"COLLAPSED: fold {fold} did not learn ({reason}); do not use it as an extractor or reference")
         click.echo(f"wrote {run.out / 'summary.json'}")
         return
     test = result["test"]
@@ -91,6 +93,9 @@ def classifier_train_command(**opts):
                f"Brier {test['brier']:.4f}")
     for name, m in test["per_class"].items():
         click.echo(f"  {name:8s} P {m['precision']:.3f}  R {m['recall']:.3f}  F1 {m['f1']:.3f}  AUC {m['roc_auc']:.3f}  n {m['support']}")
+    reason = learned(result)
+    if reason:
+        click.echo(f"COLLAPSED: this classifier did not learn ({reason}); do not use it as an extractor or reference")
     click.echo(f"wrote {run.out}")
 
 

@@ -27,7 +27,7 @@ def setup(tmp_path_factory):
                 index += 1
     extractor = root / "extractor"
     result = CliRunner().invoke(classifier_train_command, ["--data", str(path), "--crop", "32", "--resolution", "32",
-                                                           "--epochs", "3", "--out", str(extractor), "--no-progress"])
+                                                           "--epochs", "30", "--out", str(extractor), "--no-progress"])
     assert result.exit_code == 0, result.output
     cfg = tiny_config(iters=1)
     cfg.network.resolution = 32
@@ -174,3 +174,26 @@ def test_cards_table_shows_every_fold_with_floors_and_usefulness():
     assert lines[2].startswith("| 0 | 2500 | 4.0 (3.0) / 4.0 (3.0)")
     assert lines[2].endswith("| 1.5 / 1.5 / 1.5 / 1.5 | 1.5 / 1.5 / 1.5 / 1.5 | 0.610 (0.730) |")
     assert lines[3].startswith("| 1 | 2500 | 5.0 (3.0)") and lines[3].endswith("| - | - | - |")
+
+
+def _report(confusion: list[list[int]]) -> dict:
+    counts = np.asarray(confusion)
+    return {"class_names": ["FRI", "FRII", "Compact", "Bent"], "confusion_matrix": counts.tolist(),
+            "accuracy": float(np.trace(counts) / counts.sum())}
+
+
+def test_eval_refuses_an_extractor_that_did_not_learn(setup, tmp_path):
+    """An extractor that calls every validation image FRII: one-line error, nothing written."""
+    from classifier.export import save_classifier
+    from classifier.models import build_model
+
+    export, _ = setup
+    collapsed = _report([[0, 10, 0, 0], [0, 10, 0, 0], [0, 10, 0, 0], [1, 9, 0, 0]])
+    bad = tmp_path / "collapsed.pt"
+    save_classifier(build_model("cnn", 32, seed=0), {"model": "cnn"}, {}, 32, ["FRI", "FRII", "Compact", "Bent"],
+                    {"valid": collapsed}, bad)
+    result = CliRunner().invoke(eval_command, ["--checkpoint", str(export), "--extractor", str(bad),
+                                               "--out", str(tmp_path / "eval")])
+    assert result.exit_code == 1 and "did not learn (collapsed: 98% of its predictions are FRII" in result.output
+    assert "feature extractor" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "eval").exists()
