@@ -107,12 +107,20 @@ def classifier_train_command(**opts):
 @click.option("--kid-subset", type=click.IntRange(2), default=100, help="Subset size of the KID estimate.")
 @click.option("--tstr-epochs", type=click.IntRange(0), default=0,
               help="Also train the baseline CNN on generated images only (this many epochs) and test on real.")
+@click.option("--floor-size", type=click.IntRange(2), default=100,
+              help="Matched scores: images per class in each compared set (generated, and unseen real: the fold's "
+                   "validation and test images), capped at the unseen images of the class.")
+@click.option("--floor-draws", type=click.IntRange(2), default=10,
+              help="Matched scores: draws of each set; the floor is their mean and spread.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output folder; default: runs/eval-<generator hash>.")
 @options.device()
-def eval_command(checkpoint, extractor, n_per_class, seed, kid_subset, tstr_epochs, out, device):
-    """Score a generator per class (FID, KID, precision/recall, astrophysical statistics) beside
-    the real-vs-real floor.
+def eval_command(checkpoint, extractor, n_per_class, seed, kid_subset, tstr_epochs, floor_size, floor_draws, out,
+                 device):
+    """Score a generator per class beside the real-vs-real floor: KID, FID and precision/recall at
+    matched size (the floor: unseen real images of the same number, over several draws), the
+    copying test (are generated images closer to their training images than unseen real ones
+    are?), and the astrophysical statistics.
 
     \b
     Example:
@@ -132,14 +140,15 @@ def eval_command(checkpoint, extractor, n_per_class, seed, kid_subset, tstr_epoc
         dev = select_device(device)
         gen = load_generator(released.find_generator(checkpoint), dev)
         feats = load_classifier(extractor, dev)
-        result, images = evaluate_generator(gen, feats, GeneratorEvaluation(n_per_class, seed, kid_subset, tstr_epochs))
+        result, images = evaluate_generator(gen, feats, GeneratorEvaluation(
+            n_per_class, seed, kid_subset, tstr_epochs, floor_size, floor_draws))
         out = out or Path("runs") / f"eval-{gen.file_hash[:12]}"
         write_outputs(result, images, out)
     except USER_ERRORS as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"extractor {feats.name} ({feats.file_hash}), generator {gen.file_hash} at {gen.kimg:.0f} kimg")
     click.echo(format_table(result))
-    click.echo(f"wrote {out / 'scores.json'} and {out / 'quality.png'}")
+    click.echo(f"wrote {out / 'scores.json'}, {out / 'quality.png'} and {out / 'copying.png'}")
 
 
 def _classifier_run(opts: dict, fold: int):

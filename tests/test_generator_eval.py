@@ -122,6 +122,9 @@ def test_release_card_carries_scores_floors_and_hash(setup, tmp_path):
     assert set(card["scores"]) == set(card["floor"]) == {"overall", "FRI", "FRII", "Compact", "Bent"}
     assert card["scores"]["Bent"]["kid"] > card["floor"]["Bent"]["kid"]
     assert set(card["class_fidelity"]["scores"]) == {"FRI", "FRII", "Compact", "Bent"}
+    assert card["matched"]["Bent"]["size"] == 12 and card["matched"]["Bent"]["verdict"] in ("at the floor", "above the floor")
+    assert set(card["copying"]["FRI"]) >= {"pixels", "features", "suspected", "closest_distances"}
+    assert (tmp_path / "eval" / "copying.png").stat().st_size > 0
 
     from wgan.release import card as make_card
 
@@ -150,7 +153,7 @@ def test_class_fidelity_is_the_extractors_own_per_class_recall(setup):
     assert class_fidelity(extractor, evaluated, list(CLASS_NAMES)) == pytest.approx(expected)
 
 
-def test_cards_table_shows_every_fold_with_floors_and_usefulness():
+def test_cards_table_shows_every_fold_at_matched_size_with_copying_and_usefulness():
     from wgan.cards import table
 
     classes = ("FRI", "FRII", "Compact", "Bent")
@@ -159,21 +162,28 @@ def test_cards_table_shows_every_fold_with_floors_and_usefulness():
         return {c: {"activated_pixels": {"wasserstein": activated}, "intensity_sum": {"wasserstein": summed}}
                 for c in classes}
 
-    def card(fold, tstr, scored_astro=True):
+    def matched(kid, verdict):
+        return {c: {"generated": {"kid": {"mean": kid}}, "floor": {"kid": {"mean": 0.01}}, "fid_ratio": 1.25,
+                    "verdict": verdict if c == "Bent" else "at the floor"} for c in classes}
+
+    def card(fold, tstr, scored=True):
         return {"data": {"split": "cv", "fold": fold}, "generator_iterations": 2500,
                 "scores": {c: {"fid": 4.0 + fold, "recall": 0.8} for c in classes},
                 "floor": {c: {"fid": 3.0} for c in classes},
                 "class_fidelity": {"scores": {c: 0.5 for c in classes}},
-                **({"astro": astro(9.0, 300.0), "astro_floor": astro(6.0, 200.0)} if scored_astro else {}),
+                **({"astro": astro(9.0, 300.0), "astro_floor": astro(6.0, 200.0),
+                    "matched": matched(0.02 + fold, "above the floor"),
+                    "copying": {c: {"suspected": c == "FRII"} for c in classes}} if scored else {}),
                 "train_on_generated": tstr}
 
     text = table([card(0, {"synthetic": {"accuracy": 0.61}, "real": {"accuracy": 0.73}}),
-                  card(1, None, scored_astro=False)])
+                  card(1, None, scored=False)])
     lines = text.splitlines()
-    assert len(lines[0].split("|")) == len(lines[1].split("|")) == len(lines[2].split("|"))
-    assert lines[2].startswith("| 0 | 2500 | 4.0 (3.0) / 4.0 (3.0)")
+    assert len(lines[0].split("|")) == len(lines[1].split("|")) == len(lines[2].split("|")) == len(lines[3].split("|"))
+    assert lines[2].startswith("| 0 | 2500 | 0.020 (0.010) / 0.020 (0.010) / 0.020 (0.010) / 0.020 (0.010) "
+                               "| 1.25 / 1.25 / 1.25 / 1.25 | 3 of 4 | FRII |")
     assert lines[2].endswith("| 1.5 / 1.5 / 1.5 / 1.5 | 1.5 / 1.5 / 1.5 / 1.5 | 0.610 (0.730) |")
-    assert lines[3].startswith("| 1 | 2500 | 5.0 (3.0)") and lines[3].endswith("| - | - | - |")
+    assert lines[3].startswith("| 1 | 2500 | - | - | - | - |") and lines[3].endswith("| - | - | - |")
 
 
 def _report(confusion: list[list[int]]) -> dict:
