@@ -72,7 +72,7 @@ def train_cells(paths: Paths, s: CmlSettings, data: DataConfig, model: str, epoc
     specs = ([MixSpec(0.0)] if with_baseline else []) + [MixSpec(s.ratio)]
     config = SweepConfig(generators={f: paths.checkpoint for f in folds}, arms=build_arms(specs, base, False),
                          folds=folds, seeds=seeds, base=base, data=data, out=paths.out / f"train-{model}",
-                         save_models=True)
+                         save_models=True, pool_draws="nested")  # as the registry's gains were measured
     outcome = run_sweep(config, workers=1, progress=True)
     if outcome.errors:
         first = outcome.errors[0]

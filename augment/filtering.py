@@ -70,5 +70,6 @@ def reference_classifier(out: Path, base: TrainSettings, seed: int, data: dict, 
                             list(real.class_names), {"best_epoch": result.best_epoch}, path)
     # a reference that calls everything one class would filter or relabel the generated images at random
     report = evaluate(model, valid, device, settings.amp, settings.tta) | {"split": "validation"}
-    refuse_collapsed(report, f"the reference classifier of seed {seed} ({path})", "the fidelity filter's or teacher's reference")
+    refuse_collapsed(report, f"the reference classifier of seed {seed} ({path})", "the fidelity filter's or teacher's "
+                     "reference", "give it more epochs (--reference-epochs; the tuned recipe's 300 learn)")
     return model

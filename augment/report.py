@@ -90,7 +90,8 @@ def markdown(results: dict) -> str:
         f"Generators: {_generators(cfg, results)}; model {cfg['base']['model']}, "
         f"mode {results['mode']}, schedule {_schedule(cfg)}, folds {cfg['folds']}, seeds {cfg['seeds']}, "
         f"budget {cfg['base']['epochs']} passes over the real training split ({cfg.get('budget', 'equal-steps')}), "
-        f"real fraction {cfg['real_fraction']}, generated pool {cfg['pool']}, fidelity filter "
+        f"real fraction {cfg['real_fraction']}, generated pool {cfg['pool']} "
+        f"({cfg.get('pool_draws', 'nested')} draws), fidelity filter "
         f"{cfg['fidelity_filter'] or 'off'}, generated images labelled by {cfg.get('generated_labels', 'conditioning')}"
         f"{_reference(cfg)}.", "",
         "Computed under (every setting that changes a number; each cell in `cells/` records its own identity): "

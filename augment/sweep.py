@@ -12,6 +12,7 @@ cell only when the whole identity matches, and refuses to mix cells of another s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -47,6 +48,11 @@ BUDGETS = ("equal-steps", "equal-real-passes")
 # fixed: one pool of generated images for the whole training; fresh-per-epoch: a new pool every
 # epoch; fresh-per-batch: every generated image in every batch is new (as published)
 POOLS = ("fixed", "fresh-per-epoch", "fresh-per-batch")
+# per-arm: each arm draws its own generated images (seeded from the arm's identity, fold and seed),
+# so arms compared with one another are independent replications; nested: every arm of a fold and
+# seed draws from the same seeds (a larger or filtered pool extends a smaller one), for
+# dose-response designs and for the studies committed before per-arm draws existed
+POOL_DRAWS = ("per-arm", "nested")
 # the negative control: generated images whose labels carry no class information (see pool.shuffle_labels)
 CONTROLS = ("shuffled-labels",)
 # conditioning: a generated image carries the class it was drawn for; teacher: the class
@@ -74,6 +80,7 @@ class SweepConfig:
     schedule: str = "mixed"
     pretrain_epochs: int | None = None  # pretrain-finetune: passes over the generated images (None: base.epochs)
     pool: str = "fixed"  # one of POOLS
+    pool_draws: str = "per-arm"  # one of POOL_DRAWS
     fidelity_filter: float = 0.0  # drop generated images put in another class with this confidence (0: off)
     generated_labels: str = "conditioning"  # one of GENERATED_LABELS
     reference_epochs: int | None = None  # epochs of the filter's / teacher's real-only classifier (None: base.epochs)
@@ -89,6 +96,8 @@ class SweepConfig:
             raise ValueError(f"pretrain epochs only apply to the pretrain-finetune schedule, not '{self.schedule}'")
         if self.reference_epochs is not None and not self.uses_reference:
             raise ValueError("reference epochs only apply with the fidelity filter or teacher labels")
+        if self.pool_draws not in POOL_DRAWS:
+            raise ValueError(f"unknown pool draws '{self.pool_draws}'; choose from {', '.join(POOL_DRAWS)}")
         if self.generated_labels not in GENERATED_LABELS:
             raise ValueError(f"unknown generated labels '{self.generated_labels}'; choose from {', '.join(GENERATED_LABELS)}")
         if self.generated_labels == "teacher" and self.pool != "fixed":
@@ -200,21 +209,39 @@ def _training_sets(config: SweepConfig, arm: Arm, real: ImageSet, counts: list[i
         return (lambda epoch: real), None
     gen = load_generator(config.generators[fold])
     control = arm.control is not None
+    draws = pool_seed(config, arm, fold, seed)
 
     def pool_at(offset: int, cached: bool) -> ImageSet:
-        drawn = pool.draw_accepted(gen, counts, seed, offset, cached, accept)
+        drawn = pool.draw_accepted(gen, counts, draws, offset, cached, accept)
         return pool.shuffle_labels(drawn, seed) if control else drawn
 
     if config.pool == "fresh-per-batch":  # placeholders in the set, replaced batch by batch
-        labels, _ = pool.pool_seeds(counts, seed)
+        labels, _ = pool.pool_seeds(counts, draws)
         slots = generated_set(torch.zeros(len(labels), gen.resolution, gen.resolution, dtype=torch.uint8), labels,
-                              f"generated-stream:{gen.file_hash[:16]}:{seed}", gen.pixel_scale_arcsec, real.class_names)
+                              f"generated-stream:{gen.file_hash[:16]}:{draws}", gen.pixel_scale_arcsec, real.class_names)
         mixed = mixing.mix(real, slots)
-        return (lambda epoch: mixed), pool.Stream(gen, seed, accept, counts if control else None)
+        return (lambda epoch: mixed), pool.Stream(gen, draws, accept, counts if control else None)
     if config.pool == "fresh-per-epoch":
         return (lambda epoch: mixing.mix(real, pool_at(epoch * pool.FRESH_STRIDE, cached=False))), None
     mixed = mixing.mix(real, pool_at(0, cached=True))
     return (lambda epoch: mixed), None
+
+
+def pool_seed(config: SweepConfig, arm: Arm, fold: int, seed: int) -> int:
+    """The seed of a cell's generated images: the cell's own seed for nested draws; per arm, one
+    derived from everything that defines the arm's images (its identity without the arm's name and
+    its control: a control arm shuffles the labels of its arm's very images)."""
+    if config.pool_draws == "nested":
+        return seed
+    identity = cell_identity(config, arm, fold, seed, generator_hash(config, fold))
+    for key in ("arm", "control"):
+        identity.pop(key)
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+    # above any training seed a study uses, and small enough that seed * pool.SEED_STRIDE fits in int64
+    return PER_ARM_SEEDS + int(digest[:12], 16) % PER_ARM_SEEDS
+
+
+PER_ARM_SEEDS = 4_000_000
 
 
 def _generated_only(mixed: ImageSet, n_real: int) -> ImageSet:

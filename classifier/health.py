@@ -39,10 +39,11 @@ def near_chance(accuracy: float, n_classes: int) -> str | None:
     return None
 
 
-def refuse_collapsed(report: dict | None, what: str, role: str) -> None:
-    """Raise ClassifierCollapsed (one line naming `what` and why) when `report` says the
-    classifier did not learn; None (no stored report) passes."""
+def refuse_collapsed(report: dict | None, what: str, role: str,
+                     remedy: str = "train another (classifier-train) and pass it instead") -> None:
+    """Raise ClassifierCollapsed (one line naming `what`, why and the remedy) when `report` says
+    the classifier did not learn; None (no stored report) passes."""
     reason = collapse_reason(report) if report else None
     if reason:
         raise ClassifierCollapsed(f"{what} did not learn ({reason} on its {report.get('split', 'evaluation')} images); "
-                                  f"it cannot serve as {role}: train another (classifier-train) and pass it instead")
+                                  f"it cannot serve as {role}: {remedy}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from augment.sweep import BUDGETS, CONTROLS, GENERATED_LABELS, POOLS, SCHEDULES
+from augment.sweep import BUDGETS, CONTROLS, GENERATED_LABELS, POOL_DRAWS, POOLS, SCHEDULES
 from classifier.models import MODELS
 from wgan import released
 from wgan.workdir import DirectoryBusy, exclusive
@@ -45,6 +45,10 @@ from .options import DEFAULT_REGISTRY
                    "default: --epochs.")
 @click.option("--pool", type=click.Choice(POOLS), default="fixed",
               help="Generated images: one fixed pool, a new pool every epoch, or new images in every batch (as published).")
+@click.option("--pool-draws", type=click.Choice(POOL_DRAWS), default="per-arm",
+              help="per-arm: each arm draws its own generated images (independent replications); nested: every arm of "
+                   "a fold and seed draws from the same seeds, a larger pool extending a smaller one (dose-response "
+                   "designs; the studies committed before per-arm draws).")
 @click.option("--fidelity-filter", type=click.FloatRange(0, 1, max_open=True), default=0.0,
               help="Drop generated images that the fold's real-only classifier puts in another class with a "
                    "probability above this (0: off).")
@@ -189,6 +193,7 @@ def _sweep_config(opts: dict):
     return SweepConfig(
         generators=generators, arms=build_arms(specs, base, opts["baselines"], opts["control"]), folds=opts["folds"],
         seeds=opts["seeds"], base=base, data=data, schedule=opts["schedule"], pretrain_epochs=opts["pretrain_epochs"], pool=opts["pool"],
+        pool_draws=opts["pool_draws"],
         fidelity_filter=opts["fidelity_filter"], generated_labels=opts["generated_labels"], real_fraction=opts["real_fraction"],
         reference_epochs=opts["reference_epochs"], allow_generator_extra_data=opts["allow_generator_extra_data"], budget=opts["budget"],
         out=opts["out"] or Path("runs") / f"augment-{opts['model']}-{opts['mode']}", reuse_from=tuple(opts["reuse_from"]))

@@ -303,8 +303,9 @@ def test_compare_between_pairs_two_studies_by_fold_and_seed(tmp_path):
             write("new", fold, seed, 0.25 if failed else old + 0.02 + 0.001 * (fold - 1), "one class" if failed else None)
     write("new", 3, 0, 0.9)  # no partner in the old study: not paired
     rows = between(("new", tmp_path / "new", "r=1"), ("old", tmp_path / "old", "r=1")).splitlines()
-    all_pairs = next(r for r in rows if r.startswith("| all 6 |"))
-    healthy = next(r for r in rows if r.startswith("| 5 where both learned |"))
+    # hand-made cells store no per-image predictions: intervals over runs only, and said so
+    all_pairs = next(r for r in rows if r.startswith("| all 6 (runs only) |"))
+    healthy = next(r for r in rows if r.startswith("| 5 where both learned (runs only) |"))
     assert "+0.020 [" in healthy and healthy.count("*") == 5
     assert "+0.020" not in all_pairs.split("|")[2]
     with pytest.raises(ValueError, match="no cells of arm 'r=2'"):

@@ -3,12 +3,13 @@ shuffled-label control, the cost estimate and --dry-run, and cells that fail wit
 the others."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
 
-from augment import pool
+from augment import mixing, pool
 from classifier.engine import TrainSettings, fit
 from classifier.export import load_classifier
 from classifier.models import build_model
@@ -30,6 +31,17 @@ def generator(tmp_path_factory, session_cache):
 
 
 ONE_CELL = ["--ratio", "1", "--folds", "0", "--epochs", "1", "--workers", "1", "--no-baselines"]
+
+
+@pytest.fixture(autouse=True)
+def one_epoch_references_pass(monkeypatch):
+    """A reference classifier trained for one epoch on FIRST calls every image one class, and the
+    sweep refuses it (tests/test_health.py); these tests are about what the filter and the teacher
+    do with a reference, so the check is recorded here (cells run in this process with one worker)
+    instead of refusing."""
+    checked = []
+    monkeypatch.setattr("augment.filtering.refuse_collapsed", lambda report, *args, **kwargs: checked.append(report))
+    return checked
 
 
 def test_fresh_images_replace_every_generated_image_of_every_batch():
@@ -78,7 +90,7 @@ def test_shuffled_label_control_keeps_the_images_and_class_mix(cache_dir):
     assert (control.labels != drawn.labels).float().mean() > 0.5
 
 
-def test_protocol_options_run_as_arms_and_enter_each_cell_identity(generator, tmp_path):
+def test_protocol_options_run_as_arms_and_enter_each_cell_identity(generator, tmp_path, one_epoch_references_pass):
     result = run([*ONE_CELL, "--checkpoint", generator, "--pool", "fresh-per-batch", "--fidelity-filter", "0.9",
                   "--control", "shuffled-labels", "--generated-augment", "none"], tmp_path)
     assert result.exit_code == 0, result.output
@@ -89,7 +101,9 @@ def test_protocol_options_run_as_arms_and_enter_each_cell_identity(generator, tm
     assert cell["identity"]["fidelity_filter"] == 0.9 and cell["seconds"] > 0
     assert cell["device"] == "cpu" and cell["torch"] == torch.__version__
     assert len(list((tmp_path / "filters").glob("classifier-*.pt"))) == 1  # one filter for fold 0 seed 0
-    assert "generated pool fresh-per-batch, fidelity filter 0.9" in (tmp_path / "report.md").read_text()
+    # the reference was judged on its validation split before it filtered anything (once per cell)
+    assert [r["split"] for r in one_epoch_references_pass] == ["validation"] * 2
+    assert "generated pool fresh-per-batch (per-arm draws), fidelity filter 0.9" in (tmp_path / "report.md").read_text()
 
 
 def test_dry_run_lists_the_cells_and_their_cost_and_trains_nothing(generator, tmp_path):
@@ -291,3 +305,40 @@ def test_reference_epochs_without_a_reference_classifier_are_refused(generator, 
     result = run([*ONE_CELL, "--checkpoint", generator, "--reference-epochs", "1"], tmp_path)
     assert result.exit_code != 0 and "reference epochs only apply" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "cells").exists()
+
+
+def _config(generator, **overrides):
+    from augment.sweep import SweepConfig, build_arms
+
+    base = overrides.pop("base", TrainSettings(epochs=1))
+    specs = [mixing.MixSpec(), mixing.MixSpec(0.5), mixing.MixSpec(1.0)]
+    return SweepConfig(generators={0: Path(generator)}, arms=build_arms(specs, base, False, "shuffled-labels"),
+                       folds=[0], seeds=[0, 1], base=base, **overrides)
+
+
+def test_each_arm_draws_its_own_generated_images_unless_nested(generator):
+    """Per-arm draws: two ratios, two seeds and two bases give other images; a control arm shuffles
+    its own arm's images. Nested draws: every arm of a seed starts from the same noise seeds."""
+    from augment.sweep import pool_seed
+
+    config = _config(generator)
+    arms = {arm.name: arm for arm in config.arms}
+    seeds = {name: pool_seed(config, arm, 0, 0) for name, arm in arms.items()}
+    assert seeds["r=0.5"] != seeds["r=1"] and seeds["r=1"] == seeds["r=1+shuffled-labels"]
+    assert pool_seed(config, arms["r=1"], 0, 1) != seeds["r=1"]
+    longer = _config(generator, base=TrainSettings(epochs=2))
+    assert pool_seed(longer, next(a for a in longer.arms if a.name == "r=1"), 0, 0) != seeds["r=1"]
+    assert all(seed >= 4_000_000 for seed in seeds.values()) and seeds == {
+        name: pool_seed(config, arm, 0, 0) for name, arm in arms.items()}
+    nested = _config(generator, pool_draws="nested")
+    assert {pool_seed(nested, arm, 0, 1) for arm in nested.arms} == {1}
+
+
+def test_per_arm_draws_enter_the_identity_and_nested_ones_keep_the_old_one(generator):
+    from augment.reuse import cell_identity
+
+    arm = next(a for a in _config(generator).arms if a.name == "r=1")
+    assert cell_identity(_config(generator), arm, 0, 0, "h")["pool_draws"] == "per-arm"
+    assert "pool_draws" not in cell_identity(_config(generator, pool_draws="nested"), arm, 0, 0, "h")
+    with pytest.raises(ValueError, match="unknown pool draws 'shared'"):
+        _config(generator, pool_draws="shared")

@@ -18,7 +18,7 @@ FOLDS=${FOLDS:-0,1,2,3,4}
 WORKERS=${WORKERS:-2}
 OUT=${OUT:-runs/diag}
 COMMON=(--folds "$FOLDS" --seeds 0,1,2 --epochs 30 --class-weighted --dihedral --no-baselines --mode balanced
-        --workers "$WORKERS" --no-progress)
+        --workers "$WORKERS" --no-progress --pool-draws nested)  # as the committed cells were drawn
 AS_DRAWN=(--generated-augment none)
 
 study() {  # NAME CELLS-TO-BORROW OPTIONS...: one augment-eval, after borrowing finished cells

@@ -25,4 +25,4 @@ wgan-eval --checkpoint runs/fr-gen-fold0/generator.pt --extractor runs/fr-cnn/fo
 # 5. what its images do to that classifier on fold 0, 3 seeds, with the shuffled-label control
 augment-eval --data $data --checkpoint 'runs/fr-gen-fold{fold}/generator.pt' --folds 0 --seeds 0,1,2 \
     --ratio 0.5 --ratio 1 --ratio 2 --control shuffled-labels --epochs 300 --class-weighted --rotate --tta \
-    --workers 2 --no-progress --out runs/fr-augment
+    --workers 2 --no-progress --pool-draws nested --out runs/fr-augment  # nested: as the committed report was drawn

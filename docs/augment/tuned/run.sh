@@ -11,7 +11,8 @@ set -euo pipefail
 workers=${1:-2}
 shift || true
 here=docs/augment/tuned
-base="--epochs 300 --class-weighted --rotate --tta --seeds 0,1,2 --workers $workers --no-progress"
+# --pool-draws nested: every study here ran before per-arm draws existed (its cells' identities say so)
+base="--epochs 300 --class-weighted --rotate --tta --seeds 0,1,2 --workers $workers --no-progress --pool-draws nested"
 # Studies 1-8 used the per-fold small-resize generators released first (registry ids
 # generator-3f73ca9bb7cc, -66a373a5a1d3, -573ea30bab21, -eb03b4e1f612, -c71d0c9b0133); they are
 # kept as the best exports of their training runs, so those studies name them and still find
