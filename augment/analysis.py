@@ -69,6 +69,7 @@ def summarize(cells: list[dict], reference: str, confidence: float = 0.95) -> di
             "gain": {s: paired_interval([scores(runs[k])[s] - scores(base[k])[s] for k in pairs], confidence)
                      for s in names},
             "gain_two_way": pair_two_way(runs, base, pairs, confidence) if arm != reference else None,
+            "gain_by_generator": by_generator(runs, base, pairs, confidence) if arm != reference else None,
             "failures": [{"fold": c["fold"], "seed": c["seed"], "reason": c["failure"]}
                          for c in cells if c["arm"] == arm and c["failure"]],
         }
@@ -94,6 +95,21 @@ def pair_two_way(runs: dict, base: dict, pairs: list, confidence: float = 0.95) 
         return None
     return two_way([runs[k]["test"] for k in pairs], [base[k]["test"] for k in pairs],
                    runs[pairs[0]]["test"]["class_names"], confidence)
+
+
+def by_generator(runs: dict, base: dict, pairs: list, confidence: float = 0.95) -> dict | None:
+    """With several generator replicas per fold: the accuracy gain over the pairs of each replica
+    (two-way where the cells allow it), so a gain one generator carries alone shows; else None."""
+    replica = {k: (runs[k].get("generator") or {}).get("replica") for k in pairs}
+    if len({r for r in replica.values() if r is not None}) < 2:
+        return None
+    out = {}
+    for r in sorted({r for r in replica.values() if r is not None}):
+        chosen = [k for k in pairs if replica[k] == r]
+        two_way_gain = pair_two_way(runs, base, chosen, confidence)
+        out[str(r)] = headline({"accuracy": paired_interval(
+            [scores(runs[k])["accuracy"] - scores(base[k])["accuracy"] for k in chosen], confidence)}, two_way_gain)
+    return out
 
 
 def reported_gain(arm_summary: dict, key: str) -> dict:

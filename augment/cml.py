@@ -70,7 +70,7 @@ def train_cells(paths: Paths, s: CmlSettings, data: DataConfig, model: str, epoc
     `s.ratio` with the checkpoint's images; raises naming the first failed cell."""
     base = TrainSettings(model=model, epochs=epochs, dihedral=False, **(recipe or {}))
     specs = ([MixSpec(0.0)] if with_baseline else []) + [MixSpec(s.ratio)]
-    config = SweepConfig(generators={f: paths.checkpoint for f in folds}, arms=build_arms(specs, base, False),
+    config = SweepConfig(generators={f: (paths.checkpoint,) for f in folds}, arms=build_arms(specs, base, False),
                          folds=folds, seeds=seeds, base=base, data=data, out=paths.out / f"train-{model}",
                          save_models=True, pool_draws="nested")  # as the registry's gains were measured
     outcome = run_sweep(config, workers=1, progress=True)

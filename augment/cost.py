@@ -151,7 +151,7 @@ def _time_generator(config: SweepConfig) -> float:
     """Seconds per generated image (the first fold's generator)."""
     from wgan.sampling import generate, load_generator
 
-    gen = load_generator(config.generators[config.folds[0]])
+    gen = load_generator(config.generator(config.folds[0], config.seeds[0]))
     labels = torch.zeros(64, dtype=torch.int64)
     start = time.perf_counter()
     for _ in generate(gen.model, labels, torch.arange(64)):

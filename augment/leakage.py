@@ -54,3 +54,14 @@ def check(gen_data: DataConfig, eval_data: DataConfig, test: ImageSet, valid: Im
         out["dropped_train_images_seen"] = {str(seed): len(seen_in_train - set(image_hashes(subset)))
                                             for seed, subset in kept.items()}
     return out
+
+
+def combine(checks: list[dict]) -> dict:
+    """One fold's `check` results over its generator replicas: the first one's record, with every
+    count the largest any replica has (the report then understates no replica's overlap)."""
+    out = dict(checks[0])
+    out["valid_images_seen"] = max(c["valid_images_seen"] for c in checks)
+    if "dropped_train_images_seen" in out:
+        out["dropped_train_images_seen"] = {seed: max(c["dropped_train_images_seen"][seed] for c in checks)
+                                            for seed in out["dropped_train_images_seen"]}
+    return out

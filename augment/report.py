@@ -104,6 +104,7 @@ def markdown(results: dict) -> str:
         + "; * marks an interval that excludes 0:", "", *gains, "",
         "Significant: " + ("; ".join(significant) if significant else "none") + ".", "",
         *([_RUNS_ONLY, "", *runs_only, ""] if two_way else []),
+        *_per_generator(summary),
         *_controls(results, keys),
         f"Runs that failed to learn (kept in the means): {len(failures)}", *failures, "",
         f"Cells that raised an error (not in the means; the same command retries them): "
@@ -122,6 +123,21 @@ _TWO_WAY = ("over training runs and test images (two-way bootstrap of runs x the
             "over every arm of this report (exploratory unless a study plan declares the comparison)")
 _RUNS_ONLY = ("Runs-only intervals (Student's t over the paired runs, as reports before the two-way interval gave "
               "them): they treat the test images as fixed, so they are too narrow; not used for any verdict:")
+
+
+def _per_generator(summary: dict) -> list[str]:
+    """The accuracy gain of each arm per generator replica (cells of classifier seed s use replica
+    s mod their number), when the study had several per fold."""
+    arms = {arm: s["gain_by_generator"] for arm, s in summary.items() if s.get("gain_by_generator")}
+    if not arms:
+        return []
+    replicas = sorted({r for gains in arms.values() for r in gains}, key=int)
+    lines = ["Accuracy gain per generator replica (each over its own pairs; a gain one generator carries alone "
+             "is not a property of the recipe):", "", "| arm | " + " | ".join(f"replica {r}" for r in replicas) + " |",
+             "|---|" + "---|" * len(replicas)]
+    lines += [f"| {arm} | " + " | ".join(format_interval(g[r]) if r in g else "" for r in replicas) + " |"
+              for arm, g in arms.items()]
+    return [*lines, ""]
 
 
 def _extra_data(leak: dict) -> list[str]:
@@ -175,7 +191,14 @@ def _generators(cfg: dict, results: dict) -> str:
     gens, hashes = cfg.get("generators") or {}, results.get("generator_hashes") or {}
     if not gens:
         return "none"
-    return ", ".join(f"fold {f} `{shown_path(path)}` ({hashes.get(str(f), '?')[:12]})" for f, path in gens.items())
+    def one(fold, paths) -> str:
+        paths = [paths] if isinstance(paths, str) else paths
+        found = hashes.get(str(fold), "?")
+        found = [found] if isinstance(found, str) else found
+        return ", ".join(f"fold {fold}{f' replica {i}' if len(paths) > 1 else ''} `{shown_path(p)}` "
+                         f"({(found[i] if i < len(found) else '?')[:12]})" for i, p in enumerate(paths))
+
+    return ", ".join(one(f, paths) for f, paths in gens.items())
 
 
 def shown_path(path: str) -> str:

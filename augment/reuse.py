@@ -66,20 +66,19 @@ def cell_identity(config: SweepConfig, arm: Arm, fold: int, seed: int, generator
     }
 
 
-def generator_hash(config: SweepConfig, fold: int) -> str | None:
-    """Content hash of fold `fold`'s generator (None when the sweep has none)."""
-    return ckpt.file_hash(config.generators[fold]) if config.generators else None
+def generator_hash(config: SweepConfig, fold: int, seed: int) -> str | None:
+    """Content hash of the generator a cell of `fold` and `seed` uses (None when the sweep has none)."""
+    return ckpt.file_hash(config.generator(fold, seed)) if config.generators else None
 
 
 def check_reuse(config: SweepConfig, overwrite: bool = False) -> None:
     """Refuse (CellMismatch, naming the first differing setting) when a finished cell of this grid
     was computed under another identity; with `overwrite`, delete such cells so they are recomputed."""
-    hashes = {fold: generator_hash(config, fold) for fold in config.folds}
     for arm, fold, seed in cells(config):
         path = config.cell_path(arm, fold, seed)
         if not path.exists():
             continue
-        want = cell_identity(config, arm, fold, seed, hashes[fold])
+        want = cell_identity(config, arm, fold, seed, generator_hash(config, fold, seed))
         have = _stored_identity(path)
         if have == want:
             continue
@@ -97,9 +96,8 @@ def reusable(config: SweepConfig) -> dict[tuple[str, int, int], Path]:
     found: dict[tuple[str, int, int], Path] = {}
     if not config.reuse_from:
         return found
-    hashes = {fold: generator_hash(config, fold) for fold in config.folds}
     for arm, fold, seed in todo(config):
-        want = cell_identity(config, arm, fold, seed, hashes[fold])
+        want = cell_identity(config, arm, fold, seed, generator_hash(config, fold, seed))
         relative = config.cell_path(arm, fold, seed).relative_to(config.out)
         source = next((folder / relative for folder in config.reuse_from
                        if _stored_identity(folder / relative) == want), None)

@@ -30,7 +30,7 @@ class Study:
 
 def prepare(config: SweepConfig, command: str, overwrite: bool = False) -> Study:
     """Validate everything (generators, data, output folder) before any training; raises ValueError/OSError."""
-    for path in set((config.generators or {}).values()):
+    for path in {p for replicas in (config.generators or {}).values() for p in replicas}:
         if not path.is_file():
             raise ValueError(f"{path}: no generator export; train one with wgan-train or pass --checkpoint")
     if not overwrite:
@@ -41,9 +41,11 @@ def prepare(config: SweepConfig, command: str, overwrite: bool = False) -> Study
     if not config.generators:
         return Study(config, command, None, None)
     valids = {f: load_dataset(replace(config.data, fold=f, subset="valid")) for f in config.folds}
-    checks = {fold: _check_generator(config, fold, path, test, valids[fold]) for fold, path in config.generators.items()}
-    hashes = {str(fold): gen_hash for fold, (gen_hash, _) in checks.items()}
-    leaks = {str(fold): leaks for fold, (_, leaks) in checks.items()}
+    checks = {fold: [_check_generator(config, fold, path, test, valids[fold]) for path in replicas]
+              for fold, replicas in config.generators.items()}
+    # one hash per fold, or a list with replicas; what a fold's generators saw is summed over them
+    hashes = {str(fold): [h for h, _ in c] if len(c) > 1 else c[0][0] for fold, c in checks.items()}
+    leaks = {str(fold): leakage.combine([leak for _, leak in c]) for fold, c in checks.items()}
     extra = {fold: max(v["dropped_train_images_seen"].values()) for fold, v in leaks.items()
              if v.get("dropped_train_images_seen")}
     if extra and not config.allow_generator_extra_data:

@@ -71,7 +71,9 @@ class Arm:
 
 @dataclass
 class SweepConfig:
-    generators: dict[int, Path] | None  # fold -> generator export; None only when no arm adds generated images
+    # fold -> that fold's generator exports (one, or replicas trained with other seeds: a cell of
+    # classifier seed s uses replica s mod their number); None only when no arm adds generated images
+    generators: dict[int, tuple[Path, ...]] | None
     arms: list[Arm]
     folds: list[int]
     seeds: list[int]
@@ -92,6 +94,8 @@ class SweepConfig:
     reuse_from: tuple[Path, ...] = ()  # other study folders: their cells and reference classifiers of the same identity are reused
 
     def __post_init__(self):
+        if self.generators:  # a single export per fold is a one-replica tuple
+            self.generators = {fold: (g,) if isinstance(g, (str, Path)) else tuple(g) for fold, g in self.generators.items()}
         if self.pretrain_epochs is not None and self.schedule != "pretrain-finetune":
             raise ValueError(f"pretrain epochs only apply to the pretrain-finetune schedule, not '{self.schedule}'")
         if self.reference_epochs is not None and not self.uses_reference:
@@ -121,6 +125,11 @@ class SweepConfig:
     def pretraining_epochs(self) -> int:
         """Epochs of the pre-training phase (when the schedule has one)."""
         return self.base.epochs if self.pretrain_epochs is None else self.pretrain_epochs
+
+    def generator(self, fold: int, seed: int) -> Path:
+        """The generator export a cell of `fold` and classifier seed `seed` draws from."""
+        replicas = self.generators[fold]
+        return replicas[seed % len(replicas)]
 
     def model_path(self, arm: Arm, fold: int, seed: int) -> Path:
         return self.cell_path(arm, fold, seed).with_suffix(".pt")
@@ -188,7 +197,9 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
         "best_epoch": result.best_epoch, "valid_accuracy": best["valid/accuracy"], "test": test_report,
         "failure": analysis.failure(best["valid/accuracy"], test_report),
         "data_fingerprints": {"train": trained_on, "valid": valid.fingerprint, "test": test.fingerprint},
-        "identity": cell_identity(config, arm, fold, seed, generator_hash(config, fold)),
+        "identity": cell_identity(config, arm, fold, seed, generator_hash(config, fold, seed)),
+        # which of the fold's generators it drew from (the hash is in the identity)
+        "generator": _generator_record(config, fold, seed) if sum(counts) else None,
         "seconds": time.perf_counter() - started,  # wall time, for the cost estimate of later sweeps
         # where it ran: not part of the identity (a cell's numbers do not depend on it beyond
         # rounding), but a reader comparing cells from a CPU and a GPU machine should see it
@@ -207,7 +218,7 @@ def _training_sets(config: SweepConfig, arm: Arm, real: ImageSet, counts: list[i
     source of fresh generated images or None)."""
     if not sum(counts):
         return (lambda epoch: real), None
-    gen = load_generator(config.generators[fold])
+    gen = load_generator(config.generator(fold, seed))
     control = arm.control is not None
     draws = pool_seed(config, arm, fold, seed)
 
@@ -233,7 +244,7 @@ def pool_seed(config: SweepConfig, arm: Arm, fold: int, seed: int) -> int:
     its control: a control arm shuffles the labels of its arm's very images)."""
     if config.pool_draws == "nested":
         return seed
-    identity = cell_identity(config, arm, fold, seed, generator_hash(config, fold))
+    identity = cell_identity(config, arm, fold, seed, generator_hash(config, fold, seed))
     for key in ("arm", "control"):
         identity.pop(key)
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
@@ -242,6 +253,11 @@ def pool_seed(config: SweepConfig, arm: Arm, fold: int, seed: int) -> int:
 
 
 PER_ARM_SEEDS = 4_000_000
+
+
+def _generator_record(config: SweepConfig, fold: int, seed: int) -> dict:
+    replicas = config.generators[fold]
+    return {"file": str(config.generator(fold, seed)), "replica": seed % len(replicas), "replicas": len(replicas)}
 
 
 def _generated_only(mixed: ImageSet, n_real: int) -> ImageSet:

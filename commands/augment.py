@@ -26,8 +26,12 @@ from .options import DEFAULT_REGISTRY
                    "Ratio 0 (real only) is always run as the reference.")
 @click.option("--checkpoint", default=None,
               help="Generator export or released name for every fold, or a pattern with {fold} naming each fold's "
-                   "own (runs/gen-fold{fold}/generator.pt); default for FIRST: each fold's released generator "
-                   "first-cv<k> (--registry), trained on that fold's training split only.")
+                   "own (runs/gen-fold{fold}/generator.pt), and with {seed} naming replicas trained with other seeds "
+                   "(runs/gen-fold{fold}-s{seed}/generator.pt: a cell of classifier seed s uses replica s mod "
+                   "--generator-seeds); default for FIRST: each fold's released generator first-cv<k> (--registry), "
+                   "trained on that fold's training split only.")
+@click.option("--generator-seeds", type=click.IntRange(1), default=3,
+              help="With {seed} in --checkpoint: the generator replicas per fold, seeds 0..N-1.")
 @click.option("--registry", type=click.Path(path_type=Path), default=DEFAULT_REGISTRY,
               help="Where the per-fold generators are registered.")
 @options.data_source()
@@ -183,8 +187,10 @@ def _sweep_config(opts: dict):
     generators = None
     if any(not s.is_zero for s in specs):  # fold -> export: --checkpoint (per fold with {fold}), else each fold's release
         if opts["checkpoint"] is not None:
-            generators = {fold: released.find_generator(opts["checkpoint"].replace("{fold}", str(fold)))
-                          for fold in opts["folds"]}
+            pattern = opts["checkpoint"]
+            replicas = range(opts["generator_seeds"]) if "{seed}" in pattern else [None]
+            generators = {fold: tuple(released.find_generator(pattern.replace("{fold}", str(fold)).replace(
+                "{seed}", str(replica))) for replica in replicas) for fold in opts["folds"]}
         elif data.source == "first":
             generators = registry.fold_generators(opts["registry"], opts["folds"])
         else:

@@ -342,3 +342,31 @@ def test_per_arm_draws_enter_the_identity_and_nested_ones_keep_the_old_one(gener
     assert "pool_draws" not in cell_identity(_config(generator, pool_draws="nested"), arm, 0, 0, "h")
     with pytest.raises(ValueError, match="unknown pool draws 'shared'"):
         _config(generator, pool_draws="shared")
+
+
+def test_generator_replicas_serve_the_seeds_in_turn_and_the_report_shows_each(tmp_path):
+    """--checkpoint with {seed}: classifier seed s draws from replica s mod --generator-seeds, the
+    cell records which, its identity carries that replica's hash, and the report gives the gain per
+    replica."""
+    from tests.helpers import tiny_config
+    from wgan import checkpoint as ckpt
+    from wgan.data import DataConfig, load_dataset
+    from wgan.training_loop import train
+
+    paths = []
+    for replica in (0, 1):  # two one-iteration generators of fold 0 with other seeds
+        cfg = tiny_config(iters=1, seed=replica)
+        cfg.network.resolution = 32
+        cfg.data = DataConfig(resolution=32, split="cv", fold=0)
+        export = train(cfg, load_dataset(cfg.data), tmp_path / f"gen-s{replica}", progress=False)
+        paths.append(export)
+    pattern = str(tmp_path / "gen-s{seed}" / paths[0].name)
+    result = run([*ONE_CELL, "--checkpoint", pattern, "--generator-seeds", "2", "--seeds", "0,1,2"], tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    for seed, replica in ((0, 0), (1, 1), (2, 0)):
+        cell = json.loads((tmp_path / "out" / "cells" / "r=1" / f"fold0-seed{seed}.json").read_text())
+        assert cell["generator"]["replica"] == replica and cell["generator"]["replicas"] == 2
+        assert cell["identity"]["generator_sha256"] == ckpt.file_hash(paths[replica])
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "Accuracy gain per generator replica" in text and "| r=1 |" in text.split("per generator replica")[1]
+    assert "fold 0 replica 1 `" in text
