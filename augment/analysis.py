@@ -22,6 +22,7 @@ from classifier.crossval import mean_std
 from classifier.health import collapse_reason, near_chance
 
 from .intervals import two_way
+from .multiple import holm
 
 METRICS = ("precision", "recall", "f1")
 
@@ -109,6 +110,29 @@ def by_generator(runs: dict, base: dict, pairs: list, confidence: float = 0.95) 
         two_way_gain = pair_two_way(runs, base, chosen, confidence)
         out[str(r)] = headline({"accuracy": paired_interval(
             [scores(runs[k])["accuracy"] - scores(base[k])["accuracy"] for k in chosen], confidence)}, two_way_gain)
+    return out
+
+
+def declared(cells: list[dict], plan: dict) -> list[dict]:
+    """Each comparison a plan declares (`Plan.describe()`): arm - against, paired by fold and seed,
+    for the primary and secondary scores, two-way where the cells allow it, with the primary
+    score's p adjusted by Holm within the comparison's family."""
+    by_arm = _by_arm(cells)
+    keys = [plan["primary"], *plan["secondary"]]
+    out = []
+    for c in plan["comparisons"]:
+        runs, against = by_arm.get(c["arm"], {}), by_arm.get(c["against"], {})
+        pairs = sorted(set(runs) & set(against))
+        runs_only = {k: paired_interval([scores(runs[p])[k] - scores(against[p])[k] for p in pairs])
+                     for k in keys if pairs and k in scores(runs[pairs[0]])}
+        two_way_gain = pair_two_way(runs, against, pairs) if pairs else None
+        out.append({**c, "pairs": len(pairs), "scores": {k: headline(runs_only, two_way_gain, k) for k in runs_only},
+                    "runs_only": runs_only})
+    for family in {c["family"] for c in out}:
+        members = [c for c in out if c["family"] == family and "p" in c["scores"].get(plan["primary"], {})]
+        adjusted = holm({c["name"]: c["scores"][plan["primary"]]["p"] for c in members})
+        for c in members:
+            c["holm_p"] = adjusted[c["name"]]
     return out
 
 

@@ -97,6 +97,7 @@ def markdown(results: dict) -> str:
         "Computed under (every setting that changes a number; each cell in `cells/` records its own identity): "
         f"training `{json.dumps(TrainSettings.from_record(cfg['base']).effective(), sort_keys=True)}`, "
         f"data `{json.dumps(cfg['data'], sort_keys=True)}`.", "",
+        *_declared(results),
         "Test metrics on the real test split, mean ± std over folds x seeds:", "", *rows, "",
         "Per-class precision (P) and recall (R):", "", *pr, "",
         f"Paired gain over `{reference}` (same fold and seed), 95 % interval "
@@ -123,6 +124,26 @@ _TWO_WAY = ("over training runs and test images (two-way bootstrap of runs x the
             "over every arm of this report (exploratory unless a study plan declares the comparison)")
 _RUNS_ONLY = ("Runs-only intervals (Student's t over the paired runs, as reports before the two-way interval gave "
               "them): they treat the test images as fixed, so they are too narrow; not used for any verdict:")
+
+
+def _declared(results: dict) -> list[str]:
+    """The plan's question and its declared comparisons first; everything after is exploratory."""
+    plan, comparisons = results.get("plan"), results.get("declared")
+    if not plan or not comparisons:
+        return ["No study plan: every comparison below is exploratory.", ""]
+    keys = [plan["primary"], *plan["secondary"]]
+    lines = [f"## Declared comparisons (plan `{plan['name']}`, sha256 {plan['sha256'][:12]})", "",
+             f"Question: {plan['question']}", "", f"Decision rule: {plan['decision']}", "",
+             "| comparison | family | pairs | " + " | ".join(keys) + f" | {plan['primary']} p | Holm p (within family) |",
+             "|---|---|---|" + "---|" * (len(keys) + 2)]
+    for c in comparisons:
+        primary = c["scores"].get(plan["primary"], {})
+        lines.append(f"| {c['name']}: {c['arm']} - {c['against']} | {c['family']} | {c['pairs']} | "
+                     + " | ".join(format_interval(c["scores"][k]) if k in c["scores"] else "" for k in keys)
+                     + f" | {format_p(primary['p']) if 'p' in primary else 'runs only'} | "
+                     + (f"{format_p(c['holm_p'])} |" if "holm_p" in c else " |"))
+    return [*lines, "", "Intervals over training runs and test images (two-way bootstrap). Every other number in this "
+            "report is exploratory.", ""]
 
 
 def _per_generator(summary: dict) -> list[str]:

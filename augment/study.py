@@ -12,7 +12,8 @@ from wgan.compat import check_fits
 from wgan.data import ImageSet, load_dataset, record_splits
 from wgan.sampling import load_generator
 
-from . import analysis, leakage, mixing, report
+from . import analysis, leakage, mixing, plan, report
+from .intervals import score_names
 from .labels import attach_test_labels
 from .reuse import check_reuse
 from .sweep import SweepConfig, run_sweep
@@ -33,11 +34,15 @@ def prepare(config: SweepConfig, command: str, overwrite: bool = False) -> Study
     for path in {p for replicas in (config.generators or {}).values() for p in replicas}:
         if not path.is_file():
             raise ValueError(f"{path}: no generator export; train one with wgan-train or pass --checkpoint")
+    plan.check_folder(config.out, config.plan)  # before --overwrite could delete the cells of its first version
     if not overwrite:
         check_reuse(config)  # read-only here; run() deletes differing cells under the folder's lock
     test = load_dataset(replace(config.data, subset="test"))
     for arm in config.arms:  # a per-class ratio naming a class the data lacks fails here, not in a worker
         mixing.check_classes(arm.spec, test.class_names)
+    if config.plan:  # every arm and score the plan names exists, before any training
+        plan.check_arms(config.plan, [arm.name for arm in config.arms])
+        plan.check_scores(config.plan, score_names(list(test.class_names)))
     if not config.generators:
         return Study(config, command, None, None)
     valids = {f: load_dataset(replace(config.data, fold=f, subset="valid")) for f in config.folds}
@@ -74,7 +79,9 @@ def run(study: Study, workers: int, device: str, progress: bool, overwrite: bool
     """Run the sweep and write the report of its finished cells; the result's "errors" lists the
     cells that failed this time (the next run with the same command retries them)."""
     config = study.config
+    plan.check_folder(config.out, config.plan)
     check_reuse(config, overwrite)
+    plan.record(config.out, config.plan)
     write_text(config.out / "sweep.json", config_json(config))
     record_splits(config.data, config.out)
     outcome = run_sweep(config, workers, device, progress)
@@ -89,7 +96,8 @@ def run(study: Study, workers: int, device: str, progress: bool, overwrite: bool
         "leakage": study.leakage,
         "mode": config.arms[0].spec.mode,
         "reference_arm": REFERENCE_ARM,
-        **judge(cells),
+        "plan": config.plan.describe() if config.plan else None,
+        **judge(cells, config.plan.describe() if config.plan else None),
         "errors": outcome.errors,
         "wall_seconds": sum(c.get("seconds", 0.0) for c in cells),
         "cells": [{k: c[k] for k in ("arm", "fold", "seed", "best_epoch", "valid_accuracy", "failure")}
@@ -99,10 +107,14 @@ def run(study: Study, workers: int, device: str, progress: bool, overwrite: bool
     return results, report.format_table(results["summary"], REFERENCE_ARM, results["controls"])
 
 
-def judge(cells: list[dict]) -> dict:
-    """The summary (means, gains with both intervals) and the arms against their controls."""
+def judge(cells: list[dict], declared: dict | None = None) -> dict:
+    """The summary (means, gains with both intervals), the arms against their controls and, under
+    a plan (its `describe()`), the declared comparisons with Holm's adjustment within each family."""
     summary = analysis.summarize(cells, REFERENCE_ARM)
-    return {"summary": summary, "controls": analysis.against_controls(cells, summary)}
+    out = {"summary": summary, "controls": analysis.against_controls(cells, summary)}
+    if declared:
+        out["declared"] = analysis.declared(cells, declared)
+    return out
 
 
 def rerender(folder: Path) -> dict:
@@ -110,7 +122,7 @@ def rerender(folder: Path) -> dict:
     results.json lists, with today's statistics. Returns the new results."""
     results = json.loads((folder / "results.json").read_text())
     cells = attach_test_labels([_stored_cell(folder, c) for c in results["cells"]])
-    results |= judge(cells)
+    results |= judge(cells, results.get("plan"))
     report.write_outputs(results, folder)
     return results
 

@@ -32,6 +32,7 @@ from wgan.sampling import load_generator
 from wgan.stats import StatsLogger
 
 from . import analysis, filtering, mixing, pool
+from .plan import Plan
 from .reuse import adopt, cell_identity, cells, check_reuse, generator_hash, todo
 from .workers import worker_pool
 
@@ -92,6 +93,7 @@ class SweepConfig:
     out: Path = Path("runs/augment")
     save_models: bool = False  # also write each cell's classifier export beside its JSON
     reuse_from: tuple[Path, ...] = ()  # other study folders: their cells and reference classifiers of the same identity are reused
+    plan: Plan | None = None  # the declared plan the study runs under (augment.plan)
 
     def __post_init__(self):
         if self.generators:  # a single export per fold is a one-replica tuple

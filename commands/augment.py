@@ -102,6 +102,11 @@ from .options import DEFAULT_REGISTRY
                    "Repeatable.")
 @click.option("--dry-run", is_flag=True, help="List the cells and their estimated cost, then stop.")
 @options.progress()
+@click.option("--plan", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None, is_eager=True,
+              callback=lambda ctx, param, value: _apply_plan(ctx, value),
+              help="A study plan (TOML) declaring the question, the comparisons and their family, and the study's "
+                   "options (its [options] table; the command line may not contradict them); its hash enters every "
+                   "cell and the report. See augment.plan.")
 def augment_eval_command(**opts):
     """Measure what generated images do to a classifier, per class.
 
@@ -117,6 +122,7 @@ def augment_eval_command(**opts):
     from augment.study import prepare, run
 
     try:
+        _refuse_overrides(click.get_current_context(), opts["plan"])
         study = prepare(_sweep_config(opts), shlex.join(["augment-eval", *sys.argv[1:]]), opts["overwrite"])
         workers = opts["workers"] or _default_workers(opts["device"])
         cost = estimate(study.config)
@@ -166,6 +172,47 @@ def report_command(folders):
         click.echo(f"wrote {folder / 'report.md'}, results.json and gain.png")
 
 
+# options that say how to run, not what: free on the command line beside a plan
+RUN_OPTIONS = {"workers", "device", "progress", "dry_run", "out", "overwrite", "reuse_from", "registry", "plan"}
+
+
+def _apply_plan(ctx: click.Context, path: Path | None):
+    """Eager: load the plan and make its [options] the defaults of the other options."""
+    from augment.plan import PlanError, load
+
+    if path is None:
+        return None
+    try:
+        plan = load(path)
+    except PlanError as error:
+        raise click.BadParameter(str(error), ctx=ctx, param_hint="--plan") from None
+    by_long = {opt[2:]: param for param in ctx.command.params for opt in param.opts if opt.startswith("--")}
+    defaults = {}
+    for key, value in plan.options.items():
+        param = by_long.get(key)
+        if param is None or param.name == "plan":
+            raise click.BadParameter(f"{path}: [options] names '{key}', which augment-eval does not have",
+                                     ctx=ctx, param_hint="--plan")
+        if param.multiple:
+            value = [str(v) for v in (value if isinstance(value, list) else [value])]
+        elif isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        defaults[param.name] = value
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    ctx.meta["plan"] = plan
+    return plan
+
+
+def _refuse_overrides(ctx: click.Context, plan) -> None:
+    """A declared study runs as declared: an option the plan sets may not be given again."""
+    if plan is None:
+        return
+    for name in ctx.default_map or {}:
+        if name not in RUN_OPTIONS and ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
+            raise ValueError(f"--{name.replace('_', '-')} is set by the plan '{plan.name}'; edit the plan (under a "
+                             "new name) rather than override it on the command line")
+
+
 def _sweep_config(opts: dict):
     """The library's sweep config from augment-eval's options."""
     from augment import mixing
@@ -199,7 +246,7 @@ def _sweep_config(opts: dict):
     return SweepConfig(
         generators=generators, arms=build_arms(specs, base, opts["baselines"], opts["control"]), folds=opts["folds"],
         seeds=opts["seeds"], base=base, data=data, schedule=opts["schedule"], pretrain_epochs=opts["pretrain_epochs"], pool=opts["pool"],
-        pool_draws=opts["pool_draws"],
+        pool_draws=opts["pool_draws"], plan=opts["plan"],
         fidelity_filter=opts["fidelity_filter"], generated_labels=opts["generated_labels"], real_fraction=opts["real_fraction"],
         reference_epochs=opts["reference_epochs"], allow_generator_extra_data=opts["allow_generator_extra_data"], budget=opts["budget"],
         out=opts["out"] or Path("runs") / f"augment-{opts['model']}-{opts['mode']}", reuse_from=tuple(opts["reuse_from"]))
