@@ -39,9 +39,10 @@ def paired_interval(differences: list[float], confidence: float = 0.95) -> dict:
     return {"mean": mean, "low": low, "high": high, "n": n, "significant": bool(low > 0 or high < 0)}
 
 
-def scores(cell: dict) -> dict[str, float]:
-    """The numbers compared between arms: accuracy, macro F1 and per-class precision/recall/F1."""
-    test = cell["test"]
+def scores(cell: dict, split: str = "test") -> dict[str, float]:
+    """The numbers compared between arms: accuracy, macro F1 and per-class precision/recall/F1 of
+    the cell's test report, or of another it stores (`valid_cv`: cross-validated scoring)."""
+    test = cell[split]
     out = {"accuracy": test["accuracy"], "macro_f1": test["macro_f1"]}
     for name in test["per_class"]:
         out.update({f"{name}/{m}": test["per_class"][name][m] for m in METRICS})
@@ -71,6 +72,7 @@ def summarize(cells: list[dict], reference: str, confidence: float = 0.95) -> di
                      for s in names},
             "gain_two_way": pair_two_way(runs, base, pairs, confidence) if arm != reference else None,
             "gain_by_generator": by_generator(runs, base, pairs, confidence) if arm != reference else None,
+            "cross_validated": cross_validated(runs, base, pairs, confidence) if arm != reference else None,
             "failures": [{"fold": c["fold"], "seed": c["seed"], "reason": c["failure"]}
                          for c in cells if c["arm"] == arm and c["failure"]],
         }
@@ -84,18 +86,29 @@ def _by_arm(cells: list[dict]) -> dict[str, dict[tuple[int, int], dict]]:
     return by_arm
 
 
-def per_image(cell: dict) -> bool:
-    """Whether a cell stores what the two-way interval needs: each test image's prediction and label."""
-    return "predicted" in cell["test"] and "labels" in cell["test"]
+def per_image(cell: dict, split: str = "test") -> bool:
+    """Whether a cell stores what the two-way interval needs: each image's prediction and label."""
+    return "predicted" in cell[split] and "labels" in cell[split]
 
 
-def pair_two_way(runs: dict, base: dict, pairs: list, confidence: float = 0.95) -> dict | None:
-    """The two-way interval of runs - base over `pairs` ((fold, seed) keys), or None when a cell
-    lacks per-image predictions and labels, or there are fewer than 2 pairs."""
-    if len(pairs) < 2 or not all(per_image(runs[k]) and per_image(base[k]) for k in pairs):
+def pair_two_way(runs: dict, base: dict, pairs: list, confidence: float = 0.95, split: str = "test") -> dict | None:
+    """The two-way interval of runs - base over `pairs` ((fold, seed) keys) on the cells' `split`
+    report, or None when a cell lacks per-image predictions and labels, or there are fewer than 2 pairs."""
+    if len(pairs) < 2 or not all(per_image(runs[k], split) and per_image(base[k], split) for k in pairs):
         return None
-    return two_way([runs[k]["test"] for k in pairs], [base[k]["test"] for k in pairs],
-                   runs[pairs[0]]["test"]["class_names"], confidence)
+    return two_way([runs[k][split] for k in pairs], [base[k][split] for k in pairs],
+                   runs[pairs[0]][split]["class_names"], confidence)
+
+
+def cross_validated(runs: dict, base: dict, pairs: list, confidence: float = 0.95) -> dict | None:
+    """The gain on the folds' validation images (cross-validated scoring: epochs chosen on an inner
+    split, so these images chose nothing), both intervals; None when the cells were not scored so."""
+    if not pairs or not all("valid_cv" in runs[k] and "valid_cv" in base[k] for k in pairs):
+        return None
+    names = list(scores(runs[pairs[0]], "valid_cv"))
+    return {"gain": {s: paired_interval([scores(runs[k], "valid_cv")[s] - scores(base[k], "valid_cv")[s] for k in pairs],
+                                        confidence) for s in names},
+            "gain_two_way": pair_two_way(runs, base, pairs, confidence, split="valid_cv")}
 
 
 def by_generator(runs: dict, base: dict, pairs: list, confidence: float = 0.95) -> dict | None:

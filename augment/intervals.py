@@ -38,7 +38,7 @@ def two_way(arm: list[dict], base: list[dict], class_names: list[str], confidenc
     rng = np.random.default_rng(seed)
     n_runs = len(arm)
     run_weights = rng.multinomial(n_runs, np.full(n_runs, 1 / n_runs), size=draws).astype(np.float64)
-    image_weights = _image_weights([np.asarray(b["labels"]) for b in base], rng, draws)
+    image_weights = _image_weights(base, rng, draws)
     observed: dict[str, list[float]] = {name: [] for name in score_names(class_names)}
     resampled: dict[str, list[np.ndarray]] = {name: [] for name in observed}
     for a, b, weights in zip(arm, base, image_weights):
@@ -61,12 +61,14 @@ def two_way(arm: list[dict], base: list[dict], class_names: list[str], confidenc
     return out
 
 
-def _image_weights(label_sets: list[np.ndarray], rng: np.random.Generator, draws: int) -> list[np.ndarray]:
-    """One draws x images weight matrix per run; runs on the same test images share it."""
-    shared: dict[bytes, np.ndarray] = {}
+def _image_weights(reports: list[dict], rng: np.random.Generator, draws: int) -> list[np.ndarray]:
+    """One draws x images weight matrix per run; runs on the same images share it. Which images a
+    report scored is its `images` fingerprint; reports without one are matched by their labels."""
+    shared: dict[tuple, np.ndarray] = {}
     out = []
-    for labels in label_sets:
-        key = labels.astype(np.int64).tobytes()
+    for report in reports:
+        labels = np.asarray(report["labels"], dtype=np.int64)
+        key = (report.get("images"), labels.tobytes())
         if key not in shared:
             n = labels.size
             shared[key] = rng.multinomial(n, np.full(n, 1 / n), size=draws).astype(np.float64)

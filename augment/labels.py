@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from classifier.engine import content_hash
 from classifier.metrics import confusion_matrix
 from wgan.data import DataConfig, load_dataset
 
@@ -20,7 +21,7 @@ def attach_test_labels(cells: list[dict]) -> list[dict]:
     """The cells with `test['labels']`; raises ValueError where the labels cannot be had or do
     not reproduce a cell's stored confusion matrix. Cells without per-image predictions (made by
     hand) are returned as they are: they get intervals over runs only."""
-    loaded: dict[str, list[int]] = {}
+    loaded: dict[str, dict] = {}
     out = []
     for cell in cells:
         test = cell["test"]
@@ -31,9 +32,9 @@ def attach_test_labels(cells: list[dict]) -> list[dict]:
             data = cell["identity"]["data"]
             key = json.dumps(data, sort_keys=True)
             if key not in loaded:
-                config = replace(DataConfig(**data), subset="test")
-                loaded[key] = load_dataset(config).labels.tolist()
-            test = test | {"labels": loaded[key]}
+                split = load_dataset(replace(DataConfig(**data), subset="test"))
+                loaded[key] = {"labels": split.labels.tolist(), "images": content_hash(split)}
+            test = loaded[key] | test
         _check(cell, test)
         out.append(cell | {"test": test})
     return out

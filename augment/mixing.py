@@ -126,6 +126,24 @@ def real_fraction(train: ImageSet, fraction: float, seed: int) -> ImageSet:
         raise ValueError(f"real fraction must be in (0, 1], got {fraction}")
     if fraction == 1:
         return train
+    return train.subset(_stratified(train, fraction, seed), f"real-fraction={fraction:g}/seed={seed}")
+
+
+INNER_SEED = 0  # one inner split per fold, shared by every arm and seed, so pairs stay paired
+
+
+def inner_split(train: ImageSet, fraction: float) -> tuple[ImageSet, ImageSet]:
+    """(the training images a classifier learns from, the inner validation images that pick its
+    epoch): a class-stratified `fraction` of the training split held out, the same for every cell
+    of a fold, so the fold's validation split is never used to choose anything."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"inner split must be in (0, 1), got {fraction}")
+    held = _stratified(train, fraction, INNER_SEED)
+    return (train.subset(~held, f"inner-train={fraction:g}"), train.subset(held, f"inner-valid={fraction:g}"))
+
+
+def _stratified(train: ImageSet, fraction: float, seed: int) -> np.ndarray:
+    """A mask of round(fraction * n_c) images of each class c (at least one), drawn with `seed`."""
     rng = np.random.default_rng(seed)
     keep = np.zeros(len(train), dtype=bool)
     labels = train.labels.numpy()
@@ -133,7 +151,7 @@ def real_fraction(train: ImageSet, fraction: float, seed: int) -> ImageSet:
         index = np.flatnonzero(labels == c)
         if index.size:
             keep[rng.choice(index, max(1, _round(fraction * index.size)), replace=False)] = True
-    return train.subset(keep, f"real-fraction={fraction:g}/seed={seed}")
+    return keep
 
 
 def mix(train: ImageSet, generated: ImageSet) -> ImageSet:

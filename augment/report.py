@@ -8,7 +8,7 @@ from pathlib import Path
 from classifier.engine import TrainSettings
 from wgan.atomic import atomic_path, write_text
 
-from .analysis import class_names, reported_gain
+from .analysis import class_names, headline, reported_gain
 from .multiple import holm
 
 
@@ -106,6 +106,7 @@ def markdown(results: dict) -> str:
         "Significant: " + ("; ".join(significant) if significant else "none") + ".", "",
         *([_RUNS_ONLY, "", *runs_only, ""] if two_way else []),
         *_per_generator(summary),
+        *_cross_validated(summary, reference),
         *_controls(results, keys),
         f"Runs that failed to learn (kept in the means): {len(failures)}", *failures, "",
         f"Cells that raised an error (not in the means; the same command retries them): "
@@ -144,6 +145,33 @@ def _declared(results: dict) -> list[str]:
                      + (f"{format_p(c['holm_p'])} |" if "holm_p" in c else " |"))
     return [*lines, "", "Intervals over training runs and test images (two-way bootstrap). Every other number in this "
             "report is exploratory.", ""]
+
+
+def _cross_validated(summary: dict, reference: str) -> list[str]:
+    """The gain on the folds' validation images beside the test-set gain, and where they disagree."""
+    arms = {arm: s["cross_validated"] for arm, s in summary.items() if s.get("cross_validated")}
+    if not arms:
+        return []
+    keys = columns(summary)
+    lines = [f"Cross-validated gain over `{reference}`: each fold's validation images, scored by the model whose "
+             "epoch an inner split of the training images chose (so these images chose nothing; the generators and "
+             "reference classifiers never saw them), 95 % interval over runs and images; beside it the test-set "
+             "gain:", "", "| arm | scored on | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+    disagree = []
+    for arm, cv in arms.items():
+        shown = {k: headline(cv["gain"], cv["gain_two_way"], k) for k in keys}
+        lines.append(f"| {arm} | validation (cross-validated) | " + " | ".join(format_interval(shown[k]) for k in keys) + " |")
+        lines.append(f"| {arm} | test | " + " | ".join(format_gain(summary, arm, k) for k in keys) + " |")
+        test_verdict, cv_verdict = _direction(reported_gain(summary[arm], "accuracy")), _direction(shown["accuracy"])
+        if test_verdict != cv_verdict:
+            disagree.append(f"- {arm}: the test set says {test_verdict}, the validation images say {cv_verdict}.")
+    return [*lines, "", *(disagree or ["The two scorings agree on every arm's accuracy."]), ""]
+
+
+def _direction(gain: dict) -> str:
+    if not gain["significant"]:
+        return "no measurable change"
+    return "a gain" if gain["mean"] > 0 else "a loss"
 
 
 def _per_generator(summary: dict) -> list[str]:

@@ -58,6 +58,8 @@ def cell_identity(config: SweepConfig, arm: Arm, fold: int, seed: int, generator
         # likewise present only when pre-training is not as long as fine-tuning (the one choice before)
         **({"pretrain_epochs": config.pretraining_epochs}
            if adds and config.schedule == "pretrain-finetune" and config.pretraining_epochs != config.base.epochs else {}),
+        # cross-validated scoring changes what trains and what picks the epoch, for every arm
+        **({"inner_split": config.inner_split} if config.inner_split else {}),
         # the declared plan (name and hash), for a study run under one
         **({"plan": config.plan.record()} if config.plan else {}),
         # and per-arm pool draws (nested ones were the only kind before the option existed)

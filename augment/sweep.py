@@ -94,6 +94,9 @@ class SweepConfig:
     save_models: bool = False  # also write each cell's classifier export beside its JSON
     reuse_from: tuple[Path, ...] = ()  # other study folders: their cells and reference classifiers of the same identity are reused
     plan: Plan | None = None  # the declared plan the study runs under (augment.plan)
+    # > 0: cross-validated scoring: this stratified share of the training split picks the epoch, and
+    # the fold's validation split (never used to choose anything then) is scored beside the test set
+    inner_split: float = 0.0
 
     def __post_init__(self):
         if self.generators:  # a single export per fold is a one-replica tuple
@@ -161,6 +164,9 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
     data = replace(config.data, fold=fold)
     real, valid, test = (load_dataset(replace(data, subset=s)) for s in ("train", "valid", "test"))
     real = mixing.real_fraction(real, config.real_fraction, seed)
+    held_out = valid  # the images scored beside the test set, under cross-validated scoring
+    if config.inner_split:
+        real, valid = mixing.inner_split(real, config.inner_split)  # `valid` now picks epochs only
     counts = mixing.generated_counts(real.class_counts(), arm.spec)
     per_epoch = len(real) + (sum(counts) if config.budget == "equal-real-passes" else 0)
     settings = replace(config.base, seed=seed, steps_per_epoch=math.ceil(per_epoch / config.base.batch_size),
@@ -197,6 +203,8 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
         "schedule": config.schedule, "real_counts": real.class_counts(), "generated_counts": dict(zip(real.class_names, counts)),
         "steps_per_epoch": settings.steps_per_epoch,
         "best_epoch": result.best_epoch, "valid_accuracy": best["valid/accuracy"], "test": test_report,
+        # the fold's validation images, scored by the model whose epoch the inner split chose
+        **({"valid_cv": evaluate(result.model, held_out, dev, settings.amp, settings.tta)} if config.inner_split else {}),
         "failure": analysis.failure(best["valid/accuracy"], test_report),
         "data_fingerprints": {"train": trained_on, "valid": valid.fingerprint, "test": test.fingerprint},
         "identity": cell_identity(config, arm, fold, seed, generator_hash(config, fold, seed)),

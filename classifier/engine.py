@@ -4,6 +4,7 @@ best epoch on the validation split (never on test)."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -245,7 +246,16 @@ def evaluate(model: nn.Module, data: ImageSet, device: torch.device, amp: bool =
     report["loss"] = float(-picked.log().mean())
     report["predicted"] = probs.argmax(1).tolist()  # per image, for corner-case tracking
     report["labels"] = data.labels.tolist()  # with it: intervals over test images (augment.intervals)
+    report["images"] = content_hash(data)  # which images: runs scored on the same ones are crossed with them
     return report
+
+
+def content_hash(data: ImageSet) -> str:
+    """A hash of the images and labels themselves (not of how they were loaded): two folds scored
+    on the same shared test set name the same images."""
+    digest = hashlib.sha256(data.images.numpy().tobytes())
+    digest.update(data.labels.numpy().astype("int64").tobytes())
+    return digest.hexdigest()[:24]
 
 
 def selection_score(report: dict, metric: str) -> float:

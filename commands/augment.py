@@ -53,6 +53,10 @@ from .options import DEFAULT_REGISTRY
               help="per-arm: each arm draws its own generated images (independent replications); nested: every arm of "
                    "a fold and seed draws from the same seeds, a larger pool extending a smaller one (dose-response "
                    "designs; the studies committed before per-arm draws).")
+@click.option("--inner-split", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              help="Cross-validated scoring: hold out this stratified share of each fold's training images to pick "
+                   "the epoch, and score the fold's validation images (which then choose nothing) beside the test "
+                   "set; 0: the validation split picks the epoch, as before.")
 @click.option("--fidelity-filter", type=click.FloatRange(0, 1, max_open=True), default=0.0,
               help="Drop generated images that the fold's real-only classifier puts in another class with a "
                    "probability above this (0: off).")
@@ -246,7 +250,7 @@ def _sweep_config(opts: dict):
     return SweepConfig(
         generators=generators, arms=build_arms(specs, base, opts["baselines"], opts["control"]), folds=opts["folds"],
         seeds=opts["seeds"], base=base, data=data, schedule=opts["schedule"], pretrain_epochs=opts["pretrain_epochs"], pool=opts["pool"],
-        pool_draws=opts["pool_draws"], plan=opts["plan"],
+        pool_draws=opts["pool_draws"], plan=opts["plan"], inner_split=opts["inner_split"],
         fidelity_filter=opts["fidelity_filter"], generated_labels=opts["generated_labels"], real_fraction=opts["real_fraction"],
         reference_epochs=opts["reference_epochs"], allow_generator_extra_data=opts["allow_generator_extra_data"], budget=opts["budget"],
         out=opts["out"] or Path("runs") / f"augment-{opts['model']}-{opts['mode']}", reuse_from=tuple(opts["reuse_from"]))

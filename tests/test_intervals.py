@@ -157,6 +157,7 @@ def test_old_cells_get_their_labels_from_the_test_split(monkeypatch):
             import torch
 
             self.labels = torch.tensor(values)
+            self.images = torch.zeros(len(values), 2, 2, dtype=torch.uint8)
 
     def fake_load(config):
         asked.append(config)
@@ -164,7 +165,7 @@ def test_old_cells_get_their_labels_from_the_test_split(monkeypatch):
 
     monkeypatch.setattr("augment.labels.load_dataset", fake_load)
     [got] = attach_test_labels([cell])
-    assert got["test"]["labels"] == labels and asked[0].subset == "test"
+    assert got["test"]["labels"] == labels and asked[0].subset == "test" and len(got["test"]["images"]) == 24
     monkeypatch.setattr("augment.labels.load_dataset", lambda config: Loaded(labels[1:] + labels[:1]))
     with pytest.raises(ValueError, match="do not give the confusion matrix"):
         attach_test_labels([cell])

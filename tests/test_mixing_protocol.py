@@ -370,3 +370,31 @@ def test_generator_replicas_serve_the_seeds_in_turn_and_the_report_shows_each(tm
     text = (tmp_path / "out" / "report.md").read_text()
     assert "Accuracy gain per generator replica" in text and "| r=1 |" in text.split("per generator replica")[1]
     assert "fold 0 replica 1 `" in text
+
+
+def test_inner_split_is_stratified_disjoint_and_the_same_for_every_cell():
+    data = synthetic_set(40, size=32)
+    data = type(data)(**{**data.__dict__, "fingerprint": "x:cv/0/train"})
+    learn, held = mixing.inner_split(data, 0.2)
+    assert len(learn) + len(held) == 40 and held.class_counts() == {c: 2 for c in held.class_names}  # 10 a class
+    assert not set(map(bytes, learn.images.numpy())) & set(map(bytes, held.images.numpy()))
+    again, _ = mixing.inner_split(data, 0.2)
+    assert torch.equal(again.images, learn.images) and "/train:" in learn.fingerprint
+    with pytest.raises(ValueError, match="inner split must be in"):
+        mixing.inner_split(data, 1.0)
+
+
+def test_cross_validated_scoring_scores_the_validation_split_beside_the_test_set(generator, tmp_path):
+    """--inner-split: the epoch is picked on held-out training images, the fold's validation images
+    are scored by that model, and the report sets that gain beside the test-set one."""
+    result = run([*ONE_CELL, "--checkpoint", generator, "--seeds", "0,1", "--inner-split", "0.2"], tmp_path)
+    assert result.exit_code == 0, result.output
+    cell = json.loads((tmp_path / "cells" / "r=1" / "fold0-seed1.json").read_text())
+    assert cell["identity"]["inner_split"] == 0.2 and sum(cell["real_counts"].values()) == 1405 - 281
+    assert cell["valid_cv"]["n"] == 353 and cell["test"]["n"] == 400 and len(cell["valid_cv"]["labels"]) == 353
+    assert cell["valid_cv"]["images"] != cell["test"]["images"]
+    results = json.loads((tmp_path / "results.json").read_text())
+    cv = results["summary"]["r=1"]["cross_validated"]
+    assert cv["gain_two_way"]["accuracy"]["n"] == 2 and set(cv["gain"]) >= {"accuracy", "Bent/f1"}
+    text = (tmp_path / "report.md").read_text()
+    assert "Cross-validated gain over `r=0`" in text and "| r=1 | validation (cross-validated) |" in text
