@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 import torch
 
 from classifier.metrics import classification_report
 from wgan.config import TrainConfig
 from wgan.data import ImageSet
+from wgan.data.schema import write_group
 from wgan.networks import NetworkConfig
 
 
@@ -62,3 +64,15 @@ def study_cell(arm: str, fold: int, accuracy: float, failure: str | None = None,
     correct = np.zeros(n_images, dtype=bool)
     correct[order[: round(accuracy * n_images)]] = True
     return {"arm": arm, "fold": fold, "seed": seed, "failure": failure, "test": scored_report(correct)}
+
+
+def synthetic_h5(path, size: int = 32):
+    """A FIRST-schema .h5 of synthetic blobs: 96 train, 48 valid and 48 test images."""
+    with h5py.File(path, "w") as h5:
+        index = 0
+        for split, n, seed in (("train", 96, 0), ("valid", 48, 1), ("test", 48, 2)):
+            data = synthetic_set(n, size, seed=seed)
+            for image, label in zip(data.images.numpy(), data.labels.tolist()):
+                write_group(h5, index, image, label, source="synthetic", split=split)
+                index += 1
+    return path

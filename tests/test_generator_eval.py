@@ -2,29 +2,20 @@
 
 import json
 
-import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from commands.classifier import classifier_train_command, eval_command
-from tests.helpers import synthetic_set, tiny_config
+from tests.helpers import synthetic_h5, tiny_config
 from wgan.data import DataConfig
-from wgan.data.schema import write_group
 from wgan.training_loop import train
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("quality")
-    path = root / "data.h5"
-    with h5py.File(path, "w") as h5:
-        index = 0
-        for split, n, seed in (("train", 96, 0), ("valid", 48, 1), ("test", 48, 2)):
-            data = synthetic_set(n, 32, seed=seed)
-            for image, label in zip(data.images.numpy(), data.labels.tolist()):
-                write_group(h5, index, image, label, source="synthetic", split=split)
-                index += 1
+    path = synthetic_h5(root / "data.h5")
     extractor = root / "extractor"
     result = CliRunner().invoke(classifier_train_command, ["--data", str(path), "--crop", "32", "--resolution", "32",
                                                            "--epochs", "30", "--out", str(extractor), "--no-progress"])

@@ -67,20 +67,13 @@ def test_classifier_train_names_a_classifier_that_did_not_learn(tmp_path):
     so the same every run); the summary says so beside the scores, and the metrics agree."""
     import json
 
-    import h5py
     from click.testing import CliRunner
 
     from classifier.crossval import learned
     from commands.classifier import classifier_train_command
-    from wgan.data.schema import write_group
+    from tests.helpers import synthetic_h5
 
-    path, index = tmp_path / "data.h5", 0
-    with h5py.File(path, "w") as h5:
-        for split, n, seed in (("train", 96, 0), ("valid", 48, 1), ("test", 48, 2)):
-            data = synthetic_set(n, 32, seed=seed)
-            for image, label in zip(data.images.numpy(), data.labels.tolist()):
-                write_group(h5, index, image, label, source="synthetic", split=split)
-                index += 1
+    path = synthetic_h5(tmp_path / "data.h5")
     out = tmp_path / "clf"
     result = CliRunner().invoke(classifier_train_command, ["--data", str(path), "--crop", "32", "--resolution", "32",
                                                            "--epochs", "3", "--out", str(out), "--no-progress"])
