@@ -12,14 +12,19 @@ from .export import LoadedClassifier
 from .quality import Evaluated, class_fidelity, feature_fid, featurize
 
 BEST_METRIC = "Metrics/kid_class_mean"  # lower is better; picks generator-best.pt
+FLOOR_DRAWS = 5
 
 
 class PeriodicQuality:
     """Every `every` generator iterations: KID, FID and class fidelity per class of `n_per_class`
-    EMA samples (fixed seeds) against the real training images, in the extractor's feature space."""
+    EMA samples (fixed seeds) against the real training images, in the extractor's feature space.
+    With `unseen` real images (the validation and test splits), also the floor at matched size:
+    per class, FID and KID of as many unseen images as there are (at most `n_per_class`), averaged
+    over FLOOR_DRAWS draws and computed once, and the generated FID at that same size, so the
+    TensorBoard curves compare like with like."""
 
     def __init__(self, extractor: LoadedClassifier, reference: ImageSet, every: int, n_per_class: int = 200,
-                 kid_subset: int = 100, seed: int = 0, tstr_epochs: int = 0):
+                 kid_subset: int = 100, seed: int = 0, tstr_epochs: int = 0, unseen: list[ImageSet] | None = None):
         check_extractor(extractor, list(reference.class_names))
         if extractor.resolution != reference.resolution:
             raise ValueError(f"extractor works at {extractor.resolution} px but the data is {reference.resolution} px")
@@ -27,6 +32,7 @@ class PeriodicQuality:
         self.kid_subset, self.seed, self.tstr_epochs = kid_subset, seed, tstr_epochs
         self.real = reference
         self.reference = featurize(extractor, reference.images, reference.labels, cache_tag=reference.fingerprint)
+        self.floor = self._floor(unseen) if unseen else {}
 
     def __call__(self, step: int, state) -> dict[str, float] | None:
         if step % self.every:
@@ -38,6 +44,12 @@ class PeriodicQuality:
             real, fake = self.reference.of_class(c).features, generated.of_class(c).features
             stats[f"Metrics/kid_{name}"] = kernel_inception_distance(real, fake, subset_size=self.kid_subset)[0]
             stats[f"Metrics/fid_{name}"] = feature_fid(real, fake)
+        for c, name in enumerate(self.real.class_names):
+            if name in self.floor:  # generated at the floor's size: the first images of the class (fixed seeds)
+                size, floor = self.floor[name]["size"], self.floor[name]
+                fake = generated.of_class(c).features[:size]
+                stats[f"Metrics/fid_matched_{name}"] = feature_fid(self.reference.of_class(c).features, fake)
+                stats[f"Metrics/fid_floor_{name}"], stats[f"Metrics/kid_floor_{name}"] = floor["fid"], floor["kid"]
         for name, share in class_fidelity(self.extractor, generated, list(self.real.class_names)).items():
             stats[f"Metrics/fidelity_{name}"] = share
         if self.tstr_epochs:
@@ -45,6 +57,24 @@ class PeriodicQuality:
         stats[BEST_METRIC] = float(np.mean([stats[f"Metrics/kid_{n}"] for n in self.real.class_names]))
         stats["Metrics/fid_class_mean"] = float(np.mean([stats[f"Metrics/fid_{n}"] for n in self.real.class_names]))
         return stats
+
+    def _floor(self, unseen: list[ImageSet]) -> dict[str, dict]:
+        """Per class: FID and KID of `size` unseen real images against the training images, the
+        mean over FLOOR_DRAWS draws (seeded), size = min(n_per_class, unseen images of the class)."""
+        parts = [featurize(self.extractor, s.images, s.labels, cache_tag=s.fingerprint) for s in unseen]
+        features, labels = np.concatenate([p.features for p in parts]), np.concatenate([p.labels for p in parts])
+        rng = np.random.default_rng(self.seed)
+        out = {}
+        for c, name in enumerate(self.real.class_names):
+            pool, real = features[labels == c], self.reference.of_class(c).features
+            size = min(self.n_per_class, len(pool))
+            if size < 2:
+                continue
+            draws = [pool[rng.choice(len(pool), size, replace=False)] for _ in range(FLOOR_DRAWS)]
+            out[name] = {"size": size, "fid": float(np.mean([feature_fid(real, d) for d in draws])),
+                         "kid": float(np.mean([kernel_inception_distance(real, d, subset_size=self.kid_subset)[0]
+                                               for d in draws]))}
+        return out
 
     def _usefulness(self, images, labels) -> dict[str, float]:
         """Per-class F1 on the real *training* images of the baseline CNN trained on these generated

@@ -4,6 +4,7 @@ the options that may change (a resumed run), the run directory and its lock, the
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -155,7 +156,7 @@ def run_training(opts: dict, ctx: click.Context) -> None:
         click.echo(f"# length: {cfg.iters} generator iterations = {cfg.total_kimg:.1f} kimg", err=True)
         return
     data = load_dataset(cfg.data)
-    callbacks, best_metric = quality_monitor(opts, data, cfg.device)  # before anything is written
+    callbacks, best_metric = quality_monitor(opts, data, cfg.data, cfg.device)  # before anything is written
     if run_dir is None:
         run_dir = new_run_dir(opts["runs_root"], cfg.run_name())
     # Only the main process of a torchrun launch writes, so only it takes the directory's lock and
@@ -190,7 +191,7 @@ def _train_in(run_dir: Path, cfg: TrainConfig, data, resume, callbacks, best_met
         click.echo(f"generator export: {export}")
 
 
-def quality_monitor(opts: dict, data, device: str) -> tuple[list, str | None]:
+def quality_monitor(opts: dict, data, data_config, device: str) -> tuple[list, str | None]:
     """The periodic quality callback, when asked for. The scorer lives in the classifier
     package; only this command layer wires it in, so the wgan package stays independent of it."""
     if not opts["eval_every"]:
@@ -199,5 +200,7 @@ def quality_monitor(opts: dict, data, device: str) -> tuple[list, str | None]:
     from classifier.monitor import BEST_METRIC, PeriodicQuality
 
     extractor = load_classifier(opts["eval_extractor"], select_device(device))
+    # the floor at matched size: real images this run's generator never sees
+    unseen = [load_dataset(replace(data_config, subset=s)) for s in ("valid", "test")] if data_config.subset == "train" else None
     return [PeriodicQuality(extractor, data, opts["eval_every"], opts["eval_n"],
-                            tstr_epochs=opts["eval_tstr_epochs"])], BEST_METRIC
+                            tstr_epochs=opts["eval_tstr_epochs"], unseen=unseen)], BEST_METRIC

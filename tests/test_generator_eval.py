@@ -84,6 +84,9 @@ def test_periodic_quality_during_training_exports_the_best(setup, tmp_path):
     assert all(np.isfinite(x[f"Metrics/fid_{c}"]) for x in evals for c in ("FRI", "FRII", "Compact", "Bent"))
     assert all(0 <= x[f"Metrics/fidelity_{c}"] <= 1 for x in evals for c in ("FRI", "FRII", "Compact", "Bent"))
     assert all(0 <= x[f"Metrics/tstr_{c}"] <= 1 for x in evals for c in ("FRI", "FRII", "Compact", "Bent"))
+    # the floor at matched size: 8 of the 24 unseen (validation + test) images a class, the same at every step
+    assert all(np.isfinite(x[f"Metrics/fid_matched_{c}"]) for x in evals for c in ("FRI", "FRII", "Compact", "Bent"))
+    assert evals[0]["Metrics/fid_floor_Bent"] == evals[1]["Metrics/fid_floor_Bent"] > 0
     assert (tmp_path / "run" / "generator-best.pt").is_file()
     from commands.wgan import select_command
 
