@@ -25,7 +25,8 @@ from wgan.atomic import write_text
 from .analysis import class_names, pair_two_way, paired_interval, scores
 from .labels import attach_test_labels
 from .multiple import holm
-from .report import format_gain, format_interval, format_p
+from .report import format_gain
+from .report_sections import format_interval, format_p
 
 
 def table(studies: dict[str, Path]) -> str:

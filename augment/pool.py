@@ -13,13 +13,21 @@ with the class labels shuffled, so they carry no class information).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from wgan.data import ImageSet, cache, generated_set, to_uint8
 from wgan.sampling import LoadedGenerator, generate
+
+from .reuse import cell_identity, generator_hash
+
+if TYPE_CHECKING:  # the sweep's types only; sweep.py imports this module
+    from .sweep import Arm, SweepConfig
 
 FRESH_STRIDE = 1_000_000  # at most this many images per class and pool
 CLASS_STRIDE = 10_000 * FRESH_STRIDE  # room for 10 000 fresh epochs per class
@@ -136,3 +144,20 @@ class Stream:
         seeds = torch.arange(self.next_seed, self.next_seed + len(labels), dtype=torch.int64)
         self.next_seed += len(labels)
         return torch.cat([to_uint8(x) for x, _, _ in generate(self.gen.model, labels, seeds)])
+
+
+def pool_seed(config: SweepConfig, arm: Arm, fold: int, seed: int) -> int:
+    """The seed of a cell's generated images: the cell's own seed for nested draws; per arm, one
+    derived from everything that defines the arm's images (its identity without the arm's name and
+    its control: a control arm shuffles the labels of its arm's very images)."""
+    if config.pool_draws == "nested":
+        return seed
+    identity = cell_identity(config, arm, fold, seed, generator_hash(config, fold, seed))
+    for key in ("arm", "control"):
+        identity.pop(key)
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+    # above any training seed a study uses, and small enough that seed * SEED_STRIDE fits in int64
+    return PER_ARM_SEEDS + int(digest[:12], 16) % PER_ARM_SEEDS
+
+
+PER_ARM_SEEDS = 4_000_000

@@ -8,12 +8,18 @@ from pathlib import Path
 from classifier.engine import TrainSettings
 from wgan.atomic import atomic_path, write_text
 
-from .analysis import class_names, headline, reported_gain
-from .multiple import holm
-
-
-def columns(summary: dict) -> list[str]:
-    return ["accuracy", "macro_f1", *(f"{c}/f1" for c in class_names(summary))]
+from .analysis import class_names, reported_gain
+from .report_sections import (
+    RUNS_ONLY,
+    TWO_WAY,
+    accuracy_p,
+    columns,
+    cross_validated,
+    declared,
+    format_interval,
+    format_p,
+    per_generator,
+)
 
 
 def _score(summary: dict, arm: str, key: str) -> str:
@@ -28,19 +34,6 @@ def format_gain(summary: dict, arm: str, key: str) -> str:
 
 def format_runs_only(summary: dict, arm: str, key: str) -> str:
     return format_interval(summary[arm]["gain"][key])
-
-
-def accuracy_p(summary: dict, reference: str) -> dict[str, dict]:
-    """Per arm (not the reference): the two-way p of its accuracy gain and its Holm-adjusted p over
-    every arm of the summary that has one (an exploratory family: the arms a report holds)."""
-    raw = {arm: s["gain_two_way"]["accuracy"]["p"] for arm, s in summary.items()
-           if arm != reference and s.get("gain_two_way")}
-    adjusted = holm(raw) if raw else {}
-    return {arm: {"p": raw[arm], "holm": adjusted[arm]} for arm in raw}
-
-
-def format_p(p: float) -> str:
-    return f"{p:.3f}" if p >= 0.001 else "<0.001"
 
 
 def format_table(summary: dict, reference: str, controls: dict | None = None) -> str:
@@ -78,8 +71,8 @@ def markdown(results: dict) -> str:
     runs_only = ["| arm | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
     runs_only += [f"| {arm} | " + " | ".join(format_runs_only(summary, arm, c) for c in keys) + " |"
                   for arm in summary if arm != reference]
-    significant = [f"{arm}: {key} {summary[arm]['gain'][key]['mean']:+.3f}" for arm in summary if arm != reference
-                   for key in keys if "*" in format_gain(summary, arm, key)]
+    significant = [f"{arm}: {key} {reported_gain(summary[arm], key)['mean']:+.3f}" for arm in summary
+                   if arm != reference for key in keys if reported_gain(summary[arm], key)["significant"]]
     two_way = any(s.get("gain_two_way") for s in summary.values())
     failures = [f"- {arm} fold {f['fold']} seed {f['seed']}: {f['reason']}"
                 for arm, s in summary.items() for f in s["failures"]]
@@ -97,16 +90,16 @@ def markdown(results: dict) -> str:
         "Computed under (every setting that changes a number; each cell in `cells/` records its own identity): "
         f"training `{json.dumps(TrainSettings.from_record(cfg['base']).effective(), sort_keys=True)}`, "
         f"data `{json.dumps(cfg['data'], sort_keys=True)}`.", "",
-        *_declared(results),
+        *declared(results),
         "Test metrics on the real test split, mean ± std over folds x seeds:", "", *rows, "",
         "Per-class precision (P) and recall (R):", "", *pr, "",
         f"Paired gain over `{reference}` (same fold and seed), 95 % interval "
-        + (_TWO_WAY if two_way else "over runs only (the cells store no per-image predictions)")
+        + (TWO_WAY if two_way else "over runs only (the cells store no per-image predictions)")
         + "; * marks an interval that excludes 0:", "", *gains, "",
         "Significant: " + ("; ".join(significant) if significant else "none") + ".", "",
-        *([_RUNS_ONLY, "", *runs_only, ""] if two_way else []),
-        *_per_generator(summary),
-        *_cross_validated(summary, reference),
+        *([RUNS_ONLY, "", *runs_only, ""] if two_way else []),
+        *per_generator(summary),
+        *cross_validated(summary, reference),
         *_controls(results, keys),
         f"Runs that failed to learn (kept in the means): {len(failures)}", *failures, "",
         f"Cells that raised an error (not in the means; the same command retries them): "
@@ -118,75 +111,6 @@ def markdown(results: dict) -> str:
         + ("; ".join(f"fold {f}: {v['generator_data']}, {v['valid_images_seen']}" for f, v in leak.items()) or "none")
         + ".", "", *_extra_data(leak),
         "![gain per class](gain.png)", ""])
-
-
-_TWO_WAY = ("over training runs and test images (two-way bootstrap of runs x the test images, 2,000 draws, "
-            "from each cell's per-image predictions; Owen 2007); accuracy p is its two-sided p, Holm p is adjusted "
-            "over every arm of this report (exploratory unless a study plan declares the comparison)")
-_RUNS_ONLY = ("Runs-only intervals (Student's t over the paired runs, as reports before the two-way interval gave "
-              "them): they treat the test images as fixed, so they are too narrow; not used for any verdict:")
-
-
-def _declared(results: dict) -> list[str]:
-    """The plan's question and its declared comparisons first; everything after is exploratory."""
-    plan, comparisons = results.get("plan"), results.get("declared")
-    if not plan or not comparisons:
-        return ["No study plan: every comparison below is exploratory.", ""]
-    keys = [plan["primary"], *plan["secondary"]]
-    lines = [f"## Declared comparisons (plan `{plan['name']}`, sha256 {plan['sha256'][:12]})", "",
-             f"Question: {plan['question']}", "", f"Decision rule: {plan['decision']}", "",
-             "| comparison | family | pairs | " + " | ".join(keys) + f" | {plan['primary']} p | Holm p (within family) |",
-             "|---|---|---|" + "---|" * (len(keys) + 2)]
-    for c in comparisons:
-        primary = c["scores"].get(plan["primary"], {})
-        lines.append(f"| {c['name']}: {c['arm']} - {c['against']} | {c['family']} | {c['pairs']} | "
-                     + " | ".join(format_interval(c["scores"][k]) if k in c["scores"] else "" for k in keys)
-                     + f" | {format_p(primary['p']) if 'p' in primary else 'runs only'} | "
-                     + (f"{format_p(c['holm_p'])} |" if "holm_p" in c else " |"))
-    return [*lines, "", "Intervals over training runs and test images (two-way bootstrap). Every other number in this "
-            "report is exploratory.", ""]
-
-
-def _cross_validated(summary: dict, reference: str) -> list[str]:
-    """The gain on the folds' validation images beside the test-set gain, and where they disagree."""
-    arms = {arm: s["cross_validated"] for arm, s in summary.items() if s.get("cross_validated")}
-    if not arms:
-        return []
-    keys = columns(summary)
-    lines = [f"Cross-validated gain over `{reference}`: each fold's validation images, scored by the model whose "
-             "epoch an inner split of the training images chose (so these images chose nothing; the generators and "
-             "reference classifiers never saw them), 95 % interval over runs and images; beside it the test-set "
-             "gain:", "", "| arm | scored on | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
-    disagree = []
-    for arm, cv in arms.items():
-        shown = {k: headline(cv["gain"], cv["gain_two_way"], k) for k in keys}
-        lines.append(f"| {arm} | validation (cross-validated) | " + " | ".join(format_interval(shown[k]) for k in keys) + " |")
-        lines.append(f"| {arm} | test | " + " | ".join(format_gain(summary, arm, k) for k in keys) + " |")
-        test_verdict, cv_verdict = _direction(reported_gain(summary[arm], "accuracy")), _direction(shown["accuracy"])
-        if test_verdict != cv_verdict:
-            disagree.append(f"- {arm}: the test set says {test_verdict}, the validation images say {cv_verdict}.")
-    return [*lines, "", *(disagree or ["The two scorings agree on every arm's accuracy."]), ""]
-
-
-def _direction(gain: dict) -> str:
-    if not gain["significant"]:
-        return "no measurable change"
-    return "a gain" if gain["mean"] > 0 else "a loss"
-
-
-def _per_generator(summary: dict) -> list[str]:
-    """The accuracy gain of each arm per generator replica (cells of classifier seed s use replica
-    s mod their number), when the study had several per fold."""
-    arms = {arm: s["gain_by_generator"] for arm, s in summary.items() if s.get("gain_by_generator")}
-    if not arms:
-        return []
-    replicas = sorted({r for gains in arms.values() for r in gains}, key=int)
-    lines = ["Accuracy gain per generator replica (each over its own pairs; a gain one generator carries alone "
-             "is not a property of the recipe):", "", "| arm | " + " | ".join(f"replica {r}" for r in replicas) + " |",
-             "|---|" + "---|" * len(replicas)]
-    lines += [f"| {arm} | " + " | ".join(format_interval(g[r]) if r in g else "" for r in replicas) + " |"
-              for arm, g in arms.items()]
-    return [*lines, ""]
 
 
 def _extra_data(leak: dict) -> list[str]:
@@ -222,12 +146,6 @@ def _controls(results: dict, keys: list[str]) -> list[str]:
                 lines.append(f"| {arm} - {c['control']} ({label}{'' if two_way else ', runs only'}) | {n} | {cells} |")
     lines += ["", *(f"- {arm}: {c['verdict']}." for arm, c in controls.items()), ""]
     return lines
-
-
-def format_interval(g: dict) -> str:
-    if g["n"] < 2:
-        return f"{g['mean']:+.3f}"
-    return f"{g['mean']:+.3f} [{g['low']:+.3f}, {g['high']:+.3f}]{'*' if g['significant'] else ''}"
 
 
 def _reference(cfg: dict) -> str:

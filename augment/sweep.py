@@ -12,7 +12,6 @@ cell only when the whole identity matches, and refuses to mix cells of another s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -230,7 +229,7 @@ def _training_sets(config: SweepConfig, arm: Arm, real: ImageSet, counts: list[i
         return (lambda epoch: real), None
     gen = load_generator(config.generator(fold, seed))
     control = arm.control is not None
-    draws = pool_seed(config, arm, fold, seed)
+    draws = pool.pool_seed(config, arm, fold, seed)
 
     def pool_at(offset: int, cached: bool) -> ImageSet:
         drawn = pool.draw_accepted(gen, counts, draws, offset, cached, accept)
@@ -246,23 +245,6 @@ def _training_sets(config: SweepConfig, arm: Arm, real: ImageSet, counts: list[i
         return (lambda epoch: mixing.mix(real, pool_at(epoch * pool.FRESH_STRIDE, cached=False))), None
     mixed = mixing.mix(real, pool_at(0, cached=True))
     return (lambda epoch: mixed), None
-
-
-def pool_seed(config: SweepConfig, arm: Arm, fold: int, seed: int) -> int:
-    """The seed of a cell's generated images: the cell's own seed for nested draws; per arm, one
-    derived from everything that defines the arm's images (its identity without the arm's name and
-    its control: a control arm shuffles the labels of its arm's very images)."""
-    if config.pool_draws == "nested":
-        return seed
-    identity = cell_identity(config, arm, fold, seed, generator_hash(config, fold, seed))
-    for key in ("arm", "control"):
-        identity.pop(key)
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
-    # above any training seed a study uses, and small enough that seed * pool.SEED_STRIDE fits in int64
-    return PER_ARM_SEEDS + int(digest[:12], 16) % PER_ARM_SEEDS
-
-
-PER_ARM_SEEDS = 4_000_000
 
 
 def _generator_record(config: SweepConfig, fold: int, seed: int) -> dict:

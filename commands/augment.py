@@ -18,6 +18,7 @@ from wgan.workdir import DirectoryBusy, exclusive
 
 from . import options
 from .options import DEFAULT_REGISTRY
+from .plan_option import apply_plan, refuse_overrides
 
 
 @click.command(context_settings={"show_default": True})
@@ -107,7 +108,7 @@ from .options import DEFAULT_REGISTRY
 @click.option("--dry-run", is_flag=True, help="List the cells and their estimated cost, then stop.")
 @options.progress()
 @click.option("--plan", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None, is_eager=True,
-              callback=lambda ctx, param, value: _apply_plan(ctx, value),
+              callback=lambda ctx, param, value: apply_plan(ctx, value),
               help="A study plan (TOML) declaring the question, the comparisons and their family, and the study's "
                    "options (its [options] table; the command line may not contradict them); its hash enters every "
                    "cell and the report. See augment.plan.")
@@ -126,7 +127,7 @@ def augment_eval_command(**opts):
     from augment.study import prepare, run
 
     try:
-        _refuse_overrides(click.get_current_context(), opts["plan"])
+        refuse_overrides(click.get_current_context(), opts["plan"])
         study = prepare(_sweep_config(opts), shlex.join(["augment-eval", *sys.argv[1:]]), opts["overwrite"])
         workers = opts["workers"] or _default_workers(opts["device"])
         cost = estimate(study.config)
@@ -174,47 +175,6 @@ def report_command(folders):
         except (ValueError, OSError, DirectoryBusy) as error:
             raise click.ClickException(str(error)) from None
         click.echo(f"wrote {folder / 'report.md'}, results.json and gain.png")
-
-
-# options that say how to run, not what: free on the command line beside a plan
-RUN_OPTIONS = {"workers", "device", "progress", "dry_run", "out", "overwrite", "reuse_from", "registry", "plan"}
-
-
-def _apply_plan(ctx: click.Context, path: Path | None):
-    """Eager: load the plan and make its [options] the defaults of the other options."""
-    from augment.plan import PlanError, load
-
-    if path is None:
-        return None
-    try:
-        plan = load(path)
-    except PlanError as error:
-        raise click.BadParameter(str(error), ctx=ctx, param_hint="--plan") from None
-    by_long = {opt[2:]: param for param in ctx.command.params for opt in param.opts if opt.startswith("--")}
-    defaults = {}
-    for key, value in plan.options.items():
-        param = by_long.get(key)
-        if param is None or param.name == "plan":
-            raise click.BadParameter(f"{path}: [options] names '{key}', which augment-eval does not have",
-                                     ctx=ctx, param_hint="--plan")
-        if param.multiple:
-            value = [str(v) for v in (value if isinstance(value, list) else [value])]
-        elif isinstance(value, list):
-            value = ",".join(str(v) for v in value)
-        defaults[param.name] = value
-    ctx.default_map = {**(ctx.default_map or {}), **defaults}
-    ctx.meta["plan"] = plan
-    return plan
-
-
-def _refuse_overrides(ctx: click.Context, plan) -> None:
-    """A declared study runs as declared: an option the plan sets may not be given again."""
-    if plan is None:
-        return
-    for name in ctx.default_map or {}:
-        if name not in RUN_OPTIONS and ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
-            raise ValueError(f"--{name.replace('_', '-')} is set by the plan '{plan.name}'; edit the plan (under a "
-                             "new name) rather than override it on the command line")
 
 
 def _sweep_config(opts: dict):

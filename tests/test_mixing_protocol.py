@@ -319,7 +319,7 @@ def _config(generator, **overrides):
 def test_each_arm_draws_its_own_generated_images_unless_nested(generator):
     """Per-arm draws: two ratios, two seeds and two bases give other images; a control arm shuffles
     its own arm's images. Nested draws: every arm of a seed starts from the same noise seeds."""
-    from augment.sweep import pool_seed
+    from augment.pool import pool_seed
 
     config = _config(generator)
     arms = {arm.name: arm for arm in config.arms}
