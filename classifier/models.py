@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .equivariant import D4CNN
+
 MODELS: dict[str, Callable[..., nn.Module]] = {}
 BATCHNORM_MODELS: set[str] = set()  # the models whose evaluation depends on BatchNorm statistics
 
@@ -136,6 +138,13 @@ def vit_small(resolution: int, num_classes: int = 4) -> nn.Module:
 @register("vit-conv", batchnorm=True)
 def vit_conv(resolution: int, num_classes: int = 4) -> nn.Module:
     return ViT(resolution, num_classes, stem="conv")
+
+
+@register("d4cnn")
+def d4cnn(resolution: int, num_classes: int = 4) -> nn.Module:
+    """Rotation- and flip-equivariant group convolutions over D4 (classifier.equivariant): the
+    class scores are exactly invariant to the 8 rotations/flips of the square."""
+    return D4CNN(resolution, num_classes)
 
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:

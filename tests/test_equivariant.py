@@ -1,0 +1,56 @@
+"""The D4-equivariant CNN: every layer commutes with the 8 rotations/flips, the class scores are
+invariant, and it trains through the ordinary classifier engine."""
+
+import pytest
+import torch
+
+from classifier.equivariant import INVERSE, ORDER, PRODUCT, GroupConv, LiftingConv, act_on_maps, transform
+from classifier.features import penultimate_layer
+from classifier.models import build_model
+
+
+def test_the_group_table_is_a_group():
+    assert all(PRODUCT[0][g] == g == PRODUCT[g][0] for g in range(ORDER))
+    assert all(PRODUCT[g][INVERSE[g]] == 0 for g in range(ORDER))
+    pattern = torch.randn(5, 5)
+    for a in range(ORDER):
+        for b in range(ORDER):
+            assert torch.equal(transform(transform(pattern, b), a), transform(pattern, PRODUCT[a][b]))
+    assert sorted(PRODUCT[3]) == list(range(ORDER))  # each row a permutation
+
+
+@pytest.mark.parametrize("h", range(ORDER))
+def test_layers_commute_with_every_rotation_and_flip(h):
+    torch.manual_seed(h)
+    x, maps = torch.randn(2, 1, 16, 16, dtype=torch.float64), torch.randn(2, 3, ORDER, 16, 16, dtype=torch.float64)
+    lift, group = LiftingConv(1, 3, 5).double(), GroupConv(3, 4, 3).double()
+    assert torch.allclose(lift(transform(x, h)), act_on_maps(lift(x), h), atol=1e-12)
+    assert torch.allclose(group(act_on_maps(maps, h)), act_on_maps(group(maps), h), atol=1e-12)
+
+
+@pytest.mark.parametrize("h", range(1, ORDER))
+def test_the_network_is_equivariant_and_its_scores_invariant(h):
+    model = build_model("d4cnn", 32, seed=0).double().eval()
+    x = torch.randn(3, 1, 32, 32, dtype=torch.float64)
+    assert torch.allclose(model.feature_maps(transform(x, h)), act_on_maps(model.feature_maps(x), h), atol=1e-10)
+    assert torch.allclose(model(transform(x, h)), model(x), atol=1e-10)
+    # not trivially: the maps themselves change under the transform
+    assert not torch.allclose(model.feature_maps(transform(x, h)), model.feature_maps(x), atol=1e-3)
+
+
+def test_float32_scores_are_invariant_to_float_tolerance():
+    model = build_model("d4cnn", 64, seed=1).eval()
+    x = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        scores = torch.stack([model(transform(x, h)) for h in range(ORDER)])
+    assert (scores - scores[0]).abs().max() < 1e-4
+
+
+def test_it_fits_the_classifier_plumbing():
+    model = build_model("d4cnn", 64, seed=0)
+    assert isinstance(penultimate_layer(model), torch.nn.Linear)
+    loss = model(torch.rand(4, 1, 64, 64)).logsumexp(1).mean()
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    with pytest.raises(ValueError, match="divisible by 16"):
+        build_model("d4cnn", 40)
