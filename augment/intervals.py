@@ -43,7 +43,8 @@ def two_way(arm: list[dict], base: list[dict], class_names: list[str], confidenc
     resampled: dict[str, list[np.ndarray]] = {name: [] for name in observed}
     for a, b, weights in zip(arm, base, image_weights):
         labels = np.asarray(b["labels"], dtype=np.int64)
-        if not np.array_equal(labels, np.asarray(a["labels"])):
+        same_images = a.get("images", b.get("images")) == b.get("images", a.get("images"))
+        if not same_images or not np.array_equal(labels, np.asarray(a["labels"])):
             raise ValueError("a pair's two runs were scored on different test images")
         for name, (d_obs, d_draws) in _differences(a, b, labels, weights, class_names).items():
             observed[name].append(d_obs)
@@ -57,7 +58,7 @@ def two_way(arm: list[dict], base: list[dict], class_names: list[str], confidenc
         p = min(1.0, 2 * min((gains <= 0).mean(), (gains >= 0).mean()))
         out[name] = {"mean": float(np.mean(observed[name])), "low": float(low), "high": float(high),
                      "n": n_runs, "p": max(float(p), 1 / draws), "significant": bool(low > 0 or high < 0),
-                     "method": "two-way bootstrap (runs x test images)"}
+                     "method": "two-way bootstrap (runs x images)"}
     return out
 
 

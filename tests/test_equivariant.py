@@ -4,7 +4,15 @@ invariant, and it trains through the ordinary classifier engine."""
 import pytest
 import torch
 
-from classifier.equivariant import INVERSE, ORDER, PRODUCT, GroupConv, LiftingConv, act_on_maps, transform
+from classifier.equivariant import (
+    INVERSE,
+    ORDER,
+    PRODUCT,
+    GroupConv,
+    LiftingConv,
+    act_on_maps,
+    transform,
+)
 from classifier.features import penultimate_layer
 from classifier.models import build_model
 

@@ -211,3 +211,12 @@ def test_augment_report_rewrites_a_study_from_its_cells(tmp_path):
     result = CliRunner().invoke(report_command, [str(tmp_path)])
     assert result.exit_code == 1 and "results.json lists this cell, but its file is missing" in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_pair_scored_on_other_images_with_the_same_labels_is_refused():
+    arm, base = _pairs(6, 2, runs=3)
+    for report in (*arm, *base):
+        report["images"] = "shared-test-set"
+    arm[1] = arm[1] | {"images": "another-set"}
+    with pytest.raises(ValueError, match="different test images"):
+        intervals.two_way(arm, base, list(CLASSES))
