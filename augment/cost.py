@@ -104,7 +104,8 @@ class _Timings:
         base: TrainSettings = config.base
         per_epoch = n_real + (sum(counts) if config.budget == "equal-real-passes" else 0)
         steps = math.ceil(per_epoch / base.batch_size)
-        epochs = base.epochs + (config.pretraining_epochs if config.schedule == "pretrain-finetune" and sum(counts) else 0)
+        own = dict(arm.overrides).get("epochs", base.epochs)
+        epochs = own + (config.pretraining_epochs if config.schedule == "pretrain-finetune" and sum(counts) else 0)
         views = 8 if base.tta else 1
         generated = {"fixed": sum(counts), "fresh-per-epoch": sum(counts) * epochs,
                      "fresh-per-batch": steps * base.batch_size * epochs * sum(counts) / max(1, n_real + sum(counts))}

@@ -65,7 +65,7 @@ GENERATED_LABELS = ("conditioning", "teacher")
 class Arm:
     name: str
     spec: mixing.MixSpec = mixing.MixSpec()
-    overrides: tuple[tuple[str, bool], ...] = ()  # training options changed from the base
+    overrides: tuple[tuple[str, bool | int], ...] = ()  # training options changed from the base
     control: str | None = None  # one of CONTROLS: the arm's generated images carry no class information
 
 
@@ -154,6 +154,21 @@ def build_arms(specs: list[mixing.MixSpec], base: TrainSettings, baselines: bool
         arms += [Arm(f"real+{name}", mixing.MixSpec(), tuple(change.items()))
                  for name, change in BASELINES.items() if any(getattr(base, k) != v for k, v in change.items())]
     return arms
+
+
+COMPUTE_MATCHED = "real+compute-matched"
+
+
+def compute_matched_arm(config: SweepConfig) -> Arm:
+    """Real images only, trained for as many epochs as an adding arm's classifiers train in all:
+    its own, its reference classifier's (fidelity filter, teacher labels) and its pre-training's.
+    Whatever an adding arm gains over this arm is not bought by the extra training alone."""
+    extra = (config.reference_base.epochs if config.uses_reference else 0) + \
+        (config.pretraining_epochs if config.schedule == "pretrain-finetune" else 0)
+    if not extra:
+        raise ValueError("a compute-matched control needs arms that train more than the real-only one: the fidelity "
+                         "filter, teacher labels or the pretrain-finetune schedule")
+    return Arm(COMPUTE_MATCHED, mixing.MixSpec(), (("epochs", config.base.epochs + extra),))
 
 
 def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = "cpu") -> dict:

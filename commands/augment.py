@@ -79,6 +79,10 @@ from .plan_option import apply_plan, refuse_overrides
 @click.option("--allow-generator-extra-data", is_flag=True,
               help="With --real-fraction below 1: accept generators trained on images it drops (their samples then "
                    "carry labelled data the classifiers are denied; the report says how many).")
+@click.option("--compute-matched", is_flag=True,
+              help="Add a real-only arm trained for as many epochs as an adding arm's classifiers in all (its own plus "
+                   "its reference classifier's or pre-training's): does the arm beat the same compute spent on real "
+                   "images?")
 @click.option("--baselines/--no-baselines", default=True,
               help="Also run real-only with class weights, with oversampling and with rotations/flips.")
 @click.option("--epochs", type=click.IntRange(1), default=60, help="Budget: passes over the real training split (same for every arm).")
@@ -180,7 +184,7 @@ def report_command(folders):
 def _sweep_config(opts: dict):
     """The library's sweep config from augment-eval's options."""
     from augment import mixing
-    from augment.sweep import SweepConfig, build_arms
+    from augment.sweep import SweepConfig, build_arms, compute_matched_arm
     from classifier.engine import TrainSettings
     from wgan import registry
     from wgan.data import DataConfig, resolve_splits
@@ -207,13 +211,16 @@ def _sweep_config(opts: dict):
         else:
             raise ValueError("your own --data needs generators trained on it: pass --checkpoint with {fold} in the "
                              "path, one per fold (wgan-train --data ... --fold k)")
-    return SweepConfig(
+    config = SweepConfig(
         generators=generators, arms=build_arms(specs, base, opts["baselines"], opts["control"]), folds=opts["folds"],
         seeds=opts["seeds"], base=base, data=data, schedule=opts["schedule"], pretrain_epochs=opts["pretrain_epochs"], pool=opts["pool"],
         pool_draws=opts["pool_draws"], plan=opts["plan"], inner_split=opts["inner_split"],
         fidelity_filter=opts["fidelity_filter"], generated_labels=opts["generated_labels"], real_fraction=opts["real_fraction"],
         reference_epochs=opts["reference_epochs"], allow_generator_extra_data=opts["allow_generator_extra_data"], budget=opts["budget"],
         out=opts["out"] or Path("runs") / f"augment-{opts['model']}-{opts['mode']}", reuse_from=tuple(opts["reuse_from"]))
+    if opts["compute_matched"]:
+        config.arms.append(compute_matched_arm(config))
+    return config
 
 
 def _default_workers(device: str) -> int:

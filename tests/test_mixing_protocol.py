@@ -398,3 +398,17 @@ def test_cross_validated_scoring_scores_the_validation_split_beside_the_test_set
     assert cv["gain_two_way"]["accuracy"]["n"] == 2 and set(cv["gain"]) >= {"accuracy", "Bent/f1"}
     text = (tmp_path / "report.md").read_text()
     assert "Cross-validated gain over `r=0`" in text and "| r=1 | validation (cross-validated) |" in text
+
+
+def test_the_compute_matched_control_trains_real_images_for_the_arms_total_epochs(generator, tmp_path):
+    """--compute-matched beside a fidelity filter with a 2-epoch reference: real only for 1 + 2
+    epochs, in the same study, so the filter arm is compared with the same compute on real images."""
+    result = run([*ONE_CELL, "--checkpoint", generator, "--fidelity-filter", "0.9", "--reference-epochs", "2",
+                  "--compute-matched"], tmp_path)
+    assert result.exit_code == 0, result.output
+    cell = json.loads((tmp_path / "cells" / "real+compute-matched" / "fold0-seed0.json").read_text())
+    assert cell["identity"]["overrides"] == {"epochs": 3} and cell["generated_counts"] == {
+        "FRI": 0, "FRII": 0, "Compact": 0, "Bent": 0}
+    assert "real+compute-matched" in json.loads((tmp_path / "results.json").read_text())["summary"]
+    refused = run([*ONE_CELL, "--checkpoint", generator, "--compute-matched"], tmp_path / "plain")
+    assert refused.exit_code == 1 and "a compute-matched control needs arms that train more" in refused.output
