@@ -20,8 +20,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import torch
 from scipy import stats
 from scipy.cluster.vq import kmeans2
+
+from wgan.data import symmetry
 
 P_SUSPECT = 0.01
 NEAR_QUANTILE = 0.05
@@ -30,9 +33,10 @@ MIN_IN_CELL = 5  # a cell counts in C_T only with this many generated and unseen
 
 
 def dihedral(images: np.ndarray) -> np.ndarray:
-    """The 8 rotations and flips of each image [N, H, W] -> [8N, H, W] (transform-major)."""
-    rotations = [np.rot90(images, k, axes=(1, 2)) for k in range(4)]
-    return np.concatenate(rotations + [r[:, :, ::-1] for r in rotations])
+    """The 8 rotations and flips of each image [N, H, W] -> [8N, H, W] (transform-major, the
+    transforms of the data augmentation, wgan.data.symmetry)."""
+    x = torch.from_numpy(np.ascontiguousarray(images))
+    return torch.cat([symmetry.dihedral(x, g) for g in range(8)]).numpy()
 
 
 def nearest(queries: np.ndarray, support: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:

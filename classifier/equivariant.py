@@ -19,15 +19,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from wgan.data.symmetry import dihedral
+
 ORDER = 8  # |D4|
 
 
 def transform(x: torch.Tensor, g: int) -> torch.Tensor:
-    """Group element g = 4 * flip + rotation acting on the last two (spatial) axes: flip the
-    columns first (when flip), then rotate by rotation x 90 degrees."""
-    if g >= 4:
-        x = x.flip(-1)
-    return torch.rot90(x, g % 4, dims=(-2, -1))
+    """Group element g (0..7) acting on the last two (spatial) axes, as the data augmentation
+    applies it (wgan.data.symmetry.dihedral: g % 4 quarter turns, then a flip when g >= 4)."""
+    return dihedral(x, g)
 
 
 def _table() -> tuple[list[list[int]], list[int]]:
