@@ -165,7 +165,9 @@ def against_controls(cells: list[dict], summary: dict) -> dict:
     verdict the study's question needs (regularisation or class information)."""
     by_arm = _by_arm(cells)
     out = {}
-    for control in (a for a in by_arm if "+" in a and a.split("+", 1)[0] in by_arm):
+    # the negative controls: the same images without their class information (an augmented-real
+    # arm is a comparison arm, declared in a plan, not a negative control)
+    for control in (a for a in by_arm if a.endswith("+shuffled-labels") and a.split("+", 1)[0] in by_arm):
         arm = control.split("+", 1)[0]
         runs, controls = by_arm[arm], by_arm[control]
         pairs = sorted(set(runs) & set(controls))

@@ -85,11 +85,18 @@ def draw_accepted(gen: LoadedGenerator, counts: list[int], seed: int, offset: in
     """`draw`, keeping only images that `accept` passes: bigger pools are drawn (2x, 4x, ...; they
     extend the smaller ones) until each class has counts[c] accepted images, the first ones in
     seed order. Raises ValueError when a class passes too rarely."""
+    return accepted(lambda scaled: draw(gen, scaled, seed, offset, cached), counts, accept, "generated")
+
+
+def accepted(draw_counts: Callable[[list[int]], ImageSet], counts: list[int], accept: Accept | None,
+             what: str) -> ImageSet:
+    """The first counts[c] images of each class that `accept` passes, from pools `draw_counts`
+    makes 2x, 4x, ... as large as `counts` (all of `draw_counts(counts)` without `accept`)."""
     if accept is None:
-        return draw(gen, counts, seed, offset, cached)
+        return draw_counts(counts)
     factor = 2
     while True:
-        pool = draw(gen, [n * factor for n in counts], seed, offset, cached)
+        pool = draw_counts([n * factor for n in counts])
         kept = accept(pool.images, pool.labels).numpy()
         have = [int(kept[pool.labels.numpy() == c].sum()) for c in range(len(counts))]
         if all(h >= n for h, n in zip(have, counts)):
@@ -100,7 +107,7 @@ def draw_accepted(gen: LoadedGenerator, counts: list[int], seed: int, offset: in
             return pool.subset(keep, "fidelity-filtered")
         if factor >= MAX_OVERDRAW:
             short = [pool.class_names[c] for c, (h, n) in enumerate(zip(have, counts)) if h < n]
-            raise ValueError(f"the fidelity filter passes too few generated {', '.join(short)} images "
+            raise ValueError(f"the fidelity filter passes too few {what} {', '.join(short)} images "
                              f"({', '.join(f'{h}/{n * factor}' for h, n in zip(have, counts))} per class); "
                              "lower the threshold or turn the filter off")
         factor *= 2

@@ -30,7 +30,7 @@ from wgan.run import select_device, torch_threads
 from wgan.sampling import load_generator
 from wgan.stats import StatsLogger
 
-from . import analysis, filtering, mixing, pool
+from . import analysis, augmented_real, filtering, mixing, pool
 from .plan import Plan
 from .reuse import adopt, cell_identity, cells, check_reuse, generator_hash, todo
 from .workers import worker_pool
@@ -54,7 +54,10 @@ POOLS = ("fixed", "fresh-per-epoch", "fresh-per-batch")
 # dose-response designs and for the studies committed before per-arm draws existed
 POOL_DRAWS = ("per-arm", "nested")
 # the negative control: generated images whose labels carry no class information (see pool.shuffle_labels)
-CONTROLS = ("shuffled-labels",)
+# augmented-real: in place of the generated images, classically augmented real ones (rotations,
+# shifts, flux scaling, noise; augment.augmented_real), through the same fidelity filter: what the
+# generator adds over augmenting the real images
+CONTROLS = ("shuffled-labels", "augmented-real")
 # conditioning: a generated image carries the class it was drawn for; teacher: the class
 # probabilities the cell's real-only classifier gives it (soft labels, as in knowledge
 # distillation), so an image drawn for FRI that looks like FRII teaches what it looks like
@@ -66,7 +69,7 @@ class Arm:
     name: str
     spec: mixing.MixSpec = mixing.MixSpec()
     overrides: tuple[tuple[str, bool | int], ...] = ()  # training options changed from the base
-    control: str | None = None  # one of CONTROLS: the arm's generated images carry no class information
+    control: str | None = None  # one of CONTROLS
 
 
 @dataclass
@@ -111,7 +114,10 @@ class SweepConfig:
         if self.generated_labels == "teacher" and self.pool != "fixed":
             raise ValueError("teacher labels need the fixed pool (they are computed once per cell), not "
                              f"pool '{self.pool}'")
-        if self.generated_labels == "teacher" and any(arm.control for arm in self.arms):
+        if self.pool == "fresh-per-batch" and any(arm.control == "augmented-real" for arm in self.arms):
+            raise ValueError("the augmented-real control draws its images per pool, not per batch: use pool 'fixed' "
+                             "or 'fresh-per-epoch'")
+        if self.generated_labels == "teacher" and any(arm.control == "shuffled-labels" for arm in self.arms):
             raise ValueError("teacher labels would give the control's shuffled-label images their class "
                              "information back; run the control in a study without them")
 
@@ -142,14 +148,15 @@ class SweepConfig:
         return self.out / "cells" / arm.name / f"fold{fold}-seed{seed}.json"
 
 
-def build_arms(specs: list[mixing.MixSpec], base: TrainSettings, baselines: bool, control: str | None = None) -> list[Arm]:
-    """One arm per ratio (and with `control`, its control arm beside it), plus each baseline the
-    base settings do not already include."""
+def build_arms(specs: list[mixing.MixSpec], base: TrainSettings, baselines: bool,
+               controls: str | tuple[str, ...] | None = None) -> list[Arm]:
+    """One arm per ratio (and beside it one arm per control), plus each baseline the base
+    settings do not already include."""
+    controls = (controls,) if isinstance(controls, str) else tuple(controls or ())
     arms = []
     for spec in specs:
         arms.append(Arm(spec.label, spec))
-        if control and not spec.is_zero:
-            arms.append(Arm(f"{spec.label}+{control}", spec, control=control))
+        arms += [Arm(f"{spec.label}+{control}", spec, control=control) for control in controls if not spec.is_zero]
     if baselines:
         arms += [Arm(f"real+{name}", mixing.MixSpec(), tuple(change.items()))
                  for name, change in BASELINES.items() if any(getattr(base, k) != v for k, v in change.items())]
@@ -242,9 +249,11 @@ def _training_sets(config: SweepConfig, arm: Arm, real: ImageSet, counts: list[i
     source of fresh generated images or None)."""
     if not sum(counts):
         return (lambda epoch: real), None
+    draws = pool.pool_seed(config, arm, fold, seed)
+    if arm.control == "augmented-real":  # no generator: augmented real images in its place
+        return _augmented_real_sets(config, real, counts, draws, accept)
     gen = load_generator(config.generator(fold, seed))
     control = arm.control is not None
-    draws = pool.pool_seed(config, arm, fold, seed)
 
     def pool_at(offset: int, cached: bool) -> ImageSet:
         drawn = pool.draw_accepted(gen, counts, draws, offset, cached, accept)
@@ -259,6 +268,18 @@ def _training_sets(config: SweepConfig, arm: Arm, real: ImageSet, counts: list[i
     if config.pool == "fresh-per-epoch":
         return (lambda epoch: mixing.mix(real, pool_at(epoch * pool.FRESH_STRIDE, cached=False))), None
     mixed = mixing.mix(real, pool_at(0, cached=True))
+    return (lambda epoch: mixed), None
+
+
+def _augmented_real_sets(config: SweepConfig, real: ImageSet, counts: list[int], draws: int,
+                         accept: pool.Accept | None):
+    """_training_sets of the augmented-real control: a fixed pool, or a new one every epoch."""
+    def pool_at(offset: int) -> ImageSet:
+        return augmented_real.draw_accepted(real, counts, draws + offset, accept)
+
+    if config.pool == "fresh-per-epoch":
+        return (lambda epoch: mixing.mix(real, pool_at(epoch))), None
+    mixed = mixing.mix(real, pool_at(0))
     return (lambda epoch: mixed), None
 
 

@@ -67,9 +67,11 @@ from .plan_option import apply_plan, refuse_overrides
 @click.option("--reference-epochs", type=click.IntRange(1), default=None,
               help="With --fidelity-filter or teacher labels: epochs of the fold's real-only classifier that "
                    "judges the generated images; default: --epochs.")
-@click.option("--control", type=click.Choice(CONTROLS), default=None,
-              help="Add a negative-control arm beside every ratio: the same generated images with shuffled "
-                   "labels (no class information); a gain it also shows is regularisation, not realism.")
+@click.option("--control", "controls", type=click.Choice(CONTROLS), multiple=True,
+              help="Add a control arm beside every ratio (repeatable): shuffled-labels, the same generated images with "
+                   "their labels shuffled (a gain it also shows is regularisation, not realism); augmented-real, "
+                   "classically augmented real images (rotation, shift, flux scaling, noise) in place of the "
+                   "generated ones, through the same fidelity filter (what does the generator add?).")
 @click.option("--budget", type=click.Choice(BUDGETS), default="equal-steps",
               help="equal-steps: every arm gets the batches of --epochs passes over the real split; "
                    "equal-real-passes: real images seen as often as in the real-only arm (steps grow with the ratio).")
@@ -212,7 +214,7 @@ def _sweep_config(opts: dict):
             raise ValueError("your own --data needs generators trained on it: pass --checkpoint with {fold} in the "
                              "path, one per fold (wgan-train --data ... --fold k)")
     config = SweepConfig(
-        generators=generators, arms=build_arms(specs, base, opts["baselines"], opts["control"]), folds=opts["folds"],
+        generators=generators, arms=build_arms(specs, base, opts["baselines"], opts["controls"]), folds=opts["folds"],
         seeds=opts["seeds"], base=base, data=data, schedule=opts["schedule"], pretrain_epochs=opts["pretrain_epochs"], pool=opts["pool"],
         pool_draws=opts["pool_draws"], plan=opts["plan"], inner_split=opts["inner_split"],
         fidelity_filter=opts["fidelity_filter"], generated_labels=opts["generated_labels"], real_fraction=opts["real_fraction"],

@@ -5,6 +5,7 @@ the others."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -16,7 +17,7 @@ from classifier.models import build_model
 from commands.augment import augment_eval_command
 from tests.helpers import synthetic_set
 from tests.test_augment_mixing import tiny_generator
-from wgan.data import GENERATED_SOURCE
+from wgan.data import GENERATED_SOURCE, ImageSet
 
 
 def run(args, out):
@@ -412,3 +413,46 @@ def test_the_compute_matched_control_trains_real_images_for_the_arms_total_epoch
     assert "real+compute-matched" in json.loads((tmp_path / "results.json").read_text())["summary"]
     refused = run([*ONE_CELL, "--checkpoint", generator, "--compute-matched"], tmp_path / "plain")
     assert refused.exit_code == 1 and "a compute-matched control needs arms that train more" in refused.output
+
+
+def _two_class_set() -> ImageSet:
+    """Class 0: empty sky (the floor everywhere); class 1: a bright source in the centre."""
+    images = torch.zeros(8, 32, 32, dtype=torch.uint8)
+    images[4:, 12:20, 12:20] = 200
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    return ImageSet(images=images, labels=labels, ra=np.zeros(8), dec=np.zeros(8), source=np.full(8, "real"),
+                    fingerprint="x:cv/0/train", pixel_scale_arcsec=1.8, class_names=("FRI", "FRII"))
+
+
+def test_augmented_real_images_come_from_their_class_and_keep_the_floor():
+    from augment import augmented_real
+
+    real = _two_class_set()
+    drawn = augmented_real.draw(real, [3, 5], seed=1)
+    assert drawn.labels.tolist() == [0] * 3 + [1] * 5 and (drawn.source == GENERATED_SOURCE).all()
+    assert (drawn.images[:3] == 0).all()  # empty sky stays empty: noise only on the source's pixels
+    bright = drawn.images[3:].flatten(1)
+    assert (bright.max(1).values > 120).all() and ((bright > 0).float().mean(1) < 0.2).all()
+    assert torch.equal(augmented_real.draw(real, [3, 5], seed=1).images, drawn.images)
+    assert not torch.equal(augmented_real.draw(real, [3, 5], seed=2).images, drawn.images)
+    # through a filter that keeps only images brighter than 100 somewhere: class 1 alone passes
+    bright_only = lambda images, labels: images.flatten(1).max(1).values > 100  # noqa: E731
+    kept = augmented_real.draw_accepted(real, [0, 4], seed=1, accept=bright_only)
+    assert kept.labels.tolist() == [1] * 4
+    with pytest.raises(ValueError, match="passes too few augmented real FRI"):
+        augmented_real.draw_accepted(real, [2, 0], seed=1, accept=bright_only)
+
+
+def test_the_augmented_real_control_runs_beside_the_arm(generator, tmp_path):
+    result = run([*ONE_CELL, "--checkpoint", generator, "--fidelity-filter", "0.9", "--control", "augmented-real",
+                  "--control", "shuffled-labels"], tmp_path)
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert list(results["summary"]) == ["r=0", "r=1", "r=1+augmented-real", "r=1+shuffled-labels"]  # as given
+    assert list(results["controls"]["r=1"].values())[0] == "r=1+shuffled-labels"  # the negative control only
+    cell = json.loads((tmp_path / "cells" / "r=1+augmented-real" / "fold0-seed0.json").read_text())
+    arm = json.loads((tmp_path / "cells" / "r=1" / "fold0-seed0.json").read_text())
+    assert cell["identity"]["control"] == "augmented-real" and cell["generated_counts"] == arm["generated_counts"]
+    refused = run([*ONE_CELL, "--checkpoint", generator, "--pool", "fresh-per-batch", "--control", "augmented-real"],
+                  tmp_path / "batch")
+    assert refused.exit_code == 1 and "draws its images per pool, not per batch" in refused.output
