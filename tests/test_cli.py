@@ -187,6 +187,15 @@ def test_sample_every_format_and_read_back(trained, tmp_path):
         header, image = hdul[0].header, hdul[0].data
     assert header["CLASS"] == "Compact" and header["SEED"] == 106 and len(header["GENHASH"]) == 16
     assert header["CDELT2"] == pytest.approx(1.8 * 4 / 3600)  # 128 px crop at 32 px
+    # a complete celestial WCS: astropy reads a sky position for every pixel, centred, 7.2" a pixel
+    from astropy.wcs import WCS
+
+    wcs = WCS(header)
+    assert wcs.has_celestial and wcs.wcs.ctype[0] == "RA---SIN" and wcs.wcs.ctype[1] == "DEC--SIN"
+    centre = wcs.pixel_to_world(15.5, 15.5)  # 0-based pixel coordinates of the centre of a 32 px image
+    assert centre.ra.deg == pytest.approx(0, abs=1e-9) and centre.dec.deg == pytest.approx(0, abs=1e-9)
+    step = wcs.pixel_to_world(15.5, 16.5).separation(centre).arcsec
+    assert step == pytest.approx(7.2, rel=1e-6) and wcs.pixel_to_world(16.5, 15.5).ra.deg > 359  # east left
     assert image.shape == (32, 32) and np.abs(np.round(image) - png["Compact_seed0000000106"]).max() <= 1
 
 

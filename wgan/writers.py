@@ -49,9 +49,17 @@ class FITSWriter(SampleWriter):
             header["LABEL"] = (label, "index of CLASS in the generator's classes")
             header["SEED"] = (seed, "noise seed of this image")
             header["GENHASH"] = (self.meta["generator_hash"], "SHA-256 prefix of the generator file")
-            # Pixel scale only: a generated source has no position on the sky.
+            # A complete celestial WCS, so astropy and DS9 read angular scale and orientation. A
+            # generated source has no position on the sky: it is placed at RA 0, Dec 0 (CRVAL), with
+            # FIRST's orthographic (SIN) projection, north up and east left.
+            rows, columns = image.shape[-2:]
+            header["WCSAXES"] = 2
+            header["CTYPE1"], header["CTYPE2"] = ("RA---SIN", "orthographic, as FIRST"), ("DEC--SIN", "orthographic")
+            header["CRPIX1"], header["CRPIX2"] = ((columns + 1) / 2, "image centre"), ((rows + 1) / 2, "image centre")
+            header["CRVAL1"], header["CRVAL2"] = (0.0, "no sky position: placed at RA 0"), (0.0, "and Dec 0")
             header["CDELT1"], header["CDELT2"] = (-scale_deg, "deg per pixel"), (scale_deg, "deg per pixel")
             header["CUNIT1"] = header["CUNIT2"] = "deg"
+            header["RADESYS"] = "ICRS"
             header["BUNIT"] = ("scaled", "0..255 per image, as the FIRST data set")
             header["ORIGIN"] = "radiogan wgan-sample"
             data = ((image.numpy().astype(np.float32) + 1.0) * 127.5).clip(0, 255)
