@@ -22,6 +22,10 @@ def _report(confusion) -> dict:
 def test_predictions_piled_into_one_class_are_a_collapse():
     piled = _report([[0, 20, 0, 0], [0, 20, 0, 0], [1, 19, 0, 0], [0, 20, 0, 0]])
     assert collapse_reason(piled) == "collapsed: 99% of its predictions are FRII"
+    # most images called FRI, each other class's few calls right: recall (per true class) says collapsed,
+    # precision (per predicted class, the wrong axis) would not
+    mostly_fri = _report([[100, 0, 0, 0], [90, 10, 0, 0], [90, 0, 10, 0], [90, 0, 0, 10]])
+    assert collapse_reason(mostly_fri) == "collapsed: 92% of its predictions are FRI"
 
 
 def test_one_large_true_class_predicted_well_is_not_a_collapse():
