@@ -218,5 +218,5 @@ def failure(valid_accuracy: float, test_report: dict) -> str | None:
     chance = near_chance(valid_accuracy, len(test_report["class_names"]))
     if chance:
         return f"validation {chance}"
-    reason = collapse_reason(test_report)
-    return reason.replace("of its predictions", "of test predictions") if reason and reason.startswith("collapsed") else None
+    reason = collapse_reason(test_report, "test predictions")
+    return reason if reason and reason.startswith("collapsed") else None

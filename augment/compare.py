@@ -36,17 +36,15 @@ def table(studies: dict[str, Path]) -> str:
     head = ("| study | arm | pairs | accuracy | " + " | ".join(f"{c} gain" for c in ["accuracy", *names])
             + " | accuracy p | Holm p |")
     rows = [head, "|---|---|---|---|" + "---|" * (len(gain_keys) + 2)]
-    raw, first_seen = {}, {}  # an arm whose cells another study also lists (reused) is one comparison
+    # an arm whose cells another study also lists (reused) is one comparison: keyed by its cells
+    raw, cells_of = {}, {}
     for label, results in loaded.items():
         for arm, s in results["summary"].items():
             if s.get("gain_two_way"):
-                first_seen.setdefault(_cells_key(results, arm), (label, arm))
                 raw[label, arm] = s["gain_two_way"]["accuracy"]["p"]
-    family = {f"{label}:{arm}": raw[label, arm] for label, arm in first_seen.values()}
-    adjusted_once = holm(family)
-    adjusted = {(label, arm): adjusted_once[f"{first[0]}:{first[1]}"]
-                for label, results in loaded.items() for arm in results["summary"]
-                if (label, arm) in raw for first in [first_seen[_cells_key(results, arm)]]}
+                cells_of[label, arm] = str(_cells_key(results, arm))
+    family = holm({cells: raw[row] for row, cells in reversed(cells_of.items())})  # first listing's p wins
+    adjusted = {row: family[cells] for row, cells in cells_of.items()}
     for label, results in loaded.items():
         summary, reference = results["summary"], results["reference_arm"]
         ref = summary[reference]["scores"]

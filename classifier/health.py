@@ -14,7 +14,7 @@ class ClassifierCollapsed(ValueError):
     """A classifier that did not learn was given a job that needs one that did."""
 
 
-def collapse_reason(report: dict) -> str | None:
+def collapse_reason(report: dict, predictions: str = "its predictions") -> str | None:
     """Why the classification `report` (of classifier.metrics) says the classifier did not learn,
     or None: its balanced accuracy (mean recall over the classes present) is near chance, as when
     it calls nearly every image one class. Judged on recall, not on the share of predictions, so a
@@ -28,7 +28,7 @@ def collapse_reason(report: dict) -> str | None:
     predicted = counts.sum(0)
     if predicted.max() > ONE_CLASS_SHARE * predicted.sum():
         name = report["class_names"][int(predicted.argmax())]
-        return f"collapsed: {predicted.max() / predicted.sum():.0%} of its predictions are {name}"
+        return f"collapsed: {predicted.max() / predicted.sum():.0%} of {predictions} are {name}"
     return f"balanced accuracy {balanced:.3f} near chance ({1 / present.sum():.2f})"
 
 

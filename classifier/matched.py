@@ -45,9 +45,8 @@ def matched(reference: Evaluated, generated: Evaluated, unseen: Evaluated, class
         if size < 2:
             raise ValueError(f"class {name}: {len(gen.labels)} generated and {len(real.labels)} unseen real images; "
                              "matched scores need at least 2 of each")
-        draws = {kind: [_closeness(ref, _draw(s, size, rng), settings.kid_subset) for _ in range(settings.draws)]
-                 for kind, s in (("generated", gen), ("floor", real))}
-        summary = {kind: {s: _mean_std([d[s] for d in values]) for s in SCORES} for kind, values in draws.items()}
+        summary = {kind: over_draws(ref, s, size, settings.draws, rng, settings.kid_subset)
+                   for kind, s in (("generated", gen), ("floor", real))}
         out[name] = {"size": size, "draws": settings.draws, **summary, **_judge(summary)}
     return out
 
@@ -59,6 +58,14 @@ def _judge(summary: dict) -> dict:
     return {"fid_ratio": summary["generated"]["fid"]["mean"] / max(summary["floor"]["fid"]["mean"], 1e-12),
             "kid_excess_in_std": excess,
             "verdict": "at the floor" if excess <= FLOOR_SPREAD else "above the floor"}
+
+
+def over_draws(reference: Evaluated, pool: Evaluated, size: int, draws: int, rng: np.random.Generator,
+               kid_subset: int = 100) -> dict[str, dict[str, float]]:
+    """Each closeness score of `draws` draws of `size` images of `pool` against `reference`:
+    mean and std over the draws."""
+    values = [_closeness(reference, _draw(pool, size, rng), kid_subset) for _ in range(draws)]
+    return {s: _mean_std([v[s] for v in values]) for s in SCORES}
 
 
 def _draw(images: Evaluated, size: int, rng: np.random.Generator) -> Evaluated:

@@ -9,6 +9,7 @@ from wgan.data import ImageSet
 from .distances import kernel_inception_distance
 from .evaluate_generator import check_extractor, sample_images
 from .export import LoadedClassifier
+from .matched import over_draws
 from .quality import Evaluated, class_fidelity, feature_fid, featurize
 
 BEST_METRIC = "Metrics/kid_class_mean"  # lower is better; picks generator-best.pt
@@ -62,18 +63,16 @@ class PeriodicQuality:
         """Per class: FID and KID of `size` unseen real images against the training images, the
         mean over FLOOR_DRAWS draws (seeded), size = min(n_per_class, unseen images of the class)."""
         parts = [featurize(self.extractor, s.images, s.labels, cache_tag=s.fingerprint) for s in unseen]
-        features, labels = np.concatenate([p.features for p in parts]), np.concatenate([p.labels for p in parts])
+        pooled = Evaluated(*(np.concatenate([getattr(p, k) for p in parts]) for k in ("images", "labels", "features")))
         rng = np.random.default_rng(self.seed)
         out = {}
         for c, name in enumerate(self.real.class_names):
-            pool, real = features[labels == c], self.reference.of_class(c).features
-            size = min(self.n_per_class, len(pool))
+            pool = pooled.of_class(c)
+            size = min(self.n_per_class, len(pool.labels))
             if size < 2:
                 continue
-            draws = [pool[rng.choice(len(pool), size, replace=False)] for _ in range(FLOOR_DRAWS)]
-            out[name] = {"size": size, "fid": float(np.mean([feature_fid(real, d) for d in draws])),
-                         "kid": float(np.mean([kernel_inception_distance(real, d, subset_size=self.kid_subset)[0]
-                                               for d in draws]))}
+            scores = over_draws(self.reference.of_class(c), pool, size, FLOOR_DRAWS, rng, self.kid_subset)
+            out[name] = {"size": size, "fid": scores["fid"]["mean"], "kid": scores["kid"]["mean"]}
         return out
 
     def _usefulness(self, images, labels) -> dict[str, float]:

@@ -60,3 +60,13 @@ def cache_dir(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "cache"
     monkeypatch.setenv("RADIOGAN_CACHE", str(folder))
     return folder
+
+
+@pytest.fixture
+def one_epoch_references_pass(monkeypatch):
+    """A reference classifier trained for one epoch on FIRST calls every image one class, and the
+    sweep refuses it (tests/test_health.py); tests about what the filter and the teacher do with a
+    reference record the check instead (cells run in the test's process with one worker)."""
+    checked = []
+    monkeypatch.setattr("augment.filtering.refuse_collapsed", lambda report, *args, **kwargs: checked.append(report))
+    return checked
