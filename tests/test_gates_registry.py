@@ -102,6 +102,22 @@ def test_registry_add_promote_and_best(tmp_path):
         registry.add(path, "critic", "x", "00" * 32, "", {}, {})
 
 
+def test_a_folds_replicas_have_their_own_names_beside_its_release(tmp_path):
+    path = tmp_path / "registry.json"
+    files = {}
+    for seed, digest in ((0, "ab"), (1, "cd"), (2, "ef")):
+        files[seed] = tmp_path / f"cv3-s{seed}.pt"
+        files[seed].write_bytes(bytes([seed]) * 8)
+        registry.add(path, "generator", str(files[seed]), registry.file_digest(files[seed]), f"wgan-train --seed {seed}",
+                     {"split": "cv", "fold": 3}, {}, fold_default=True, seed=seed)
+    assert registry.resolve(path, "first-cv3") == registry.resolve(path, "first-cv3-s0") == files[0]
+    assert [registry.resolve(path, f"first-cv3-s{s}") for s in (1, 2)] == [files[1], files[2]]
+    assert registry.fold_generators(path, [3]) == {3: files[0]}  # a replica never replaces the release
+    assert registry.names(registry.load(path)) == ["first-cv3", "first-cv3-s1", "first-cv3-s2"]
+    with pytest.raises(registry.RegistryError, match="no released generator named first-cv3-s3; released: first-cv3, "):
+        registry.resolve(path, "first-cv3-s3")
+
+
 def test_interrupted_registry_write_leaves_the_old_file(tmp_path, monkeypatch):
     path = tmp_path / "registry.json"
     registry.add(path, "generator", "g.pt", "ab" * 32, "cmd", {}, {}, promote=True)

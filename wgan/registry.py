@@ -61,8 +61,11 @@ def best(registry: dict, kind: str) -> dict | None:
     return entry(registry, entry_id) if entry_id else None
 
 
-def fold_key(fold: int) -> str:
-    return f"generator-cv{fold}"
+def fold_key(fold: int, seed: int = 0) -> str:
+    """The registry's key of cv fold `fold`'s generator trained with seed `seed`: the fold's
+    release (seed 0, `first-cv<k>`) or one of its replicas (`first-cv<k>-s<seed>`), which studies
+    use to sample generator variation (augment-eval --checkpoint first-cv{fold}-s{seed})."""
+    return f"generator-cv{fold}" if seed == 0 else f"generator-cv{fold}-s{seed}"
 
 
 def fold_generators(path: Path, folds: list[int]) -> dict[int, Path]:
@@ -91,16 +94,17 @@ def entry_file(path: Path, item: dict) -> Path:
     return file
 
 
-NAME = re.compile(r"first-cv(\d+)$")
+NAME = re.compile(r"first-cv(\d+)(?:-s(\d+))?$")
 
 
 def resolve(path: Path, name: str) -> Path | None:
-    """The file of a released generator named `first-cv<k>` or by its registry id; None when
-    `name` is neither (the caller then treats it as a path)."""
+    """The file of a released generator named `first-cv<k>` (`first-cv<k>-s0` alike), a replica
+    `first-cv<k>-s<seed>`, or a registry id; None when `name` is none of these (the caller then
+    treats it as a path)."""
     registry = load(path)
     match = NAME.match(name)
     if match:
-        key = fold_key(int(match.group(1)))
+        key = fold_key(int(match.group(1)), int(match.group(2) or 0))
         if key not in registry["best"]:
             raise RegistryError(f"no released generator named {name}; released: {', '.join(names(registry))}")
         return entry_file(path, entry(registry, registry["best"][key]))
@@ -110,7 +114,7 @@ def resolve(path: Path, name: str) -> Path | None:
 
 
 def names(registry: dict) -> list[str]:
-    """The `first-cv<k>` names of the released per-fold generators."""
+    """The `first-cv<k>` (and replicas' `first-cv<k>-s<seed>`) names of the released per-fold generators."""
     return sorted(f"first-cv{key[len('generator-cv'):]}" for key in registry["best"] if key.startswith("generator-cv"))
 
 
@@ -138,10 +142,11 @@ def _lock(path: Path):
 
 
 def add(path: Path, kind: str, file: str, sha256: str, command: str, data: dict, metrics: dict,
-        parent: str | None = None, promote: bool = False, fold_default: bool = False) -> dict:
+        parent: str | None = None, promote: bool = False, fold_default: bool = False, seed: int = 0) -> dict:
     """Append an entry (id: kind-<first 12 hex of sha256>) and optionally make it the best (and,
-    for a generator of a cv fold, that fold's default); an entry with the same id is replaced,
-    keeping the augment-cml metrics it was promoted with."""
+    for a generator of a cv fold, that fold's default: its release when trained with seed 0, its
+    replica of that seed otherwise); an entry with the same id is replaced, keeping the
+    augment-cml metrics it was promoted with."""
     new = _new_entry(path, kind, file, sha256, command, data, metrics, parent)
     with _lock(path):
         registry = load(path)
@@ -154,7 +159,7 @@ def add(path: Path, kind: str, file: str, sha256: str, command: str, data: dict,
         if fold_default:
             if kind != "generator" or data.get("split") != "cv":
                 raise RegistryError("only a generator trained on a cross-validation fold can be a fold's default")
-            registry["best"][fold_key(data["fold"])] = new["id"]
+            registry["best"][fold_key(data["fold"], seed)] = new["id"]
         write_text(path, json.dumps(registry, indent=2))
     return new
 
@@ -181,7 +186,8 @@ def main() -> None:
     """python -m wgan.registry CARD.json [--registry checkpoints/registry.json] [--promote] [--fold-default]
 
     registers a released classifier (card of `python -m classifier.release`) or generator (card of
-    `python -m wgan.release`; --fold-default makes it its cv fold's default for augment-eval).
+    `python -m wgan.release`; --fold-default makes it its cv fold's default for augment-eval,
+    `first-cv<k>`, or for a generator trained with another seed its replica `first-cv<k>-s<seed>`).
     `augment-cml --promote` is the way a generator becomes the best: it records the metrics the
     gates compare."""
     import argparse
@@ -190,14 +196,14 @@ def main() -> None:
     parser.add_argument("card", type=Path)
     parser.add_argument("--registry", type=Path, default=released.REGISTRY)
     parser.add_argument("--promote", action="store_true", help="classifiers only: make it the best")
-    parser.add_argument("--fold-default", action="store_true", help="generators only: its fold's default")
+    parser.add_argument("--fold-default", action="store_true", help="generators only: its fold's default (a replica of its seed when not 0)")
     args = parser.parse_args()
     card = json.loads(args.card.read_text())
     file = str(args.card.with_name(card["file"]))
     if "generator_iterations" in card:
         metrics = {k: card.get(k) for k in ("scores", "floor", "astro", "class_fidelity")}
         new = add(args.registry, "generator", file, card["sha256"], card["command"], card["data"], metrics,
-                  fold_default=args.fold_default)
+                  fold_default=args.fold_default, seed=card.get("seed", 0))
     else:
         new = add(args.registry, "classifier", file, card["sha256"], card["command"], card["data"],
                   {"test": card["test"], "model": card["model"]}, promote=args.promote)

@@ -47,6 +47,7 @@ def card(export: Path, scores_file: Path, command: str) -> dict:
         "command": command,
         "commit": commit or None,
         "preset": cfg.preset,
+        "seed": cfg.seed,  # a fold's release is seed 0; its replicas (first-cv<k>-s<seed>) other seeds
         "network": json.loads(payload["config"])["network"],
         "data": json.loads(payload["config"])["data"],
         "data_fingerprint": payload["data_fingerprint"],

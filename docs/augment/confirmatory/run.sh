@@ -1,0 +1,50 @@
+#!/bin/bash
+# The confirmatory study declared in plan.toml (committed before any of its cells ran), in two
+# resumable stages; rerun the same command after an interruption and it continues.
+#   1. generator replicas: each fold's released recipe retrained with seeds 1 and 2 (one thread
+#      each), scored at matched size with the copying test, released under checkpoints/replicas/
+#      with cards and registered as first-cv<k>-s<seed>;
+#   2. the study: augment-eval --plan plan.toml; finished cells are kept under
+#      docs/augment/confirmatory/ and copied back into runs/ first, so a new machine continues.
+# Usage: bash docs/augment/confirmatory/run.sh [WORKERS] [replicas|study]   (from the repository
+# root, in the project's venv; default: both stages)
+set -euo pipefail
+workers=${1:-2}
+stage=${2:-all}
+here=docs/augment/confirmatory
+
+replica() {  # FOLD SEED: train (resumed from its last state), score, release, register
+    local fold=$1 seed=$2 run=runs/asinh-cv$1-s$2 target=checkpoints/replicas/generator-cv$1-s$2
+    [ -f $target.pt ] && return 0
+    local command="OMP_NUM_THREADS=1 wgan-train --preset small-asinh --split cv --fold $fold --seed $seed --kimg 3000 \
+--iters 2500 --eval-every 500 --eval-n 200 --sample-every 500 --checkpoint-every 500 --keep 1 --run-dir $run"
+    OMP_NUM_THREADS=1 wgan-train --preset small-asinh --split cv --fold $fold --seed $seed --kimg 3000 --iters 2500 \
+        --eval-every 500 --eval-n 200 --sample-every 500 --checkpoint-every 500 --keep 1 --run-dir $run \
+        --resume if-any --no-progress
+    OMP_NUM_THREADS=1 wgan-eval --checkpoint $run/generator-best.pt --n 400 --tstr-epochs 30 --out $run/release-eval
+    python -m wgan.release $run/generator-best.pt $run/release-eval/scores.json $target --command "$command"
+    python -m wgan.registry $target.json --fold-default
+}
+
+if [ "$stage" != study ]; then
+    # two chains of one thread each (seed 1 and seed 2), so two cores train at once
+    for seed in 1 2; do
+        ( for fold in 0 1 2 3 4; do replica $fold $seed; done ) &
+    done
+    wait
+fi
+if [ "$stage" != replicas ]; then
+    mkdir -p runs/confirmatory
+    for kept in cells; do  # the reference classifiers (filters/) stay under runs/ (retrained when missing)
+        [ -d $here/$kept ] && cp -rn $here/$kept runs/confirmatory/
+    done
+    status=0
+    augment-eval --plan $here/plan.toml --out runs/confirmatory --workers "$workers" --no-progress || status=$?
+    for kept in cells; do  # the reference classifiers (filters/) stay under runs/ (retrained when missing)
+        [ -d runs/confirmatory/$kept ] && cp -r runs/confirmatory/$kept $here/
+    done
+    for f in plan.json results.json report.md gain.png errors.json; do
+        [ -f runs/confirmatory/$f ] && cp runs/confirmatory/$f $here/
+    done
+    exit $status
+fi
