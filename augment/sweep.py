@@ -19,13 +19,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from classifier.engine import TrainSettings, evaluate, fit
 from classifier.export import save_classifier
 from classifier.models import build_model
 from wgan.atomic import write_text
 from wgan.data import DataConfig, ImageSet, generated_set, load_dataset
+from wgan.progress import progress_bar
 from wgan.run import select_device, torch_threads
 from wgan.sampling import load_generator
 from wgan.stats import StatsLogger
@@ -319,7 +319,8 @@ def run_sweep(config: SweepConfig, workers: int = 1, device: str = "auto", progr
     pending = todo(config)
     n_gpu = torch.cuda.device_count() if device in ("auto", "cuda") else 0
     jobs = [(config, *c, f"cuda:{i % n_gpu}" if n_gpu else device) for i, c in enumerate(pending)]
-    bar = tqdm(total=len(cells(config)), initial=len(cells(config)) - len(pending), unit="cell", disable=not progress)
+    bar = progress_bar(total=len(cells(config)), initial=len(cells(config)) - len(pending), unit="cell", desc="study",
+                       progress=progress)
     errors = []
     if workers <= 1:
         results = map(_worker, jobs)

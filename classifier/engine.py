@@ -13,11 +13,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from wgan.data import GENERATED_SOURCE, ImageSet, to_unit_range
 from wgan.data.symmetry import dihedral, random_dihedral, random_rotation
 from wgan.distributed import SINGLE, Shard, average_gradients, average_stats
+from wgan.progress import progress_bar
 from wgan.run import autocast_factory
 
 from .metrics import classification_report
@@ -301,7 +301,7 @@ def fit(model: nn.Module, train: ImageSet | Callable[[int], ImageSet], valid: Im
     weights = class_weights(first.labels, len(first.class_names), targets).to(device) if settings.class_weighted else None
     recalibrate = settings.batchnorm_stats == "recalibrated" and bool(_batchnorm_layers(model))  # not for the CNN
     best, best_epoch, best_state, history = -np.inf, 0, None, []
-    bar = tqdm(range(1, settings.epochs + 1), unit="epoch", disable=not progress, leave=False)
+    bar = progress_bar(range(1, settings.epochs + 1), unit="epoch", desc="classifier", progress=progress, leave=False)
     for epoch in bar:
         data = first if epoch == 1 else train_for(epoch)
         if targets is not None and data is not first:

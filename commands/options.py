@@ -9,6 +9,7 @@ import click
 
 from wgan import released
 from wgan.checkpoint import CheckpointError
+from wgan.progress import LINES
 from wgan.data import DataError
 from wgan.workdir import DirectoryBusy
 
@@ -125,7 +126,11 @@ def batchnorm_stats():
 
 
 def progress():
-    return click.option("--progress/--no-progress", default=True, help="Progress bars.")
+    # --no-progress drops the bar, not the news: plain lines as in a batch job's log (wgan.progress)
+    return click.option("--progress/--no-progress", default=True,
+                        callback=lambda ctx, param, value: True if value else LINES,
+                        help="A progress bar on a terminal; otherwise, or with --no-progress, one plain line "
+                             "every minute (RADIOGAN_PROGRESS_SECONDS sets the interval).")
 
 
 def dihedral(help_text: str = "Random rotations/flips of the square on real training images."):

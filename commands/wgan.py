@@ -40,8 +40,12 @@ from .options import MAX_SEED, SEED, USER_ERRORS, FiniteFloat
 @click.option("--fold", type=click.IntRange(0), default=0, help="Cross-validation fold (with --split cv).")
 @click.option("--crop", type=click.IntRange(8), default=128, help="Centre crop in source pixels.")
 @click.option("--batch-size", type=click.IntRange(1), default=64)
-@click.option("--kimg", type=FiniteFloat(0, min_open=True), default=2000.0, help="Length in thousands of real images shown to the critic.")
-@click.option("--iters", type=click.IntRange(1), default=None, help="Length in generator iterations (overrides --kimg).")
+@click.option("--kimg", type=FiniteFloat(0, min_open=True), default=None,
+              help="Length in thousands of real images shown to the critic (instead of --iters).")
+@click.option("--iters", type=click.IntRange(1), default=None,
+              help="Length in generator iterations (overrides --kimg); default: 2500, the released generators' "
+                   "length (small-asinh: 320 kimg, about 50 minutes on one CPU thread; the published 2000 kimg "
+                   "is --kimg 2000, about 6x as long).")
 @click.option("--n-critic", type=click.IntRange(1), default=None, help="Critic steps per generator step; default: the preset's.")
 @click.option("--loss", type=click.Choice(list(LOSSES)), default="wgan-gp")
 @click.option("--gp-lambda", type=click.FloatRange(0), default=10.0, help="Penalty weight (R1's gamma for logistic-r1).")

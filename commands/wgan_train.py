@@ -75,8 +75,8 @@ def apply_schedule(cfg: TrainConfig, opts: dict, given: set[str]) -> TrainConfig
     """
     if "iters" in given and opts["iters"]:
         cfg.iters = opts["iters"]
-    elif "kimg" in given:
-        cfg.iters = cfg.iters_for_kimg(opts["kimg"])
+    elif "kimg" in given and opts["kimg"]:
+        cfg.iters = cfg.iters_for_kimg(opts["kimg"])  # neither: the config's default length
     for option, attribute in (("log_every", "log_every"), ("sample_every", "sample_every"),
                               ("checkpoint_every", "checkpoint_every"), ("keep", "keep_checkpoints"),
                               ("device", "device"), ("amp", "amp")):

@@ -135,6 +135,15 @@ def test_dry_run_prints_config_and_writes_nothing(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_the_default_length_is_the_released_generators_and_iters_overrides_kimg(tmp_path):
+    lengths = []
+    for args in ([], ["--kimg", 10, "--iters", 7]):
+        result = invoke(train_command, ["--dry-run", "--runs-root", tmp_path / "runs", *args])
+        assert result.exit_code == 0, result.output
+        lengths.append(json.loads(result.stdout)["iters"])
+    assert lengths == [2500, 7]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--resolution", 48], "power of two"),
     (["--diffaug", "colour"], "unknown augmentation"),

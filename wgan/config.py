@@ -29,7 +29,8 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     batch_size: int = 64  # real images per critic step
     n_critic: int = 5  # critic steps per generator step
-    iters: int = 20000  # length in generator iterations (--kimg converts to this)
+    # length in generator iterations (--kimg converts to this): the released generators' 2,500
+    iters: int = 2500
     ema_half_life_kimg: float = 10.0
     ema_rampup: float | None = 0.05
     dihedral: bool = True  # random rotations/flips of the square on real batches

@@ -89,10 +89,10 @@ def write_samples(gen: LoadedGenerator, n: int, classes: list[int], seed: int, o
                   grid: bool = False, batch_size: int = 256, progress: bool = True) -> Path:
     """Stream n images to `out` in format `fmt` (memory stays flat in n); returns the output path."""
     from torchvision.utils import make_grid
-    from tqdm import tqdm
 
     from .atomic import WriteError, reason
     from .data import to_uint8
+    from .progress import progress_bar
     from .run import save_png
     from .writers import PER_IMAGE, WRITERS, output_folder, output_path
 
@@ -104,7 +104,7 @@ def write_samples(gen: LoadedGenerator, n: int, classes: list[int], seed: int, o
     folder.mkdir(parents=True, exist_ok=True)
     try:
         with WRITERS[fmt](target, n, gen.resolution, gen.class_names, meta) as writer, \
-                tqdm(total=n, unit="img", disable=not progress) as bar:
+                progress_bar(total=n, unit="img", desc="wgan-sample", progress=progress) as bar:
             for images, y, s in generate(gen.model, labels, seeds, batch_size):
                 writer.write(to_uint8(images).numpy(), images, y, s)
                 if grid:

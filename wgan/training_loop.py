@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from . import checkpoint
 from .config import TrainConfig
@@ -28,6 +27,7 @@ from .distributed import (
     weight_spread,
 )
 from .loss import build_loss
+from .progress import progress_bar
 from .run import autocast_factory, sample_grid, save_png, select_device
 from .stats import StatsLogger
 from .training_state import TrainingState, build_state, generator_export, restore, to_checkpoint
@@ -273,7 +273,7 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, resume: Path | None =
     if main and resume is None:
         logger.hparams(_flat(cfg), [loss.PROGRESS[1]])
     outputs, ticker = _RunOutputs(run_dir, cfg, data, state, logger, best_metric), _Ticker(state.nimg)
-    bar = tqdm(total=cfg.iters, initial=state.step, unit="it", disable=not (progress and main), dynamic_ncols=True)
+    bar = progress_bar(total=cfg.iters, initial=state.step, unit="it", desc="wgan-train", progress=progress if main else False)
     latest = None
     try:
         with _StopRequest() as stop:
