@@ -21,7 +21,7 @@ from .options import DEFAULT_REGISTRY
 from .plan_option import apply_plan, refuse_overrides
 
 
-@click.command(context_settings={"show_default": True})
+@options.command()
 @click.option("--ratio", "ratios", multiple=True, default=["0", "1", "2", "3"],
               help="Generated/real ratio (any number >= 0) or per-class ratios 'FRI=2,Bent=3'; repeatable. "
                    "Ratio 0 (real only) is always run as the reference.")
@@ -159,7 +159,7 @@ def augment_eval_command(**opts):
                                    "run the same command again to retry them")
 
 
-@click.command(context_settings={"show_default": True})
+@options.command()
 @click.argument("folders", nargs=-1, required=True, type=click.Path(path_type=Path, file_okay=False, exists=True))
 def report_command(folders):
     """Write the report of augment-eval study folders again from their stored cells, with
@@ -233,7 +233,7 @@ def _default_workers(device: str) -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-@click.command(context_settings={"show_default": True})
+@options.command()
 @click.option("--checkpoint", required=True, help="The new generator export (or a released name).")
 @click.option("--quick", is_flag=True, help="Fold 0, one seed, 10 epochs, 100 samples per class (a few minutes on 2 cores).")
 @click.option("--ratio", type=click.FloatRange(0, min_open=True), default=2.0, help="Generated/real ratio (balanced).")

@@ -17,7 +17,7 @@ from . import options
 from .options import SEED, USER_ERRORS
 
 
-@click.command(context_settings={"show_default": True})
+@options.command()
 @options.data_source()
 @options.split_file()
 @click.option("--split", type=click.Choice(["literature", "cv"]), default="cv")
@@ -99,7 +99,7 @@ def classifier_train_command(**opts):
     click.echo(f"wrote {run.out}")
 
 
-@click.command(context_settings={"show_default": True})
+@options.command()
 @click.option("--checkpoint", default="first-cv0", help="Generator export, or a released name (first-cv0 ... first-cv4).")
 @options.extractor()
 @click.option("--n", "n_per_class", type=click.IntRange(2), default=400, help="Generated images per class.")

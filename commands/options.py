@@ -20,6 +20,16 @@ DEFAULT_EXTRACTOR = released.EXTRACTOR
 DEFAULT_REGISTRY = released.REGISTRY
 
 
+def command():
+    """Every command: defaults shown in --help, and --version (the installed package's)."""
+
+    def decorate(function):
+        function = click.version_option(package_name="radiogan")(function)
+        return click.command(context_settings={"show_default": True})(function)
+
+    return decorate
+
+
 class DeviceType(click.ParamType):
     """A device that exists on this machine: auto, cpu, cuda or cuda:N."""
 

@@ -21,7 +21,7 @@ from . import options
 from .options import MAX_SEED, SEED, USER_ERRORS, FiniteFloat
 
 
-@click.command(context_settings={"show_default": True})
+@options.command()
 @click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULT_PRESET,
               help="Recipe: network plus critic schedule (README: Networks and training).")
 @click.option("--upsample", type=click.Choice(list(UPSAMPLERS)), default=None,
@@ -100,7 +100,7 @@ def train_command(**opts):
         raise click.ClickException(str(error)) from None
 
 
-@click.command(context_settings={"show_default": True})
+@options.command()
 @click.option("--n", "n", type=click.IntRange(1), required=True, help="Number of images in total.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="Generator export or released name (first-cv0 ... first-cv4); default: the newest "
@@ -196,7 +196,7 @@ def _check_space(folder: Path, n: int, resolution: int, fmt: str) -> None:
                                  f"but {existing} has {free / 1e9:.3g} GB free", param_hint="'--n'")
 
 
-@click.command(context_settings={"show_default": True})
+@options.command()
 @click.option("--run-dir", type=click.Path(path_type=Path, file_okay=False), required=True,
               help="A wgan-train run trained with --eval-every (its candidates/ and stats.jsonl).")
 @click.option("--score", type=click.Choice(list(SELECTION_SCORES)), default="fid",

@@ -54,3 +54,18 @@ def test_one_function_decides_whether_a_generator_fits_the_data():
         check_fits(gen, DataConfig(split="cv", crop=64, resolution=16), list(CLASS_NAMES))
     with pytest.raises(GeneratorMismatch, match="the classifier works at 64 px"):
         check_fits(gen, DataConfig(split="cv", resolution=16), list(CLASS_NAMES), classifier_resolution=64)
+
+
+def test_every_console_script_says_its_version():
+    import importlib
+    from importlib.metadata import version
+
+    from click.testing import CliRunner
+
+    text = (ROOT / "setup.cfg").read_text()
+    scripts = text.split("console_scripts =")[1].split("\n\n")[0].strip().splitlines()
+    for line in scripts:
+        name, target = (part.strip() for part in line.split("="))
+        module, attribute = target.split(":")
+        result = CliRunner().invoke(getattr(importlib.import_module(module), attribute), ["--version"], prog_name=name)
+        assert result.exit_code == 0 and result.output == f"{name}, version {version('radiogan')}\n", (name, result.output)
