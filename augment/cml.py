@@ -161,7 +161,7 @@ def _behaviour(model, test, s: CmlSettings, dev) -> list[behaviour.BehaviourResu
 
 def _existing_corner_cases(paths: Paths, test) -> dict | None:
     """The versioned list in checkpoints/ (the released one comes from a full augment-eval sweep:
-    `python -m augment.corner_cases`), checked against the test set before any training; None
+    `augment-tools corner-cases`), checked against the test set before any training; None
     when it does not exist yet."""
     if not paths.corner_cases.exists():
         return None

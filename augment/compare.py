@@ -1,7 +1,7 @@
 """One table across several augmentation studies (e.g. the arms of a protocol diagnosis, each its
 own `augment-eval --out` folder):
 
-    python -m augment.compare published=runs/diag-published fixed-pool=runs/diag-fixed ... [--out table.md]
+    augment-tools compare published=runs/diag-published fixed-pool=runs/diag-fixed ... [--out table.md]
 
 Every row is an arm of a study against that study's own real-only arm, paired by fold and seed,
 with the 95 % interval over runs and test images; `*` marks an interval that excludes 0. The
@@ -11,16 +11,13 @@ arm compared, so list every arm that was looked at, not the ones that look best.
 Two arms of different studies (e.g. the same protocol with two generators) against each other,
 paired by fold and seed, over every pair and over the pairs where both runs learned:
 
-    python -m augment.compare --between new=docs/augment/tuned/asinh-balanced:r=1 old=docs/augment/tuned/balanced:r=1
+    augment-tools compare --between new=docs/augment/tuned/asinh-balanced:r=1 old=docs/augment/tuned/balanced:r=1
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
-
-from wgan.atomic import write_text
 
 from .analysis import class_names, pair_two_way, paired_interval, scores
 from .labels import attach_test_labels
@@ -111,40 +108,9 @@ def _with_labels(cells: dict[tuple[int, int], dict]) -> dict[tuple[int, int], di
     return dict(zip(keys, attach_test_labels([cells[k] for k in keys])))
 
 
-def _arm_argument(item: str) -> tuple[str, Path, str]:
+def arm_argument(item: str) -> tuple[str, Path, str]:
     label, sep, rest = item.partition("=")
     folder, colon, arm = rest.rpartition(":")
     if not sep or not colon or not arm or not (Path(folder) / "cells").is_dir():
         raise ValueError(f"'{item}': expected LABEL=FOLDER:ARM, FOLDER an augment-eval --out folder with cells/")
     return label, Path(folder), arm
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("studies", nargs="*", help="LABEL=FOLDER of an augment-eval run")
-    parser.add_argument("--between", nargs=2, metavar="LABEL=FOLDER:ARM",
-                        help="instead: the paired difference between two arms of two studies")
-    parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
-    args = parser.parse_args()
-    if args.between:
-        try:
-            text = between(*(_arm_argument(item) for item in args.between))
-        except ValueError as error:
-            parser.error(str(error))
-    elif args.studies:
-        studies = {}
-        for item in args.studies:
-            label, sep, folder = item.partition("=")
-            if not sep or not (Path(folder) / "results.json").is_file():
-                parser.error(f"'{item}': expected LABEL=FOLDER with a results.json")
-            studies[label] = Path(folder)
-        text = table(studies)
-    else:
-        parser.error("give LABEL=FOLDER studies, or --between")
-    if args.out:
-        write_text(args.out, text)
-    print(text, end="")
-
-
-if __name__ == "__main__":
-    main()

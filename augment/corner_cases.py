@@ -12,7 +12,9 @@ Kinds of case:
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -86,7 +88,7 @@ def check_matches(cases: dict, test: ImageSet, name: str) -> None:
         if i >= len(images) or _case_id(i, images[i]) != case["id"] or names[labels[i]] != case["label"]:
             raise ValueError(f"{name}: case {case['id']} is not in this test set ({len(images)} images); "
                              "it was built for another data set, crop or resolution; rebuild it with "
-                             "`python -m augment.corner_cases`")
+                             "`augment-tools corner-cases`")
 
 
 def outcomes(cases: dict, predicted: list[int]) -> dict[str, bool]:
@@ -100,32 +102,14 @@ def flips(before: dict[str, bool], after: dict[str, bool]) -> list[str]:
     return sorted(case for case, ok in before.items() if ok and not after.get(case, False))
 
 
-def main() -> None:
-    """python -m augment.corner_cases SWEEP_DIR checkpoints/corner_cases.json [--version N]
-
-    builds the list from the real-only (r=0) cells of an `augment-eval` sweep: one baseline
-    prediction list per fold and seed."""
-    import argparse
-    import json
-    from pathlib import Path
-
-    from wgan.atomic import write_text
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("sweep", type=Path)
-    parser.add_argument("target", type=Path)
-    parser.add_argument("--version", type=int, default=1)
-    args = parser.parse_args()
-    cells = [json.loads(p.read_text()) for p in sorted((args.sweep / "cells" / "r=0").glob("*.json"))]
+def from_sweep(sweep: Path, version: int = 1) -> dict:
+    """The case list from the real-only (r=0) cells of an `augment-eval` folder: one baseline
+    prediction list per fold and seed (`augment-tools corner-cases`)."""
+    cells = [json.loads(p.read_text()) for p in sorted((sweep / "cells" / "r=0").glob("*.json"))]
     if not cells:
-        raise SystemExit(f"{args.sweep}: no real-only cells (cells/r=0/*.json)")
-    data = DataConfig(**json.loads((args.sweep / "sweep.json").read_text())["data"])
-    cases = build_for(data, [c["test"]["predicted"] for c in cells], version=args.version)
+        raise ValueError(f"{sweep}: no real-only cells (cells/r=0/*.json)")
+    data = DataConfig(**json.loads((sweep / "sweep.json").read_text())["data"])
+    cases = build_for(data, [c["test"]["predicted"] for c in cells], version=version)
     if cells[0]["data_fingerprints"]["test"] != cases["test_fingerprint"]:
-        raise SystemExit(f"{args.sweep}: cells were tested on another test set than {cases['test_fingerprint']}")
-    write_text(args.target, json.dumps(cases, indent=2))
-    print(f"wrote {args.target}: {len(cases['cases'])} cases {cases['counts']}")
-
-
-if __name__ == "__main__":
-    main()
+        raise ValueError(f"{sweep}: cells were tested on another test set than {cases['test_fingerprint']}")
+    return cases

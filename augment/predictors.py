@@ -1,11 +1,11 @@
 """Which generator score predicts what its images do to a classifier?
 
-    python -m augment.predictors STUDY_FOLDER ARM CARD_FOLD0.json CARD_FOLD1.json ... [--out table.md]
-    python -m augment.predictors STUDY_A ARM CARDS_A... --and STUDY_B ARM CARD,CARD,...   # pooled
+    augment-tools predictors STUDY_FOLDER ARM CARD_FOLD0.json CARD_FOLD1.json ... [--out table.md]
+    augment-tools predictors STUDY_A ARM CARDS_A... --and STUDY_B ARM CARD,CARD,...   # pooled
 
 For every (fold, class) pair: the F1 gain of ARM over the study's real-only arm (mean over the
 seeds, paired by seed), and that fold's generator scores for that class from its release card
-(`python -m wgan.release`): FID, KID, recall, class fidelity and, when the card has it, the F1 of
+(`radiogan-release generator`): FID, KID, recall, class fidelity and, when the card has it, the F1 of
 a classifier trained on generated images only. Spearman's rank correlation of each score with the
 gain across the pairs says which score, if any, ranks generators by usefulness. With 5 folds x 4
 classes it is a coarse answer; the table gives n and the p-value. `--and` pools further studies
@@ -15,14 +15,11 @@ may be named by its registry id (`generator-3f73ca9bb7cc`: the scores the regist
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr
-
-from wgan.atomic import write_text
 
 # score -> (how to read it from a card for a class, whether higher means a better generator)
 SCORES = {
@@ -90,29 +87,3 @@ def read_card(name: str, registry: Path) -> dict:
 def cards_by_fold(names: list[str], registry: Path) -> dict[int, dict]:
     cards = [read_card(name, registry) for name in names]
     return {int(card["data"]["fold"]): card for card in cards}
-
-
-def main() -> None:
-    from wgan.released import REGISTRY
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("study", type=Path)
-    parser.add_argument("arm", help="e.g. r=1")
-    parser.add_argument("cards", nargs="+", help="release cards (or registry ids), one per fold")
-    parser.add_argument("--and", dest="more", nargs=3, action="append", default=[], metavar=("STUDY", "ARM", "CARDS"),
-                        help="pool another study: its arm and its cards (or registry ids), comma-separated")
-    parser.add_argument("--registry", type=Path, default=REGISTRY)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    try:
-        more = tuple((Path(study), arm, cards_by_fold(cards.split(","), args.registry)) for study, arm, cards in args.more)
-        text = table(args.study, args.arm, cards_by_fold(args.cards, args.registry), more)
-    except (OSError, ValueError, KeyError) as error:
-        parser.error(str(error))
-    if args.out:
-        write_text(args.out, text)
-    print(text, end="")
-
-
-if __name__ == "__main__":
-    main()

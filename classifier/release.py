@@ -1,14 +1,10 @@
-"""Release a trained classifier under checkpoints/ with a JSON card.
-
-    python -m classifier.release RUN_DIR checkpoints/extractor --command "classifier-train ..."
-
-copies RUN_DIR/model.pt to checkpoints/extractor.pt and writes checkpoints/extractor.json with
-the command, commit, data, resolution, its own test metrics and the file's SHA-256.
+"""Release a trained classifier with a JSON card (`radiogan-release classifier`): RUN_DIR/model.pt
+is copied to TARGET.pt and TARGET.json holds the command, commit, data, resolution, its own test
+metrics and the file's SHA-256.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
@@ -39,18 +35,10 @@ def card(run_dir: Path, model_file: Path, command: str) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("target", type=Path, help="path without suffix, e.g. checkpoints/extractor")
-    parser.add_argument("--command", required=True, help="the exact command that trained the run")
-    args = parser.parse_args()
-    model_file = args.target.with_suffix(".pt")
+def release(run_dir: Path, target: Path, command: str) -> tuple[Path, Path]:
+    """Copy the run's model.pt to target.pt and write its card to target.json (each atomically)."""
+    model_file, card_file = target.with_suffix(".pt"), target.with_suffix(".json")
     with atomic_path(model_file) as tmp:
-        shutil.copyfile(args.run_dir / "model.pt", tmp)
-    write_text(args.target.with_suffix(".json"), json.dumps(card(args.run_dir, model_file, args.command), indent=2))
-    print(f"released {model_file} and {args.target.with_suffix('.json')}")
-
-
-if __name__ == "__main__":
-    main()
+        shutil.copyfile(run_dir / "model.pt", tmp)
+    write_text(card_file, json.dumps(card(run_dir, model_file, command), indent=2))
+    return model_file, card_file

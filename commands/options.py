@@ -9,8 +9,8 @@ import click
 
 from wgan import released
 from wgan.checkpoint import CheckpointError
-from wgan.progress import LINES
 from wgan.data import DataError
+from wgan.progress import LINES
 from wgan.workdir import DirectoryBusy
 
 # Errors a user can cause (bad input, missing or damaged files, a busy folder): one line, exit 1.
@@ -26,6 +26,16 @@ def command():
     def decorate(function):
         function = click.version_option(package_name="radiogan")(function)
         return click.command(context_settings={"show_default": True})(function)
+
+    return decorate
+
+
+def group():
+    """A command with subcommands: defaults shown in every --help, and --version."""
+
+    def decorate(function):
+        function = click.version_option(package_name="radiogan")(function)
+        return click.group(context_settings={"show_default": True})(function)
 
     return decorate
 

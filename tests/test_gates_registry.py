@@ -105,7 +105,7 @@ def test_registry_add_promote_and_best(tmp_path):
 def test_a_folds_replicas_have_their_own_names_beside_its_release(tmp_path):
     path = tmp_path / "registry.json"
     files = {}
-    for seed, digest in ((0, "ab"), (1, "cd"), (2, "ef")):
+    for seed, _digest in ((0, "ab"), (1, "cd"), (2, "ef")):
         files[seed] = tmp_path / f"cv3-s{seed}.pt"
         files[seed].write_bytes(bytes([seed]) * 8)
         registry.add(path, "generator", str(files[seed]), registry.file_digest(files[seed]), f"wgan-train --seed {seed}",

@@ -96,8 +96,7 @@ def test_periodic_quality_during_training_exports_the_best(setup, tmp_path):
 
 
 def test_release_card_carries_scores_floors_and_hash(setup, tmp_path):
-    import subprocess
-    import sys
+    from commands.release import release_group
 
     export, extractor = setup
     result = CliRunner().invoke(eval_command, ["--checkpoint", str(export), "--extractor", str(extractor), "--n", "12",
@@ -105,9 +104,9 @@ def test_release_card_carries_scores_floors_and_hash(setup, tmp_path):
     assert result.exit_code == 0, result.output
     target = tmp_path / "released" / "generator"
     target.parent.mkdir()
-    done = subprocess.run([sys.executable, "-m", "wgan.release", str(export), str(tmp_path / "eval" / "scores.json"),
-                           str(target), "--command", "wgan-train --iters 1"], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    done = CliRunner().invoke(release_group, ["generator", str(export), str(target), "--scores",
+                                              str(tmp_path / "eval" / "scores.json"), "--command", "wgan-train --iters 1"])
+    assert done.exit_code == 0, done.output
     card = json.loads(target.with_suffix(".json").read_text())
     from wgan.data.cache import file_digest
 

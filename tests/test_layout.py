@@ -10,16 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def imported_modules(package: str) -> dict[str, set[str]]:
-    found = {}
-    for path in (ROOT / package).rglob("*.py"):
-        names = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                names |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names.add(node.module.split(".")[0])
-        found[str(path.relative_to(ROOT))] = names
-    return found
+    return {str(path.relative_to(ROOT)): imported_modules_of(path.read_text()) for path in (ROOT / package).rglob("*.py")}
 
 
 @pytest.mark.parametrize("package", ["wgan", "classifier", "augment"])
@@ -69,3 +60,25 @@ def test_every_console_script_says_its_version():
         module, attribute = target.split(":")
         result = CliRunner().invoke(getattr(importlib.import_module(module), attribute), ["--version"], prog_name=name)
         assert result.exit_code == 0 and result.output == f"{name}, version {version('radiogan')}\n", (name, result.output)
+
+
+@pytest.mark.parametrize("package", ["wgan", "classifier", "augment"])
+def test_tools_are_commands_not_library_mains(package):
+    """One front door: a tool a user runs is a click command in `commands`, never an argparse
+    `main()` or a `__main__` block inside a library."""
+    offenders = set()
+    for path in (ROOT / package).rglob("*.py"):
+        text = path.read_text()
+        if "argparse" in imported_modules_of(text) or "__main__" in text or "def main(" in text:
+            offenders.add(str(path.relative_to(ROOT)))
+    assert offenders == set()
+
+
+def imported_modules_of(text: str) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names

@@ -144,16 +144,19 @@ def test_a_user_split_file_decides_which_images_are_tested(survey, tmp_path):
 def test_make_splits_draws_another_plan_that_every_command_can_use(survey, tmp_path):
     import subprocess
     import sys
+    from pathlib import Path
 
     out = tmp_path / "ten.json"
-    args = [sys.executable, "-m", "wgan.data.make_splits", str(survey), str(out), "--folds", "10", "--test-fraction", "0.1"]
-    done = subprocess.run(args, capture_output=True, text=True)
+    command = str(Path(sys.executable).with_name("wgan-data"))  # as a user runs it, from any directory
+    args = [command, "splits", str(survey), str(out), "--folds", "10", "--test-fraction", "0.1"]
+    done = subprocess.run(args, capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "wrote" in done.stdout and json.loads(out.read_text())["folds"] == 10
     assert cv(survey, "test", splits=str(out)).class_counts() == {c: 1 for c in CLASSES}  # round(0.1 * 14)
     assert len(cv(survey, "valid", 9, splits=str(out))) > 0
     again = subprocess.run(args, capture_output=True, text=True)
-    assert again.returncode != 0 and "exists; choose a new file" in again.stderr
+    assert again.returncode == 1 and again.stderr.startswith("Error: ") and "exists; choose a new file" in again.stderr
+    assert "Traceback" not in again.stderr
 
 
 def test_a_split_file_is_refused_for_first():

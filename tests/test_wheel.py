@@ -39,7 +39,8 @@ def test_the_wheel_carries_the_released_models_and_no_training_states(installed)
 
     wheel, _ = installed
     names = zipfile.ZipFile(wheel).namelist()
-    for model in ("generator.pt", "generator-cv1.pt", "extractor.pt", "registry.json", "corner_cases.json"):
+    for model in ("generator.pt", "generator-cv1.pt", "extractor.pt", "registry.json", "corner_cases.json",
+                  "replicas/generator-cv0-s1.pt", "replicas/generator-cv0-s1.json"):
         assert f"radiogan_models/{model}" in names
     assert not [n for n in names if "training" in n.split("/")[1:2]]  # training states stay in the repository
 
@@ -62,3 +63,14 @@ def test_commands_run_from_any_directory_with_the_installed_models(installed, tm
     assert (tmp_path / "study" / "results.json").is_file()
     named = run(bin_dir, tmp_path, "wgan-sample", "--n", "4", "--checkpoint", "first-cv7", "--out", "other")
     assert named.returncode == 1 and "no released generator named first-cv7" in named.stderr
+    replica = run(bin_dir, tmp_path, "wgan-sample", "--n", "4", "--checkpoint", "first-cv0-s1", "--out", "replica",
+                  "--no-progress")
+    assert replica.returncode == 0, replica.stderr
+    # the tools that once were library mains, from the wheel and another directory
+    models = Path(where.stdout.split()[1])
+    cards = run(bin_dir, tmp_path, "radiogan-release", "cards", str(models / "generator.json"),
+                str(models / "replicas" / "generator-cv0-s1.json"))
+    assert cards.returncode == 0 and cards.stdout.count("\n| 0 |") == 2, cards.stderr
+    missing = run(bin_dir, tmp_path, "augment-tools", "compare", "a=nowhere")
+    assert missing.returncode == 2 and "expected LABEL=FOLDER with a results.json" in missing.stderr
+    assert "Traceback" not in missing.stderr

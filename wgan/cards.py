@@ -1,20 +1,16 @@
 """One markdown table of several release cards (e.g. the five per-fold generators):
 
-    python -m wgan.cards checkpoints/generator.json checkpoints/generator-cv*.json
+    radiogan-release cards checkpoints/generator.json checkpoints/generator-cv*.json
 
 Per card: the fold, iterations, per-class KID at matched size beside its floor (mean over draws of
 unseen real images of the same size), the FID ratio at that size and the copying test's verdict
-(cards scored before matched sizes existed show '-': rescore them, see wgan.release), recall,
+(cards scored before matched sizes existed show '-': rescore them, `radiogan-release rescore`), recall,
 class fidelity, the activated-pixel and summed-intensity Wasserstein distances as multiples of
 their floors and, when the card has it, the test accuracy of a classifier trained on generated
 images only (beside the same classifier trained on the real training split).
 """
 
 from __future__ import annotations
-
-import argparse
-import json
-from pathlib import Path
 
 from .data import CLASS_NAMES
 
@@ -52,15 +48,3 @@ def table(cards: list[dict]) -> str:
             f"| copying suspected | recall {names} | class fidelity {names} "
             "| activated-pixel W1, x floor | summed-intensity W1, x floor | train-on-generated accuracy (real) |")
     return "\n".join([head, "|---" * 11 + "|", *map(row, cards)]) + "\n"
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("cards", nargs="+", type=Path)
-    args = parser.parse_args()
-    cards = sorted((json.loads(p.read_text()) for p in args.cards), key=lambda c: str(c["data"]["fold"]))
-    print(table(cards), end="")
-
-
-if __name__ == "__main__":
-    main()

@@ -16,7 +16,8 @@ import datetime
 import os
 import sys
 import time
-from typing import Iterable, TextIO
+from collections.abc import Iterable
+from typing import TextIO
 
 from tqdm import tqdm
 

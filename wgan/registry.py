@@ -11,7 +11,8 @@ interrupted write leaves the old registry, and holds an exclusive lock on `regis
 beside it from reading to renaming, so two releases registered at once both land (without it the
 later rename would silently drop the earlier entry).
 
-Released generators are also known by name: `first-cv<k>` is cv fold k's generator.
+Released generators are also known by name: `first-cv<k>` is cv fold k's generator, and
+`first-cv<k>-s<seed>` its replica trained with another seed (`generator-cv<k>-s<seed>` in `best`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import os
 import re
 from pathlib import Path
 
-from wgan import released
 from wgan.atomic import write_text
 from wgan.data.cache import file_digest
 from wgan.workdir import taking_turns
@@ -182,33 +182,21 @@ def promote_generator(path: Path, file: str, sha256: str, command: str, data: di
     return item
 
 
-def main() -> None:
-    """python -m wgan.registry CARD.json [--registry checkpoints/registry.json] [--promote] [--fold-default]
-
-    registers a released classifier (card of `python -m classifier.release`) or generator (card of
-    `python -m wgan.release`; --fold-default makes it its cv fold's default for augment-eval,
-    `first-cv<k>`, or for a generator trained with another seed its replica `first-cv<k>-s<seed>`).
-    `augment-cml --promote` is the way a generator becomes the best: it records the metrics the
-    gates compare."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("card", type=Path)
-    parser.add_argument("--registry", type=Path, default=released.REGISTRY)
-    parser.add_argument("--promote", action="store_true", help="classifiers only: make it the best")
-    parser.add_argument("--fold-default", action="store_true", help="generators only: its fold's default (a replica of its seed when not 0)")
-    args = parser.parse_args()
-    card = json.loads(args.card.read_text())
-    file = str(args.card.with_name(card["file"]))
+def register_card(path: Path, card_file: Path, promote: bool = False, fold_default: bool = False) -> dict:
+    """Register a released classifier (card of `radiogan-release classifier`; `promote` makes it
+    the best) or generator (card of `radiogan-release generator`; `fold_default` makes it its cv
+    fold's default for augment-eval, `first-cv<k>`, or for a generator trained with another seed
+    its replica `first-cv<k>-s<seed>`). `augment-cml --promote` is the way a generator becomes the
+    best: it records the metrics the gates compare."""
+    card = json.loads(card_file.read_text())
+    file = str(card_file.with_name(card["file"]))
     if "generator_iterations" in card:
+        if promote:
+            raise RegistryError("a generator becomes the best through augment-cml --promote, which records its gates")
         metrics = {k: card.get(k) for k in ("scores", "floor", "astro", "class_fidelity")}
-        new = add(args.registry, "generator", file, card["sha256"], card["command"], card["data"], metrics,
-                  fold_default=args.fold_default, seed=card.get("seed", 0))
-    else:
-        new = add(args.registry, "classifier", file, card["sha256"], card["command"], card["data"],
-                  {"test": card["test"], "model": card["model"]}, promote=args.promote)
-    print(f"registered {new['id']} in {args.registry}")
-
-
-if __name__ == "__main__":
-    main()
+        return add(path, "generator", file, card["sha256"], card["command"], card["data"], metrics,
+                   fold_default=fold_default, seed=card.get("seed", 0))
+    if fold_default:
+        raise RegistryError("only a generator can be a fold's default")
+    return add(path, "classifier", file, card["sha256"], card["command"], card["data"],
+               {"test": card["test"], "model": card["model"]}, promote=promote)

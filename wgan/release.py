@@ -1,21 +1,15 @@
-"""Release a trained generator under checkpoints/ with a JSON card.
+"""Release a trained generator with a JSON card (`radiogan-release generator`).
 
-    python -m wgan.release EXPORT SCORES checkpoints/generator --command "wgan-train ..."
-
-copies the generator export EXPORT to checkpoints/generator.pt and writes
-checkpoints/generator.json: the command that trained it, the commit, the data split, kimg, its
-per-class quality scores and their real-vs-real floors (SCORES is the scores.json that
-`wgan-eval` wrote for EXPORT; its generator hash must match) and the file's SHA-256.
-
-    python -m wgan.release --rescore SCORES checkpoints/generator
-
-writes the quality part of a released card again from a newer `wgan-eval` of the same generator
-(matched-size scores, copying test), keeping what SCORES lacks (e.g. train-on-generated).
+`release` copies a generator export to TARGET.pt and writes TARGET.json: the command that
+trained it, the commit, the data split, kimg, its per-class quality scores and their
+real-vs-real floors (from the scores.json `wgan-eval` wrote for that export; its generator hash
+must match) and the file's SHA-256. `rescore` writes the quality part of a released card again
+from a newer `wgan-eval` of the same generator (`radiogan-release rescore`), keeping what the
+scores lack (e.g. train-on-generated).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
@@ -87,33 +81,12 @@ def rescore(card_path: Path, scores_file: Path) -> dict:
     return info | quality(scores) | ({"train_on_generated": scores["tstr"]} if scores.get("tstr") else {})
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rescore", nargs=2, type=Path, metavar=("SCORES", "TARGET"),
-                        help="instead: refresh the quality part of the released card TARGET.json from SCORES")
-    parser.add_argument("export", type=Path, nargs="?", help="generator export, e.g. runs/small-cv0/generator-best.pt")
-    parser.add_argument("scores", type=Path, nargs="?", help="scores.json written by wgan-eval for that export")
-    parser.add_argument("target", type=Path, nargs="?", help="path without suffix, e.g. checkpoints/generator")
-    parser.add_argument("--command", help="the exact command that trained the run")
-    args = parser.parse_args()
-    if args.rescore:
-        scores, target = args.rescore
-        try:
-            info = rescore(target.with_suffix(".json"), scores)
-        except (OSError, ValueError, KeyError) as error:
-            parser.error(str(error))
-        write_text(target.with_suffix(".json"), json.dumps(info, indent=2))
-        print(f"rescored {target.with_suffix('.json')}")
-        return
-    if not (args.export and args.scores and args.target and args.command):
-        parser.error("give EXPORT SCORES TARGET --command, or --rescore SCORES TARGET")
-    info = card(args.export, args.scores, args.command)
-    with atomic_path(args.target.with_suffix(".pt")) as tmp:
-        shutil.copyfile(args.export, tmp)
-    info["file"] = args.target.with_suffix(".pt").name
-    write_text(args.target.with_suffix(".json"), json.dumps(info, indent=2))
-    print(f"released {args.target.with_suffix('.pt')} and {args.target.with_suffix('.json')}")
-
-
-if __name__ == "__main__":
-    main()
+def release(export: Path, scores_file: Path, target: Path, command: str) -> tuple[Path, Path]:
+    """Copy `export` to target.pt and write its card to target.json (each atomically)."""
+    info = card(export, scores_file, command)
+    model_file, card_file = target.with_suffix(".pt"), target.with_suffix(".json")
+    with atomic_path(model_file) as tmp:
+        shutil.copyfile(export, tmp)
+    info["file"] = model_file.name
+    write_text(card_file, json.dumps(info, indent=2))
+    return model_file, card_file

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from .registry import resolve
+
 
 def _models_folder() -> Path:
     spec = importlib.util.find_spec("radiogan_models")
@@ -31,6 +33,4 @@ def find_generator(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if path.exists() or not REGISTRY.is_file():
         return path
-    from .registry import resolve
-
     return resolve(REGISTRY, str(name_or_path)) or path

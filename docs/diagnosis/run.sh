@@ -42,8 +42,8 @@ study equal-real-passes "r=0" "${AS_DRAWN[@]}" --pool fixed --budget equal-real-
 
 # the two changes that reduced the harm, together
 study combined "augment-generated:r=0" --generated-augment same-as-real --pool fixed --fidelity-filter 0.5 --ratio 1
-python -m augment.compare reference="$OUT/reference" control="$OUT/control" fresh-per-batch="$OUT/fresh-per-batch" \
+augment-tools compare reference="$OUT/reference" control="$OUT/control" fresh-per-batch="$OUT/fresh-per-batch" \
     augment-generated="$OUT/augment-generated" fidelity-filter="$OUT/fidelity-filter" \
     equal-real-passes="$OUT/equal-real-passes" combined="$OUT/combined" --out docs/diagnosis/table.md
-python -m augment.predictors "$OUT/reference" r=2 checkpoints/generator.json checkpoints/generator-cv*.json \
+augment-tools predictors "$OUT/reference" r=2 checkpoints/generator.json checkpoints/generator-cv*.json \
     --out docs/diagnosis/predictors.md

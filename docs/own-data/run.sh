@@ -8,7 +8,7 @@ export OMP_NUM_THREADS=1
 data=runs/first-fr-fits
 
 # 1. the survey: 495 FRI + 924 FRII FITS cutouts, 300x300 px, one subfolder per class
-[ -d $data ] || python -m wgan.data.export_folder $data --classes FRI,FRII
+[ -d $data ] || wgan-data export-first $data --classes FRI,FRII
 
 # 2. the baseline classifier on the survey's own 5 folds (the split file is drawn on first use)
 classifier-train --data $data --folds 0,1,2,3,4 --resolution 64 --epochs 300 --class-weighted --rotate --tta \

@@ -1,7 +1,7 @@
 """Write bundled FIRST images of some classes as a class folder of FITS files, the way a survey's
 own labelled cutouts arrive (the worked example of the README: a 2-class FRI/FRII task):
 
-    python -m wgan.data.export_folder runs/first-fr-fits --classes FRI,FRII
+    wgan-data export-first runs/first-fr-fits --classes FRI,FRII
 
 Every image of those classes in the bundled set (its train, valid and test splits together: a
 user's set has no split of its own, the toolkit draws one) becomes `<CLASS>/first_<index>.fits`,
@@ -12,7 +12,6 @@ complete; an existing folder is never overwritten.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import tempfile
 from pathlib import Path
@@ -63,19 +62,3 @@ def export(out: Path, classes: list[str]) -> dict[str, int]:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return counts
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", type=Path, help="New folder to write.")
-    parser.add_argument("--classes", default="FRI,FRII", help="Comma-separated FIRST classes.")
-    args = parser.parse_args()
-    try:
-        counts = export(args.out, [c.strip() for c in args.classes.split(",")])
-    except (DataError, OSError) as error:
-        raise SystemExit(f"error: {error}") from None
-    print(f"wrote {args.out}: " + ", ".join(f"{n} {c}" for c, n in counts.items()))
-
-
-if __name__ == "__main__":
-    main()

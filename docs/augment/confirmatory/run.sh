@@ -21,9 +21,8 @@ replica() {  # FOLD SEED: train (resumed from its last state), score, release, r
     OMP_NUM_THREADS=1 wgan-train --preset small-asinh --split cv --fold $fold --seed $seed --kimg 3000 --iters 2500 \
         --eval-every 500 --eval-n 200 --sample-every 500 --checkpoint-every 500 --keep 1 --run-dir $run \
         --resume if-any --no-progress
-    OMP_NUM_THREADS=1 wgan-eval --checkpoint $run/generator-best.pt --n 400 --tstr-epochs 30 --out $run/release-eval
-    python -m wgan.release $run/generator-best.pt $run/release-eval/scores.json $target --command "$command"
-    python -m wgan.registry $target.json --fold-default
+    # scored as releases are (wgan-eval --n 400 --tstr-epochs 30), released and registered
+    OMP_NUM_THREADS=1 radiogan-release generator $run/generator-best.pt $target --command "$command" --fold-default
 }
 
 if [ "$stage" != study ]; then
