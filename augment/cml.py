@@ -50,7 +50,7 @@ VIT_MODEL = "vit-conv"
 
 
 def vit_recipe(epochs: int) -> dict:
-    """The attention figure's ViT: the convolutional-stem ViT with the README's from-scratch
+    """The attention figure's ViT: the convolutional-stem ViT with the guide's from-scratch
     recipe (the patch-token ViT stays at chance at these budgets), warm-up shortened for short runs."""
     return {"lr": 5e-4, "weight_decay": 0.05, "warmup_epochs": min(5, max(1, epochs // 6))}
 

@@ -133,7 +133,7 @@ def weight_decay():
 
 def warmup_epochs():
     return click.option("--warmup-epochs", type=click.IntRange(0), default=1,
-                        help="Epochs of linear learning-rate warm-up before the cosine decay (the README's ViT "
+                        help="Epochs of linear learning-rate warm-up before the cosine decay (the guide's ViT "
                              "recipe uses 5).")
 
 

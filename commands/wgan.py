@@ -23,7 +23,7 @@ from .options import MAX_SEED, SEED, USER_ERRORS, FiniteFloat
 
 @options.command()
 @click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULT_PRESET,
-              help="Recipe: network plus critic schedule (README: Networks and training).")
+              help="Recipe: network plus critic schedule (docs/guide/training.md).")
 @click.option("--upsample", type=click.Choice(list(UPSAMPLERS)), default=None,
               help="How the generator doubles its resolution; default: the preset's.")
 @click.option("--resolution", type=int, default=None, help="Image size (power of two); default: the preset's.")

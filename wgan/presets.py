@@ -1,7 +1,7 @@
 """Named training recipes: a network plus the critic schedule that suits it.
 
 `wgan-train --preset NAME` starts from one of these; every field can still be overridden by its
-own option. The table in the README's generator section says how each was measured.
+own option. The table in docs/guide/training.md says how each was measured.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ PRESETS["small-asinh"] = replace(
     PRESETS["small-resize"], network=replace(PRESETS["small-resize"].network, intensity="asinh"),
     summary="small-resize on the asinh intensity scale (the faint emission gets more of the output range)")
 
-DEFAULT_PRESET = "small-asinh"  # chosen by bench/time_to_quality.py: README, "Generator quality per CPU-minute"
+DEFAULT_PRESET = "small-asinh"  # chosen by bench/time_to_quality.py: docs/performance.md, "Generator quality per CPU-minute"
 
 
 def get(name: str) -> Preset:

@@ -74,7 +74,7 @@ def fold_generators(path: Path, folds: list[int]) -> dict[int, Path]:
     missing = [f for f in folds if fold_key(f) not in registry["best"]]
     if missing:
         raise RegistryError(f"{path}: no generator released for fold {', '.join(map(str, missing))}; train one with "
-                            "`wgan-train --split cv --fold K` and register it (README: Per-fold generators), "
+                            "`wgan-train --split cv --fold K` and register it (docs/guide/quality.md: the per-fold generators), "
                             "or pass --checkpoint to use one generator for every fold")
     return {fold: entry_file(path, entry(registry, registry["best"][fold_key(fold)])) for fold in folds}
 

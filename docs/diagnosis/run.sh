@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The protocol diagnosis of the README section "Why generated images help or hurt". Each fold
+# The protocol diagnosis of docs/studies/diagnosis.md. Each fold
 # uses its own released generator (first-cv<k>); 5 folds x seeds 0-2; base settings class
 # weights + rotations/flips, 30 passes, balanced mixing, 64 px, one thread per cell. The
 # reference protocol is the published one except for the pool (generated images enter as drawn,

@@ -1,7 +1,7 @@
 #!/bin/bash
-# The README's worked example "Your own survey, end to end": a 2-class FRI/FRII set written as a
+# The worked example of docs/tutorials/own-survey.md: a 2-class FRI/FRII set written as a
 # class folder of FITS files, then every command run on that folder exactly as a user with their
-# own cutouts would. One thread per process; about 80 CPU-minutes in all on the machine of the README.
+# own cutouts would. One thread per process; about 80 CPU-minutes in all on a 2-core CPU.
 # Usage: bash docs/own-data/run.sh   (from the repository root, in the project's venv)
 set -euo pipefail
 export OMP_NUM_THREADS=1

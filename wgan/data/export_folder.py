@@ -1,5 +1,5 @@
 """Write bundled FIRST images of some classes as a class folder of FITS files, the way a survey's
-own labelled cutouts arrive (the worked example of the README: a 2-class FRI/FRII task):
+own labelled cutouts arrive (the worked example of docs/tutorials/own-survey.md: a 2-class FRI/FRII task):
 
     wgan-data export-first runs/first-fr-fits --classes FRI,FRII
 
