@@ -61,3 +61,19 @@ def test_a_split_file_for_first_is_refused_in_one_line(tmp_path):
 def test_compare_between_names_what_it_expects(tmp_path):
     done = invoke(tools_group, "compare", "--between", f"a={tmp_path}:r=1", f"b={tmp_path}:r=1")
     assert done.exit_code == 1 and "expected LABEL=FOLDER:ARM" in done.output
+
+
+def test_the_cache_is_listed_and_cleared_and_then_rebuilt(tmp_path, monkeypatch):
+    from tests.helpers import synthetic_h5
+    from wgan.data import DataConfig, load_dataset
+
+    monkeypatch.setenv("RADIOGAN_CACHE", str(tmp_path / "cache"))
+    data = DataConfig(source=str(synthetic_h5(tmp_path / "set.h5")), split="literature", crop=None)
+    first = load_dataset(data)
+    listed = invoke(data_group, "cache")
+    assert listed.exit_code == 0 and f"{tmp_path / 'cache'}: 1 preprocessed data sets and 0 split files" in listed.output
+    cleared = invoke(data_group, "cache", "--clear")
+    assert cleared.exit_code == 0 and cleared.output.startswith("removed 1 files")
+    assert list((tmp_path / "cache").glob("*.npz")) == []
+    assert torch.equal(load_dataset(data).images, first.images)  # rebuilt, the same
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1

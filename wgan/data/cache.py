@@ -29,6 +29,21 @@ def cache_dir() -> Path:
     return Path(base) / "radiogan"
 
 
+def entries() -> list[Path]:
+    """Every file the cache holds: preprocessed arrays (`<key>.npz`) and the split files drawn for
+    users' own data sets (`splits/`), which a later command draws again, identically."""
+    folder = cache_dir()
+    return sorted([*folder.glob("*.npz"), *folder.glob("splits/*.json")]) if folder.is_dir() else []
+
+
+def clear() -> tuple[int, int]:
+    """Remove every entry (a command that needs one rebuilds it); returns (files, bytes) removed."""
+    removed = [(path, path.stat().st_size) for path in entries()]
+    for path, _ in removed:
+        path.unlink(missing_ok=True)
+    return len(removed), sum(size for _, size in removed)
+
+
 def file_digest(path: str | os.PathLike) -> str:
     """SHA-256 of a file's bytes."""
     digest = hashlib.sha256()
