@@ -65,7 +65,8 @@ class Paths:
 
 
 def train_cells(paths: Paths, s: CmlSettings, data: DataConfig, model: str, epochs: int, folds: list[int],
-                seeds: list[int], with_baseline: bool, recipe: dict | None = None) -> tuple[SweepConfig, list[dict]]:
+                seeds: list[int], with_baseline: bool, recipe: dict | None = None,
+                progress: bool | str = True) -> tuple[SweepConfig, list[dict]]:
     """Train (or reuse, the sweep resumes) the check's cells: real only when `with_baseline`, and
     `s.ratio` with the checkpoint's images; raises naming the first failed cell."""
     base = TrainSettings(model=model, epochs=epochs, dihedral=False, **(recipe or {}))
@@ -73,7 +74,7 @@ def train_cells(paths: Paths, s: CmlSettings, data: DataConfig, model: str, epoc
     config = SweepConfig(generators={f: (paths.checkpoint,) for f in folds}, arms=build_arms(specs, base, False),
                          folds=folds, seeds=seeds, base=base, data=data, out=paths.out / f"train-{model}",
                          save_models=True, pool_draws="nested")  # as the registry's gains were measured
-    outcome = run_sweep(config, workers=1, progress=True)
+    outcome = run_sweep(config, workers=1, progress=progress)
     if outcome.errors:
         first = outcome.errors[0]
         raise ValueError(f"{len(outcome.errors)} training cells failed (first: {first['arm']} fold {first['fold']} "
@@ -81,7 +82,7 @@ def train_cells(paths: Paths, s: CmlSettings, data: DataConfig, model: str, epoc
     return config, outcome.cells
 
 
-def run(paths: Paths, s: CmlSettings, device: str = "auto") -> dict:
+def run(paths: Paths, s: CmlSettings, device: str = "auto", progress: bool | str = True) -> dict:
     """Everything but the decision; returns report.json's content (figures are written to out)."""
     dev = select_device(device)
     gen = load_generator(paths.checkpoint, dev)
@@ -99,7 +100,7 @@ def run(paths: Paths, s: CmlSettings, device: str = "auto") -> dict:
     cases = _existing_corner_cases(paths, test)  # a list that does not fit fails here, not after the training
     quality, images = evaluate_generator(gen, extractor,
                                          GeneratorEvaluation(s.n_quality, 0, min(100, s.n_quality // 2)))
-    cnn_config, cells = train_cells(paths, s, data, "cnn", s.epochs, s.folds, s.seeds, True)
+    cnn_config, cells = train_cells(paths, s, data, "cnn", s.epochs, s.folds, s.seeds, True, progress=progress)
     arm = f"r={s.ratio:g}"
     cells = attach_test_labels(cells)
     summary = analysis.summarize(cells, "r=0")
@@ -110,7 +111,7 @@ def run(paths: Paths, s: CmlSettings, device: str = "auto") -> dict:
         cases = _new_corner_cases(paths, data, [c["test"]["predicted"] for c in cells if c["arm"] == "r=0"])
     new_cell = next(c for c in cells if c["arm"] == arm and c["fold"] == s.folds[0] and c["seed"] == s.seeds[0])
     vit_config, vit_cells = train_cells(paths, s, data, VIT_MODEL, s.vit_epochs, s.folds[:1], s.seeds[:1], False,
-                                        vit_recipe(s.vit_epochs))
+                                        vit_recipe(s.vit_epochs), progress=progress)
     vit = load_classifier(vit_config.model_path(vit_config.arms[0], s.folds[0], s.seeds[0]), dev).model
     _figures(paths.out, images, test, base_cnn, new_cnn, vit, extractor)
     core = {

@@ -52,11 +52,12 @@ def sample_images(model: torch.nn.Module, n_per_class: int, seed: int) -> tuple[
     return torch.cat(images), labels
 
 
-def evaluate_generator(gen: LoadedGenerator, extractor: LoadedClassifier,
-                       settings: GeneratorEvaluation) -> tuple[dict, dict]:
+def evaluate_generator(gen: LoadedGenerator, extractor: LoadedClassifier, settings: GeneratorEvaluation,
+                       progress: bool | str = False) -> tuple[dict, dict]:
     """Scores of the generator's samples against its real training split, and the floor
     (the same scores of the real test split against the training split); also returns the
-    images compared ({'real': (images, labels), 'generated': ...}) for plotting."""
+    images compared ({'real': (images, labels), 'generated': ...}) for plotting. `progress`
+    reports the train-on-generated classifiers' epochs, the part that takes minutes."""
     data, names = gen.config.data, list(gen.class_names)
     check_extractor(extractor, names)
     check_fits(gen, data, names, classifier_resolution=extractor.resolution)
@@ -87,7 +88,7 @@ def evaluate_generator(gen: LoadedGenerator, extractor: LoadedClassifier,
         synthetic = generated_set(images, labels, gen.file_hash, gen.pixel_scale_arcsec, tuple(names))
         device = next(extractor.model.parameters()).device
         tstr = train_on_synthetic_test_on_real(synthetic, train, valid, test, TrainSettings(epochs=settings.tstr_epochs,
-                                               class_weighted=True, seed=settings.seed), device)
+                                               class_weighted=True, seed=settings.seed), device, progress)
     result = {
         "generator": {"file_hash": gen.file_hash, "kimg": gen.kimg},
         "class_names": names,

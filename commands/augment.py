@@ -78,10 +78,10 @@ from .plan_option import apply_plan, refuse_overrides
 @click.option("--real-fraction", type=click.FloatRange(0, 1, min_open=True), default=1.0,
               help="Keep this fraction of the real training images (stratified); the generators must not have "
                    "learned from the dropped ones.")
-@click.option("--allow-generator-extra-data", is_flag=True,
+@click.option("--allow-generator-extra-data/--no-allow-generator-extra-data", default=False,
               help="With --real-fraction below 1: accept generators trained on images it drops (their samples then "
                    "carry labelled data the classifiers are denied; the report says how many).")
-@click.option("--compute-matched", is_flag=True,
+@click.option("--compute-matched/--no-compute-matched", default=False,
               help="Add a real-only arm trained for as many epochs as an adding arm's classifiers in all (its own plus "
                    "its reference classifier's or pre-training's): does the arm beat the same compute spent on real "
                    "images?")
@@ -94,10 +94,10 @@ from .plan_option import apply_plan, refuse_overrides
 @options.warmup_epochs()
 @click.option("--generated-augment", type=click.Choice(["same-as-real", "none"]), default="same-as-real",
               help="Rotations/flips of the base settings for generated images too, or none (as published).")
-@click.option("--class-weighted", is_flag=True, help="Base setting for every arm: loss weighted by inverse class frequency.")
+@click.option("--class-weighted/--no-class-weighted", default=False, help="Base setting for every arm: loss weighted by inverse class frequency.")
 @options.dihedral("Base setting for every arm: random rotations/flips of the real images.")
-@click.option("--rotate", is_flag=True, help="Base setting for every arm: also rotate by arbitrary angles (the tuned baseline).")
-@click.option("--tta", is_flag=True, help="Base setting for every arm: predict with the mean over the 8 rotations/flips.")
+@click.option("--rotate/--no-rotate", default=False, help="Base setting for every arm: also rotate by arbitrary angles (the tuned baseline).")
+@click.option("--tta/--no-tta", default=False, help="Base setting for every arm: predict with the mean over the 8 rotations/flips.")
 @options.batchnorm_stats()
 @click.option("--crop", type=click.IntRange(8), default=128, help="Centre crop in source pixels (the generators' crop).")
 @click.option("--resolution", type=click.IntRange(8), default=64)
@@ -253,8 +253,9 @@ def _default_workers(device: str) -> int:
 @click.option("--promote", is_flag=True, help="Record a passing generator in the registry as the new best.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Default runs/cml-<hash>.")
 @options.device()
+@options.progress()
 def cml_command(checkpoint, quick, ratio, folds, seeds, epochs, survey_folder, registry_path, extractor,
-                corner_cases, source, splits, promote, out, device):
+                corner_cases, source, splits, promote, out, device, progress):
     """Check a new generator against the current best: per-class quality and augmentation gain,
     behavioural tests, corner cases; writes report.md/report.json and exits 1 when a gate fails.
 
@@ -281,7 +282,7 @@ def cml_command(checkpoint, quick, ratio, folds, seeds, epochs, survey_folder, r
     try:
         best = registry.best(registry.load(registry_path), "generator")
         with exclusive(out, "augment-cml"):
-            report = cml.decide(cml.run(paths, settings, device), registry_path)
+            report = cml.decide(cml.run(paths, settings, device, progress), registry_path)
             write_text(out / "report.json", json.dumps(report, indent=2))
             write_text(out / "report.md", cml_report.markdown(report, registry.gate_metrics(best)))
     except (ValueError, OSError, DirectoryBusy) as error:

@@ -31,8 +31,8 @@ from .options import SEED, USER_ERRORS
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3)
 @options.weight_decay()
 @options.warmup_epochs()
-@click.option("--class-weighted", is_flag=True, help="Weight the loss by inverse class frequency.")
-@click.option("--oversample", is_flag=True, help="Class-balanced sampling of training images.")
+@click.option("--class-weighted/--no-class-weighted", default=False, help="Weight the loss by inverse class frequency.")
+@click.option("--oversample/--no-oversample", default=False, help="Class-balanced sampling of training images.")
 @options.dihedral()
 @click.option("--rotate/--no-rotate", default=False, help="Also rotate by arbitrary angles.")
 @click.option("--tta/--no-tta", default=False, help="Predict with the mean over the 8 rotations/flips.")
@@ -99,10 +99,10 @@ def classifier_train_command(**opts):
     click.echo(f"wrote {run.out}")
 
 
-@options.command()
+@options.command(renamed={"--n": "--n-per-class"})
 @click.option("--checkpoint", default="first-cv0", help="Generator export, or a released name (first-cv0 ... first-cv4).")
 @options.extractor()
-@click.option("--n", "n_per_class", type=click.IntRange(2), default=400, help="Generated images per class.")
+@click.option("--n-per-class", "n_per_class", type=click.IntRange(2), default=400, help="Generated images per class.")
 @click.option("--seed", type=SEED, default=0)
 @click.option("--kid-subset", type=click.IntRange(2), default=100, help="Subset size of the KID estimate.")
 @click.option("--tstr-epochs", type=click.IntRange(0), default=0,
@@ -115,8 +115,9 @@ def classifier_train_command(**opts):
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Output folder; default: runs/eval-<generator hash>.")
 @options.device()
+@options.progress()
 def eval_command(checkpoint, extractor, n_per_class, seed, kid_subset, tstr_epochs, floor_size, floor_draws, out,
-                 device):
+                 device, progress):
     """Score a generator per class beside the real-vs-real floor: KID, FID and precision/recall at
     matched size (the floor: unseen real images of the same number, over several draws), the
     copying test (are generated images closer to their training images than unseen real ones
@@ -124,7 +125,7 @@ def eval_command(checkpoint, extractor, n_per_class, seed, kid_subset, tstr_epoc
 
     \b
     Example:
-      wgan-eval --checkpoint runs/00001-small-64px-first-cv0-b64-s0/generator.pt --n 400
+      wgan-eval --checkpoint runs/00001-small-asinh-64px-first-cv0-b64-s0/generator.pt --n-per-class 400
     """
     from classifier.evaluate_generator import (
         GeneratorEvaluation,
@@ -141,7 +142,7 @@ def eval_command(checkpoint, extractor, n_per_class, seed, kid_subset, tstr_epoc
         gen = load_generator(released.find_generator(checkpoint), dev)
         feats = load_classifier(extractor, dev)
         result, images = evaluate_generator(gen, feats, GeneratorEvaluation(
-            n_per_class, seed, kid_subset, tstr_epochs, floor_size, floor_draws))
+            n_per_class, seed, kid_subset, tstr_epochs, floor_size, floor_draws), progress)
         out = out or Path("runs") / f"eval-{gen.file_hash[:12]}"
         write_outputs(result, images, out)
     except USER_ERRORS as error:

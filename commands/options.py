@@ -20,12 +20,31 @@ DEFAULT_EXTRACTOR = released.EXTRACTOR
 DEFAULT_REGISTRY = released.REGISTRY
 
 
-def command():
-    """Every command: defaults shown in --help, and --version (the installed package's)."""
+class RenamingCommand(click.Command):
+    """A command some of whose options were renamed (to one vocabulary across commands): the old
+    names keep working for a while, hidden from --help, with a one-line notice."""
+
+    renamed: dict[str, str] = {}
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, [self._rename(arg) for arg in args])
+
+    def _rename(self, arg: str) -> str:
+        name, equals, value = arg.partition("=")
+        if name in self.renamed:
+            click.echo(f"notice: {name} is now {self.renamed[name]}; the old name will be removed", err=True)
+            return self.renamed[name] + equals + value
+        return arg
+
+
+def command(renamed: dict[str, str] | None = None):
+    """Every command: defaults shown in --help, --version (the installed package's), and old option
+    names mapped to their new ones (`renamed`, old -> new)."""
 
     def decorate(function):
         function = click.version_option(package_name="radiogan")(function)
-        return click.command(context_settings={"show_default": True})(function)
+        cls = type("Command", (RenamingCommand,), {"renamed": dict(renamed or {})})
+        return click.command(cls=cls, context_settings={"show_default": True})(function)
 
     return decorate
 
@@ -99,7 +118,7 @@ def data_source():
 def split_file():
     return click.option("--splits", type=click.Path(dir_okay=False), default=None,
                         help="With your own --data: the split file (image hash -> test or fold). Default: drawn once "
-                             "per data set (seed 0, 20 %% test, 5 stratified folds), kept in the cache and copied "
+                             "per data set (seed 0, 20 % test, 5 stratified folds), kept in the cache and copied "
                              "into every run folder as splits.json.")
 
 

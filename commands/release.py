@@ -34,7 +34,7 @@ def release_group():
 @click.option("--command", "train_command", required=True, help="The exact command that trained the run.")
 @click.option("--scores", type=EXISTING_FILE, default=None,
               help="The scores.json wgan-eval wrote for EXPORT; default: score it now as releases are scored "
-                   "(wgan-eval --n 400 --tstr-epochs 30, into EXPORT's folder under release-eval/).")
+                   "(wgan-eval --n-per-class 400 --tstr-epochs 30, into EXPORT's folder under release-eval/).")
 @click.option("--fold-default", is_flag=True,
               help="Register it as its cv fold's generator (first-cv<k>), or, trained with a seed other than 0, "
                    "as that fold's replica first-cv<k>-s<seed>.")

@@ -21,7 +21,7 @@ from . import options
 from .options import MAX_SEED, SEED, USER_ERRORS, FiniteFloat
 
 
-@options.command()
+@options.command(renamed={"--eval-extractor": "--extractor", "--eval-n": "--eval-n-per-class"})
 @click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULT_PRESET,
               help="Recipe: network plus critic schedule (docs/guide/training.md).")
 @click.option("--upsample", type=click.Choice(list(UPSAMPLERS)), default=None,
@@ -75,8 +75,9 @@ from .options import MAX_SEED, SEED, USER_ERRORS, FiniteFloat
 @click.option("--keep", type=click.IntRange(1), default=3, help="Training-state checkpoints to keep.")
 @click.option("--eval-every", type=click.IntRange(0), default=0,
               help="Generator iterations between KID/FID per class of EMA samples (0: off); the best is exported as generator-best.pt.")
-@options.extractor("--eval-extractor", help_text="Frozen classifier for --eval-every.")
-@click.option("--eval-n", type=click.IntRange(2), default=200, help="EMA samples per class for --eval-every.")
+@options.extractor("--extractor", "eval_extractor", help_text="Frozen classifier whose features --eval-every scores in.")
+@click.option("--eval-n-per-class", "eval_n", type=click.IntRange(2), default=200,
+              help="EMA samples per class for --eval-every.")
 @click.option("--eval-tstr-epochs", type=click.IntRange(0), default=0,
               help="With --eval-every: also train the baseline CNN this many epochs on the samples and log its "
                    "per-class F1 on the training images (a usefulness score wgan-select can choose on).")
@@ -89,7 +90,7 @@ def train_command(**opts):
     Examples:
       wgan-train                                   # small-asinh preset, real FIRST cv fold 0, best device
       wgan-train --preset paper --kimg 30000       # the published architecture at 128 px
-      wgan-train --resume auto --run-dir runs/00001-small-64px-first-cv0-b64-s0
+      wgan-train --resume auto --run-dir runs/00001-small-asinh-64px-first-cv0-b64-s0
       wgan-train --data my_survey/ --fold 2 --run-dir runs/gen-fold2   # your own class folder, fold 2's training images
     """
     from .wgan_train import run_training

@@ -144,13 +144,21 @@ def test_the_default_length_is_the_released_generators_and_iters_overrides_kimg(
     assert lengths == [2500, 7]
 
 
+def test_an_old_option_name_still_works_with_a_notice(tmp_path):
+    result = invoke(train_command, ["--iters", 1, "--runs-root", tmp_path, "--resolution", 32, "--eval-every", 5,
+                                    "--eval-extractor=/no/extractor.pt", "--no-progress"])
+    assert result.exit_code != 0 and "no such checkpoint" in result.output  # the value reached --extractor
+    assert "notice: --eval-extractor is now --extractor" in result.output
+    assert "--eval-extractor" not in invoke(train_command, ["--help"]).output  # hidden
+
+
 @pytest.mark.parametrize("args, message", [
     (["--resolution", 48], "power of two"),
     (["--diffaug", "colour"], "unknown augmentation"),
     (["--data", "/no/such/folder"], "no such data folder"),
     (["--resume", "/no/such.pt"], "no such checkpoint"),
     (["--crop", 100, "--resolution", 64], "must divide"),
-    (["--resolution", 32, "--eval-every", 5, "--eval-extractor", "/no/extractor.pt"], "no such checkpoint"),
+    (["--resolution", 32, "--eval-every", 5, "--extractor", "/no/extractor.pt"], "no such checkpoint"),
     (["--device", "foo"], "no device 'foo' here; available: auto, cpu"),
     (["--device", "cuda:7"], "no device 'cuda:7'"),
     (["--seed", 2**63], "range 0<=x<=9223372036854775807"),

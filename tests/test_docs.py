@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 BIN = Path(sys.executable).parent
 # the quick start at smoke sizes: the same commands and options, smaller numbers
-SMOKE = {"--iters": "2", "--n": "8", "--epochs": "1"}
+SMOKE = {"--iters": "2", "--n": "8", "--n-per-class": "8", "--epochs": "1"}
 
 
 def test_the_site_builds_strictly(tmp_path):

@@ -75,7 +75,7 @@ def test_periodic_quality_during_training_exports_the_best(setup, tmp_path):
     data = setup[0].parent.parent / "data.h5"
     result = CliRunner().invoke(train_command, [
         "--data", str(data), "--crop", "32", "--resolution", "32", "--iters", "4", "--batch-size", "8",
-        "--n-critic", "1", "--eval-every", "2", "--eval-extractor", str(extractor), "--eval-n", "8",
+        "--n-critic", "1", "--eval-every", "2", "--extractor", str(extractor), "--eval-n-per-class", "8",
         "--eval-tstr-epochs", "1", "--run-dir", str(tmp_path / "run"), "--no-progress"])
     assert result.exit_code == 0, result.output
     lines = [json.loads(x) for x in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]

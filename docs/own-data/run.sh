@@ -19,7 +19,7 @@ wgan-train --preset small-resize --data $data --fold 0 --iters 2500 --sample-eve
     --run-dir runs/fr-gen-fold0 --resume if-any --no-progress
 
 # 4. its quality per class, in the feature space of the survey's own fold-0 classifier
-wgan-eval --checkpoint runs/fr-gen-fold0/generator.pt --extractor runs/fr-cnn/fold0/model.pt --n 400 \
+wgan-eval --checkpoint runs/fr-gen-fold0/generator.pt --extractor runs/fr-cnn/fold0/model.pt --n-per-class 400 \
     --out runs/fr-gen-fold0/eval
 
 # 5. what its images do to that classifier on fold 0, 3 seeds, with the shuffled-label control
