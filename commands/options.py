@@ -29,7 +29,9 @@ class RenamingCommand(click.Command):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, [self._rename(arg) for arg in args])
 
-    def _rename(self, arg: str) -> str:
+    def _rename(self, arg):
+        if not isinstance(arg, str):  # callers such as click's test runner may pass paths
+            return arg
         name, equals, value = arg.partition("=")
         if name in self.renamed:
             click.echo(f"notice: {name} is now {self.renamed[name]}; the old name will be removed", err=True)
