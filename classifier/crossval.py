@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -43,22 +43,37 @@ def summarize(reports: list[dict]) -> dict:
     }
 
 
-def run_folds(run: ClassifierRun, folds: list[int], progress: bool = True, overwrite: bool = False) -> dict:
-    """Train and test on each fold (reusing a fold finished under the same settings and data, so an
-    interrupted sweep resumes; refusing one of other settings unless `overwrite`); writes
-    summary.json in run.out."""
-    reports, collapsed = {}, {}
+@dataclass
+class FoldRuns:
+    """What run_folds did: the summary it wrote, each fold's metrics, and the folds it reused."""
+
+    summary: dict
+    metrics: dict[int, dict]
+    reused: list[int] = field(default_factory=list)
+
+
+def run_folds(run: ClassifierRun, folds: list[int], progress: bool = True, overwrite: bool = False) -> FoldRuns:
+    """Train and test on each fold in run.out/fold<k>/ (one layout whatever the number of folds;
+    reusing a fold finished under the same settings and data, so an interrupted sweep resumes;
+    refusing one of other settings unless `overwrite`); writes summary.json in run.out."""
+    done = FoldRuns(summary={}, metrics={})
+    collapsed = {}
     for fold in folds:
         fold_run = replace(run, data=replace(run.data, fold=fold), out=run.out / f"fold{fold}")
-        metrics = finished_metrics(fold_run, overwrite) or run_classifier(fold_run, progress)
-        reports[fold] = metrics["test"]
+        metrics = finished_metrics(fold_run, overwrite)
+        if metrics is None:
+            metrics = run_classifier(fold_run, progress)
+        else:
+            done.reused.append(fold)
+        done.metrics[fold] = metrics
         reason = learned(metrics)
         if reason:
             collapsed[str(fold)] = reason
-    summary = {"folds": folds, **summarize(list(reports.values())),
-               "per_fold_accuracy": {str(k): v["accuracy"] for k, v in reports.items()},
-               "collapsed": collapsed}
+    reports = [m["test"] for m in done.metrics.values()]
+    done.summary = {"folds": folds, **summarize(reports),
+                    "per_fold_accuracy": {str(k): m["test"]["accuracy"] for k, m in done.metrics.items()},
+                    "collapsed": collapsed}
     if is_main_process():
-        write_text(run.out / "summary.json", json.dumps(summary, indent=2))
+        write_text(run.out / "summary.json", json.dumps(done.summary, indent=2))
         record_splits(run.data, run.out)
-    return summary
+    return done

@@ -37,6 +37,10 @@ def card(run_dir: Path, model_file: Path, command: str) -> dict:
 
 def release(run_dir: Path, target: Path, command: str) -> tuple[Path, Path]:
     """Copy the run's model.pt to target.pt and write its card to target.json (each atomically)."""
+    if not (run_dir / "model.pt").is_file():
+        folds = sorted(p.name for p in run_dir.glob("fold*") if (p / "model.pt").is_file())
+        hint = f": it holds the folds {', '.join(folds)}; release one, e.g. {run_dir / folds[0]}" if folds else ""
+        raise ValueError(f"{run_dir} has no model.pt{hint}")
     model_file, card_file = target.with_suffix(".pt"), target.with_suffix(".json")
     with atomic_path(model_file) as tmp:
         shutil.copyfile(run_dir / "model.pt", tmp)

@@ -44,8 +44,9 @@ from .options import SEED, USER_ERRORS
 @options.device()
 @options.classifier_amp()
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Output folder; default runs/classifier-<model>-<split><fold>-s<seed> (one fold), "
-                   "runs/classifier-<model>-<split>-s<seed> (several, one subfolder each).")
+              help="Output folder; default runs/classifier-<model>-<split>-s<seed>. The cv split writes "
+                   "fold<k>/ per fold (however many) and summary.json; the literature split writes its one "
+                   "partition into the folder itself.")
 @click.option("--overwrite", is_flag=True,
               help="Retrain finished runs in --out that were trained under other settings (default: refuse).")
 @options.progress()
@@ -57,7 +58,7 @@ def classifier_train_command(**opts):
       classifier-train --model cnn --split cv --folds 0
       classifier-train --folds 0,1,2,3,4 --epochs 300 --class-weighted --rotate --tta   # the tuned baseline
       classifier-train --data my_survey/ --folds 0,1,2,3,4   # your own class folder and its split file
-      classifier-train --model vit --epochs 100 --out runs/vit-fold0
+      classifier-train --model vit --epochs 100 --out runs/vit   # writes runs/vit/fold0/model.pt
     """
     from classifier.crossval import learned, run_folds
     from classifier.training import finished_metrics, run_classifier
@@ -67,27 +68,34 @@ def classifier_train_command(**opts):
         run = _classifier_run(opts, folds[0])
         # One writer per output folder; under torchrun only the main process writes.
         with exclusive(run.out, "classifier-train") if is_main_process() else contextlib.nullcontext():
-            if len(folds) > 1:
-                summary = run_folds(run, folds, progress=opts["progress"], overwrite=opts["overwrite"])
-            else:
+            if opts["split"] == "cv":  # out/fold<k>/ for every fold, however many
+                done = run_folds(run, folds, progress=opts["progress"], overwrite=opts["overwrite"])
+                results = done.metrics
+                for fold in done.reused:
+                    click.echo(f"{run.out / f'fold{fold}'} holds this run already (same settings and data): "
+                               "reporting it", err=True)
+            else:  # the literature split has one partition, no folds: out/
                 result = finished_metrics(run, opts["overwrite"])
                 if result is not None:
                     click.echo(f"{run.out} holds this run already (same settings and data): reporting it", err=True)
                 else:
                     result = run_classifier(run, progress=opts["progress"])
+                results = {None: result}
     except USER_ERRORS as error:
         raise click.ClickException(str(error)) from None
     if not is_main_process():
         return
-    if len(folds) > 1:
+    if len(results) > 1:
+        summary = done.summary
         click.echo(f"{len(folds)} folds: test accuracy {summary['accuracy']['mean']:.4f} +- {summary['accuracy']['std']:.4f}, "
                    f"macro F1 {summary['macro_f1']['mean']:.4f} +- {summary['macro_f1']['std']:.4f}")
         for name, m in summary["per_class"].items():
             click.echo(f"  {name:8s} F1 {m['f1']['mean']:.3f} +- {m['f1']['std']:.3f}")
         for fold, reason in summary["collapsed"].items():
             click.echo(f"COLLAPSED: fold {fold} did not learn ({reason}); do not use it as an extractor or reference")
-        click.echo(f"wrote {run.out / 'summary.json'}")
+        click.echo(f"wrote {run.out / 'summary.json'} and fold{{{','.join(map(str, folds))}}}/")
         return
+    ((fold, result),) = results.items()
     test = result["test"]
     click.echo(f"best epoch {result['best_epoch']}: test accuracy {test['accuracy']:.4f}, macro F1 {test['macro_f1']:.4f}, "
                f"Brier {test['brier']:.4f}")
@@ -96,7 +104,7 @@ def classifier_train_command(**opts):
     reason = learned(result)
     if reason:
         click.echo(f"COLLAPSED: this classifier did not learn ({reason}); do not use it as an extractor or reference")
-    click.echo(f"wrote {run.out}")
+    click.echo(f"wrote {run.out if fold is None else run.out / f'fold{fold}'}")
 
 
 @options.command(renamed={"--n": "--n-per-class"})
@@ -169,6 +177,5 @@ def _classifier_run(opts: dict, fold: int):
     resolution = None if opts["resolution"] == opts["crop"] else opts["resolution"]
     data = resolve_splits(DataConfig(source=opts["source"], split=opts["split"], fold=fold, crop=opts["crop"],
                                      resolution=resolution, splits=opts["splits"]))
-    which = opts["split"] + (str(fold) if len(opts["folds"]) == 1 else "")
-    out = opts["out"] or Path("runs") / f"classifier-{opts['model']}-{which}-s{opts['seed']}"
+    out = opts["out"] or Path("runs") / f"classifier-{opts['model']}-{opts['split']}-s{opts['seed']}"
     return ClassifierRun(settings=settings, data=data, out=out, device=opts["device"])

@@ -95,7 +95,8 @@ def rescore_command(scores, target):
 @click.argument("target", type=click.Path(path_type=Path))
 @click.option("--command", "train_command", required=True, help="The exact command that trained the run.")
 def classifier_command(run_dir, target, train_command):
-    """Release the classifier of RUN_DIR (a classifier-train --out folder) as TARGET.pt with its card."""
+    """Release the classifier of RUN_DIR (one fold of a classifier-train --out folder, e.g.
+    runs/extractor/fold0, or a literature-split --out folder) as TARGET.pt with its card."""
     from classifier.release import release
 
     try:

@@ -1,6 +1,7 @@
 import copy
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,6 +186,8 @@ def test_classifier_train_cli_writes_export_and_metrics(tmp_path):
                                                            "--no-progress"])
     assert result.exit_code == 0, result.output
     assert "test accuracy" in result.output and "Bent" in result.output
+    assert sorted(p.name for p in out.glob("[!.]*")) == ["fold0", "summary.json"]  # one fold: the layout of five
+    out = out / "fold0"
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test"]["n"] == 400 and metrics["counts"]["train"]["FRII"] == 659
     assert set(metrics["test"]["per_class"]) == set(NAMES) and 1 <= metrics["best_epoch"] <= 2
@@ -229,10 +232,10 @@ def test_classifier_train_over_two_folds_resumes_finished_folds(tmp_path):
 def test_a_single_fold_rerun_reports_the_finished_run_or_refuses_other_settings(tmp_path):
     args = ["--resolution", "32", "--epochs", "1", "--folds", "0", "--out", str(tmp_path), "--no-progress"]
     assert CliRunner().invoke(classifier_train_command, args).exit_code == 0
-    stamp = (tmp_path / "model.pt").stat().st_mtime_ns
+    stamp = (tmp_path / "fold0" / "model.pt").stat().st_mtime_ns
     again = CliRunner().invoke(classifier_train_command, args)
     assert again.exit_code == 0 and "holds this run already" in again.output and "test accuracy" in again.output
-    assert (tmp_path / "model.pt").stat().st_mtime_ns == stamp
+    assert (tmp_path / "fold0" / "model.pt").stat().st_mtime_ns == stamp
     inert = CliRunner().invoke(classifier_train_command, [*args, "--batchnorm-stats", "running"])  # the CNN has none
     assert inert.exit_code == 0 and "holds this run already" in inert.output
     refused = CliRunner().invoke(classifier_train_command, [*args, "--class-weighted"])
@@ -266,3 +269,12 @@ def test_generated_images_can_enter_as_drawn_while_real_ones_are_augmented():
     real_only = _augment(x, settings, torch.Generator().manual_seed(0), keep)
     assert torch.equal(real_only[~keep], both[~keep]) and torch.equal(real_only[keep], x[keep])
     assert not torch.equal(both[keep], x[keep])  # they would have been augmented
+
+
+def test_the_literature_split_writes_its_one_partition_into_the_default_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(classifier_train_command, ["--split", "literature", "--resolution", "32", "--epochs", "1",
+                                                           "--no-progress"])
+    assert result.exit_code == 0, result.output
+    out = Path("runs") / "classifier-cnn-literature-s0"
+    assert (out / "model.pt").exists() and f"wrote {out}" in result.output and not list(out.glob("fold*"))

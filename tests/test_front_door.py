@@ -77,3 +77,13 @@ def test_the_cache_is_listed_and_cleared_and_then_rebuilt(tmp_path, monkeypatch)
     assert list((tmp_path / "cache").glob("*.npz")) == []
     assert torch.equal(load_dataset(data).images, first.images)  # rebuilt, the same
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+
+
+def test_releasing_a_classifier_folder_of_folds_names_the_fold_to_release(tmp_path):
+    for fold in (0, 1):
+        (tmp_path / "run" / f"fold{fold}").mkdir(parents=True)
+        (tmp_path / "run" / f"fold{fold}" / "model.pt").write_bytes(b"")
+    done = invoke(release_group, "classifier", tmp_path / "run", tmp_path / "extractor", "--command", "classifier-train")
+    assert done.exit_code == 1 and "Traceback" not in done.output
+    assert f"has no model.pt: it holds the folds fold0, fold1; release one, e.g. {tmp_path / 'run' / 'fold0'}" in done.output
+    assert not list(tmp_path.glob("extractor*"))

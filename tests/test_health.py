@@ -82,6 +82,6 @@ def test_classifier_train_names_a_classifier_that_did_not_learn(tmp_path):
     result = CliRunner().invoke(classifier_train_command, ["--data", str(path), "--crop", "32", "--resolution", "32",
                                                            "--epochs", "3", "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
-    reason = learned(json.loads((out / "metrics.json").read_text()))
+    reason = learned(json.loads((out / "fold0" / "metrics.json").read_text()))
     assert reason and reason.startswith("collapsed: 100% of its predictions are Compact")
     assert f"COLLAPSED: this classifier did not learn ({reason})" in result.output

@@ -77,11 +77,15 @@ def test_the_split_is_drawn_once_and_kept_in_the_cache(survey):
     assert split["format"] == splits.FORMAT and split["class_names"] == list(CLASSES) and len(split["images"]) == 42
 
 
-def test_a_cleared_cache_draws_the_same_split_again(survey):
+def test_a_cleared_cache_draws_the_same_split_again(survey, capfd):
     path = Path(resolve_splits(DataConfig(source=str(survey), split="cv", crop=32)).splits)
     before = path.read_text()
+    capfd.readouterr()
+    resolve_splits(DataConfig(source=str(survey), split="cv", crop=32))
+    assert "drew a split" not in capfd.readouterr().err  # kept: nothing drawn, nothing said
     path.unlink()
     assert len(cv(survey, "test", splits=str(path))) == 9 and path.read_text() == before
+    assert f"drew a split of these 42 images (5 folds and a test set) into {path}" in capfd.readouterr().err
 
 
 def test_draw_is_deterministic_per_seed_and_keeps_duplicates_together():
@@ -207,7 +211,8 @@ def classifier(survey, tmp_path_factory):
     result = CliRunner().invoke(classifier_train_command, ["--data", str(survey), "--crop", "32", "--resolution", "32",
                                                            "--epochs", "2", "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
-    return out
+    assert (out / "splits.json").exists() and (out / "summary.json").exists()
+    return out / "fold0"
 
 
 def test_classifier_train_on_the_survey(classifier):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,9 @@ def ensure(path: Path, hashes: np.ndarray, labels: np.ndarray, class_names: tupl
     """The split in `path`, drawn and written first when the file does not exist yet."""
     if not path.exists():
         write_text(path, json.dumps(draw(hashes, labels, class_names, plan), indent=1))
+        # a new split decides which images every later run tests on: say so, and where it is kept
+        print(f"drew a split of these {len(hashes)} images ({plan.folds} folds and a test set) into {path}; "
+              "each run copies it into its folder as splits.json", file=sys.stderr)
     return load(path)
 
 
