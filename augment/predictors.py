@@ -74,16 +74,21 @@ def _has(read, card: dict, c: str) -> bool:
         return False
 
 
-def read_card(name: str, registry: Path) -> dict:
-    """A release card file, or a registry id: that entry's scores (the registry keeps them) and data."""
+def read_card(name: str, registry: Path | None = None) -> dict:
+    """A release card file, or a registry id: that entry's scores (the registry keeps them) and
+    data, from `registry`, else the first of the user's and the packaged registry that has it."""
     if Path(name).is_file():
         return json.loads(Path(name).read_text())
-    from wgan.registry import entry, load
+    from wgan.registry import RegistryError, load
+    from wgan.released import registries
 
-    item = entry(load(registry), name)
-    return {**item["metrics"], "data": item["data"]}
+    for known in registries(registry):
+        item = next((e for e in load(known)["entries"] if e["id"] == name), None)
+        if item is not None:
+            return {**item["metrics"], "data": item["data"]}
+    raise RegistryError(f"no registry entry '{name}' in {', '.join(map(str, registries(registry)))}")
 
 
-def cards_by_fold(names: list[str], registry: Path) -> dict[int, dict]:
+def cards_by_fold(names: list[str], registry: Path | None = None) -> dict[int, dict]:
     cards = [read_card(name, registry) for name in names]
     return {int(card["data"]["fold"]): card for card in cards}

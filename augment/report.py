@@ -155,17 +155,24 @@ def _reference(cfg: dict) -> str:
 
 
 def _generators(cfg: dict, results: dict) -> str:
-    gens, hashes = cfg.get("generators") or {}, results.get("generator_hashes") or {}
+    """Each fold's generators: a release by its pinned name, any other file by path and hash."""
+    gens = cfg.get("generators") or {}
     if not gens:
         return "none"
-    def one(fold, paths) -> str:
-        paths = [paths] if isinstance(paths, str) else paths
-        found = hashes.get(str(fold), "?")
-        found = [found] if isinstance(found, str) else found
-        return ", ".join(f"fold {fold}{f' replica {i}' if len(paths) > 1 else ''} `{shown_path(p)}` "
-                         f"({(found[i] if i < len(found) else '?')[:12]})" for i, p in enumerate(paths))
+    hashes, names = results.get("generator_hashes") or {}, results.get("generator_releases") or {}
 
-    return ", ".join(one(f, paths) for f, paths in gens.items())
+    def listed(value, n: int) -> list:
+        value = [value] if value is None or isinstance(value, str) else list(value)
+        return value + [None] * (n - len(value))
+
+    shown = []
+    for fold, paths in gens.items():
+        paths = [paths] if isinstance(paths, str) else paths
+        found, pinned = listed(hashes.get(str(fold)), len(paths)), listed(names.get(str(fold)), len(paths))
+        for i, path in enumerate(paths):
+            which = f"fold {fold}{f' replica {i}' if len(paths) > 1 else ''}"
+            shown.append(f"{which} `{pinned[i]}`" if pinned[i] else f"{which} `{shown_path(path)}` ({(found[i] or '?')[:12]})")
+    return ", ".join(shown)
 
 
 def shown_path(path: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from wgan.atomic import write_text
 from wgan.compat import check_fits
 from wgan.data import ImageSet, load_dataset, record_splits
-from wgan.sampling import load_generator
+from wgan.sampling import LoadedGenerator, load_generator
 
 from . import analysis, leakage, mixing, plan, report
 from .intervals import score_names
@@ -27,6 +27,7 @@ class Study:
     command: str
     generator_hashes: dict[str, str] | None  # fold -> generator content hash
     leakage: dict | None  # fold -> what that fold's generator saw of the test and validation images
+    generator_releases: dict[str, list] | None = None  # fold -> pinned release names (None: not a release)
 
 
 def prepare(config: SweepConfig, command: str, overwrite: bool = False) -> Study:
@@ -49,7 +50,8 @@ def prepare(config: SweepConfig, command: str, overwrite: bool = False) -> Study
     checks = {fold: [_check_generator(config, fold, path, test, valids[fold]) for path in replicas]
               for fold, replicas in config.generators.items()}
     # one hash per fold, or a list with replicas; what a fold's generators saw is summed over them
-    hashes = {str(fold): [h for h, _ in c] if len(c) > 1 else c[0][0] for fold, c in checks.items()}
+    hashes = {str(fold): [g.file_hash for g, _ in c] if len(c) > 1 else c[0][0].file_hash for fold, c in checks.items()}
+    releases = {str(fold): [g.release for g, _ in c] for fold, c in checks.items()}
     leaks = {str(fold): leakage.combine([leak for _, leak in c]) for fold, c in checks.items()}
     extra = {fold: max(v["dropped_train_images_seen"].values()) for fold, v in leaks.items()
              if v.get("dropped_train_images_seen")}
@@ -59,12 +61,12 @@ def prepare(config: SweepConfig, command: str, overwrite: bool = False) -> Study
                          f"learned from (fold {fold}'s: {n} of them): their images would carry labelled data the "
                          "classifiers are denied, so a gain would not measure generation; give generators trained "
                          "on the kept images only, or pass --allow-generator-extra-data to measure it anyway")
-    return Study(config, command, hashes, leaks)
+    return Study(config, command, hashes, leaks, releases)
 
 
 def _check_generator(config: SweepConfig, fold: int, path: Path, test: ImageSet,
-                     valid: ImageSet) -> tuple[str, dict]:
-    """The generator's hash and what it saw of the test set (refused), of its fold's validation
+                     valid: ImageSet) -> tuple[LoadedGenerator, dict]:
+    """The generator (its hash, its release name) and what it saw of the test set (refused), of its fold's validation
     split and, with a real fraction below 1, of the training images that fraction drops."""
     gen = load_generator(path)
     check_fits(gen, config.data, list(test.class_names), test.pixel_scale_arcsec, name=str(path))
@@ -72,7 +74,7 @@ def _check_generator(config: SweepConfig, fold: int, path: Path, test: ImageSet,
     if config.real_fraction < 1:
         train = load_dataset(replace(config.data, fold=fold, subset="train"))
         kept = {seed: mixing.real_fraction(train, config.real_fraction, seed) for seed in config.seeds}
-    return gen.file_hash, leakage.check(gen.config.data, config.data, test, valid, train, kept)
+    return gen, leakage.check(gen.config.data, config.data, test, valid, train, kept)
 
 
 def run(study: Study, workers: int, device: str, progress: bool, overwrite: bool = False) -> tuple[dict, str]:
@@ -93,6 +95,7 @@ def run(study: Study, workers: int, device: str, progress: bool, overwrite: bool
         "command": study.command,
         "config": json.loads(json.dumps(asdict(config), default=str)),
         "generator_hashes": study.generator_hashes,
+        "generator_releases": study.generator_releases,
         "leakage": study.leakage,
         "mode": config.arms[0].spec.mode,
         "reference_arm": REFERENCE_ARM,

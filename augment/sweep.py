@@ -23,8 +23,10 @@ import torch
 from classifier.engine import TrainSettings, evaluate, fit
 from classifier.export import save_classifier
 from classifier.models import build_model
+from wgan import released
 from wgan.atomic import write_text
 from wgan.data import DataConfig, ImageSet, generated_set, load_dataset
+from wgan.data.cache import file_digest
 from wgan.progress import progress_bar
 from wgan.run import select_device, torch_threads
 from wgan.sampling import load_generator
@@ -284,8 +286,9 @@ def _augmented_real_sets(config: SweepConfig, real: ImageSet, counts: list[int],
 
 
 def _generator_record(config: SweepConfig, fold: int, seed: int) -> dict:
-    replicas = config.generators[fold]
-    return {"file": str(config.generator(fold, seed)), "replica": seed % len(replicas), "replicas": len(replicas)}
+    replicas, file = config.generators[fold], config.generator(fold, seed)
+    return {"file": str(file), "release": released.release_name(file_digest(file)),  # e.g. first-cv2-s1@<hash>
+            "replica": seed % len(replicas), "replicas": len(replicas)}
 
 
 def _generated_only(mixed: ImageSet, n_real: int) -> ImageSet:

@@ -90,7 +90,7 @@ def evaluate_generator(gen: LoadedGenerator, extractor: LoadedClassifier, settin
         tstr = train_on_synthetic_test_on_real(synthetic, train, valid, test, TrainSettings(epochs=settings.tstr_epochs,
                                                class_weighted=True, seed=settings.seed), device, progress)
     result = {
-        "generator": {"file_hash": gen.file_hash, "kimg": gen.kimg},
+        "generator": {"file_hash": gen.file_hash, "release": gen.release, "kimg": gen.kimg},
         "class_names": names,
         "extractor": {"model": extractor.name, "file_hash": extractor.file_hash, "resolution": extractor.resolution},
         "reference": {"data": asdict(data), "fingerprint": train.fingerprint},

@@ -1,16 +1,16 @@
 """Release a trained classifier with a JSON card (`radiogan-release classifier`): RUN_DIR/model.pt
-is copied to TARGET.pt and TARGET.json holds the command, commit, data, resolution, its own test
-metrics and the file's SHA-256.
+is written as TARGET.safetensors (`wgan.safefile`) and TARGET.json holds the command, commit,
+data, resolution, its own test metrics and the file's SHA-256.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
-from wgan.atomic import atomic_path, write_text
+from wgan import checkpoint, safefile
+from wgan.atomic import write_text
 from wgan.data.cache import file_digest
 
 
@@ -36,13 +36,12 @@ def card(run_dir: Path, model_file: Path, command: str) -> dict:
 
 
 def release(run_dir: Path, target: Path, command: str) -> tuple[Path, Path]:
-    """Copy the run's model.pt to target.pt and write its card to target.json (each atomically)."""
+    """Write the run's model.pt as target.safetensors and its card as target.json (each atomically)."""
     if not (run_dir / "model.pt").is_file():
         folds = sorted(p.name for p in run_dir.glob("fold*") if (p / "model.pt").is_file())
         hint = f": it holds the folds {', '.join(folds)}; release one, e.g. {run_dir / folds[0]}" if folds else ""
         raise ValueError(f"{run_dir} has no model.pt{hint}")
-    model_file, card_file = target.with_suffix(".pt"), target.with_suffix(".json")
-    with atomic_path(model_file) as tmp:
-        shutil.copyfile(run_dir / "model.pt", tmp)
+    model_file, card_file = target.with_suffix(safefile.SUFFIX), target.with_suffix(".json")
+    checkpoint.save(checkpoint.load(run_dir / "model.pt", checkpoint.CLASSIFIER_EXPORT), model_file)
     write_text(card_file, json.dumps(card(run_dir, model_file, command), indent=2))
     return model_file, card_file

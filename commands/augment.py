@@ -17,7 +17,6 @@ from wgan import released
 from wgan.workdir import DirectoryBusy, exclusive
 
 from . import options
-from .options import DEFAULT_REGISTRY
 from .plan_option import apply_plan, refuse_overrides
 
 
@@ -33,8 +32,7 @@ from .plan_option import apply_plan, refuse_overrides
                    "trained on that fold's training split only.")
 @click.option("--generator-seeds", type=click.IntRange(1), default=3,
               help="With {seed} in --checkpoint: the generator replicas per fold, seeds 0..N-1.")
-@click.option("--registry", type=click.Path(path_type=Path), default=DEFAULT_REGISTRY,
-              help="Where the per-fold generators are registered.")
+@options.registry()
 @options.data_source()
 @options.split_file()
 @click.option("--model", type=click.Choice(sorted(MODELS)), default="cnn")
@@ -188,7 +186,6 @@ def _sweep_config(opts: dict):
     from augment import mixing
     from augment.sweep import SweepConfig, build_arms, compute_matched_arm
     from classifier.engine import TrainSettings
-    from wgan import registry
     from wgan.data import DataConfig, resolve_splits
 
     specs = [mixing.MixSpec(mode=opts["mode"])] + [mixing.parse_ratio(r, opts["mode"]) for r in opts["ratios"]]
@@ -209,7 +206,7 @@ def _sweep_config(opts: dict):
             generators = {fold: tuple(released.find_generator(pattern.replace("{fold}", str(fold)).replace(
                 "{seed}", str(replica))) for replica in replicas) for fold in opts["folds"]}
         elif data.source == "first":
-            generators = registry.fold_generators(opts["registry"], opts["folds"])
+            generators = released.fold_generators(opts["folds"], opts["registry_path"])
         else:
             raise ValueError("your own --data needs generators trained on it: pass --checkpoint with {fold} in the "
                              "path, one per fold (wgan-train --data ... --fold k)")
@@ -242,7 +239,10 @@ def _default_workers(device: str) -> int:
 @click.option("--epochs", type=click.IntRange(1), default=60)
 @click.option("--survey-folder", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
               help="Real cutouts from another survey, one subfolder per class, for the survey-shift test.")
-@click.option("--registry", "registry_path", type=click.Path(path_type=Path), default=DEFAULT_REGISTRY)
+@click.option("--registry", "registry_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The registry whose best generator is the bar, and where --promote records a passing one; "
+                   "default: the bar from your user registry once it holds a promoted generator, else the "
+                   "packaged one, and promotions into your user registry.")
 @options.extractor()
 @click.option("--corner-cases", type=click.Path(path_type=Path), default=None,
               help="Corner-case list; default: the released one for FIRST, else corner_cases.json beside --registry "
@@ -278,11 +278,13 @@ def cml_command(checkpoint, quick, ratio, folds, seeds, epochs, survey_folder, r
     if quick:
         settings = cml.CmlSettings(**{**settings.__dict__, **cml.QUICK})
     out = out or Path("runs") / f"cml-{file_digest(checkpoint)[:12]}"
-    paths = cml.Paths(checkpoint, out, registry_path, extractor, corner_cases)
+    bar = released.bar_registry(registry_path)
+    paths = cml.Paths(checkpoint, out, bar, extractor, corner_cases)
     try:
-        best = registry.best(registry.load(registry_path), "generator")
+        target = released.writable(registry_path or released.user_registry()) if promote else None  # refused first
+        best = registry.best(registry.load(bar), "generator")
         with exclusive(out, "augment-cml"):
-            report = cml.decide(cml.run(paths, settings, device, progress), registry_path)
+            report = cml.decide(cml.run(paths, settings, device, progress), bar)
             write_text(out / "report.json", json.dumps(report, indent=2))
             write_text(out / "report.md", cml_report.markdown(report, registry.gate_metrics(best)))
     except (ValueError, OSError, DirectoryBusy) as error:
@@ -297,8 +299,8 @@ def cml_command(checkpoint, quick, ratio, folds, seeds, epochs, survey_folder, r
     if promote and report["passed"]:
         card = checkpoint.with_suffix(".json")
         command = json.loads(card.read_text()).get("command", "") if card.exists() else ""
-        entry = registry.promote_generator(registry_path, str(checkpoint), report["generator"]["sha256"], command,
+        entry = registry.promote_generator(target, str(checkpoint), report["generator"]["sha256"], command,
                                            report["generator"]["data"], report["core"], over=report["best"])
-        click.echo(f"promoted {entry['id']} in {registry_path}")
+        click.echo(f"promoted {entry['id']} in {target}")
     if not report["passed"]:
         raise SystemExit(1)

@@ -17,7 +17,6 @@ from wgan.workdir import DirectoryBusy
 USER_ERRORS = (DataError, CheckpointError, ValueError, OSError, DirectoryBusy)
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
 DEFAULT_EXTRACTOR = released.EXTRACTOR
-DEFAULT_REGISTRY = released.REGISTRY
 
 
 class RenamingCommand(click.Command):
@@ -100,6 +99,16 @@ def _int_list(ctx, param, value: str) -> list[int]:
     if param.name == "seeds" and not all(0 <= s <= MAX_SEED for s in items):
         raise click.BadParameter(f"seeds are 0..{MAX_SEED}")
     return items
+
+
+def registry(writes: bool = False):
+    """--registry: a registry file. Names are otherwise looked up in the user registry, then the
+    packaged (read-only) one; releases and promotions are otherwise written to the user registry."""
+    help = ("Register into this file; default: your user registry ($RADIOGAN_REGISTRY, else "
+            "~/.local/share/radiogan/registry.json). The installed package's registry is read-only."
+            if writes else "Look names up in this registry only; default: your user registry, then the packaged one.")
+    return click.option("--registry", "registry_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                        help=help)
 
 
 def folds(default: str = "0,1,2,3,4"):

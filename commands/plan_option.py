@@ -10,7 +10,7 @@ import click
 from augment.plan import PlanError, load
 
 # options that say how to run, not what: free on the command line beside a plan
-RUN_OPTIONS = {"workers", "device", "progress", "dry_run", "out", "overwrite", "reuse_from", "registry", "plan"}
+RUN_OPTIONS = {"workers", "device", "progress", "dry_run", "out", "overwrite", "reuse_from", "registry_path", "plan"}
 
 
 def apply_plan(ctx: click.Context, path: Path | None):

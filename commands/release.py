@@ -6,8 +6,10 @@ from pathlib import Path
 
 import click
 
+from wgan import released
+
 from . import options
-from .options import DEFAULT_REGISTRY, USER_ERRORS
+from .options import USER_ERRORS
 
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 # what a released generator is scored with: matched-size floors, the copying test, train-on-generated
@@ -38,20 +40,23 @@ def release_group():
 @click.option("--fold-default", is_flag=True,
               help="Register it as its cv fold's generator (first-cv<k>), or, trained with a seed other than 0, "
                    "as that fold's replica first-cv<k>-s<seed>.")
-@click.option("--registry", "registry_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_REGISTRY)
+@options.registry(writes=True)
 @options.device()
 def generator_command(export, target, train_command, scores, fold_default, registry_path, device):
-    """Release the generator EXPORT as TARGET.pt with its card TARGET.json (TARGET without suffix)."""
+    """Release the generator EXPORT as TARGET.safetensors with its card TARGET.json (TARGET without
+    suffix); the export is scored first unless --scores is given."""
     from wgan import registry, release
 
     try:
+        if fold_default:  # refused before the scoring, not after it
+            registry_path = released.writable(registry_path or released.user_registry())
         if scores is None:
             scores = _score(export, device)
         model_file, card_file = release.release(export, scores, target, train_command)
         click.echo(f"released {model_file} and {card_file}")
         if fold_default:
             entry = registry.register_card(registry_path, card_file, fold_default=True)
-            click.echo(f"registered {entry['id']} in {registry_path}")
+            click.echo(f"registered {registry.pinned(entry)} ({entry['id']}) in {registry_path}")
     except (*USER_ERRORS, KeyError) as error:
         raise click.ClickException(str(error)) from None
 
@@ -96,7 +101,7 @@ def rescore_command(scores, target):
 @click.option("--command", "train_command", required=True, help="The exact command that trained the run.")
 def classifier_command(run_dir, target, train_command):
     """Release the classifier of RUN_DIR (one fold of a classifier-train --out folder, e.g.
-    runs/extractor/fold0, or a literature-split --out folder) as TARGET.pt with its card."""
+    runs/extractor/fold0, or a literature-split --out folder) as TARGET.safetensors with its card."""
     from classifier.release import release
 
     try:
@@ -108,7 +113,7 @@ def classifier_command(run_dir, target, train_command):
 
 @release_group.command("register")
 @click.argument("card", type=EXISTING_FILE)
-@click.option("--registry", "registry_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_REGISTRY)
+@options.registry(writes=True)
 @click.option("--promote", is_flag=True, help="Classifiers only: make it the best.")
 @click.option("--fold-default", is_flag=True, help="Generators only: its fold's default (its replica for seeds not 0).")
 def register_command(card, registry_path, promote, fold_default):
@@ -116,6 +121,7 @@ def register_command(card, registry_path, promote, fold_default):
     from wgan import registry
 
     try:
+        registry_path = released.writable(registry_path or released.user_registry())
         entry = registry.register_card(registry_path, card, promote=promote, fold_default=fold_default)
     except (*USER_ERRORS, KeyError) as error:
         raise click.ClickException(str(error)) from None

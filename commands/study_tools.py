@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from . import options
-from .options import DEFAULT_REGISTRY, USER_ERRORS
+from .options import USER_ERRORS
 
 OUT = click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
                    help="Also write the table to this file.")
@@ -68,7 +68,7 @@ def compare_command(studies, between, out):
 @click.argument("cards", nargs=-1, required=True)
 @click.option("--and", "more", nargs=3, multiple=True, metavar="STUDY ARM CARDS",
               help="Pool another study: its arm and its cards (or registry ids), comma-separated.")
-@click.option("--registry", "registry_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_REGISTRY)
+@options.registry()
 @OUT
 def predictors_command(study, arm, cards, more, registry_path, out):
     """Which generator score predicts what its images do to a classifier: Spearman's rank

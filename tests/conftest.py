@@ -21,6 +21,19 @@ def session_cache(tmp_path_factory):
         os.environ["RADIOGAN_CACHE"] = previous
 
 
+@pytest.fixture(scope="session", autouse=True)
+def user_registry(tmp_path_factory):
+    """Keep every test's registrations out of the user's registry (tests that write one set their own)."""
+    path = tmp_path_factory.mktemp("radiogan-data") / "registry.json"
+    previous = os.environ.get("RADIOGAN_REGISTRY")
+    os.environ["RADIOGAN_REGISTRY"] = str(path)
+    yield path
+    if previous is None:
+        os.environ.pop("RADIOGAN_REGISTRY", None)
+    else:
+        os.environ["RADIOGAN_REGISTRY"] = previous
+
+
 @pytest.fixture(scope="session")
 def first_cache_dir(session_cache) -> Path:
     """One cache directory for every FIRST load of the session (shared with the other tests)."""

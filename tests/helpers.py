@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from classifier.metrics import classification_report
-from wgan.config import TrainConfig
+from wgan.config import OptimConfig, TrainConfig
 from wgan.data import ImageSet
 from wgan.data.schema import write_group
 from wgan.networks import NetworkConfig
@@ -38,7 +38,7 @@ def synthetic_set(n: int = 48, size: int = 16, seed: int = 0) -> ImageSet:
 
 def tiny_config(**overrides) -> TrainConfig:
     cfg = TrainConfig(network=tiny_network(), batch_size=8, n_critic=2, iters=6, log_every=2,
-                      sample_every=3, checkpoint_every=2, seed=1)
+                      sample_every=3, checkpoint_every=2, seed=1, optim=OptimConfig(lr_g=1e-4, lr_d=1e-4))
     for key, value in overrides.items():
         setattr(cfg, key, value)
     return cfg

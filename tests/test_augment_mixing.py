@@ -164,6 +164,10 @@ def test_the_report_names_generators_under_the_working_directory_by_relative_pat
     text = report.markdown({"summary": analysis.summarize(cells, "r=0"), "reference_arm": "r=0", "command": "augment-eval",
                             "config": config, "mode": "balanced", "generator_hashes": {"0": "ab" * 32, "1": "cd" * 32}})
     assert "fold 0 `checkpoints/generator.pt` (abababababab), fold 1 `/elsewhere/g.pt` (cdcdcdcdcdcd)" in text
+    pinned = report.markdown({"summary": analysis.summarize(cells, "r=0"), "reference_arm": "r=0", "command": "augment-eval",
+                              "config": config, "mode": "balanced", "generator_hashes": {"0": "ab" * 32, "1": "cd" * 32},
+                              "generator_releases": {"0": ["first-cv0@abababababab"], "1": [None]}})
+    assert "fold 0 `first-cv0@abababababab`, fold 1 `/elsewhere/g.pt` (cdcdcdcdcdcd)" in pinned  # a release by its name
 
 
 @pytest.mark.parametrize("model, stats, listed", [("cnn", "recalibrated", None), ("resnet", "recalibrated", "recalibrated"),

@@ -3,9 +3,11 @@
 import json
 import multiprocessing
 import os
+import shutil
 import time
 
 import pytest
+from click.testing import CliRunner
 
 from augment import gates
 from wgan import registry, workdir
@@ -116,6 +118,61 @@ def test_a_folds_replicas_have_their_own_names_beside_its_release(tmp_path):
     assert registry.names(registry.load(path)) == ["first-cv3", "first-cv3-s1", "first-cv3-s2"]
     with pytest.raises(registry.RegistryError, match="no released generator named first-cv3-s3; released: first-cv3, "):
         registry.resolve(path, "first-cv3-s3")
+
+
+def test_a_pinned_name_keeps_naming_one_release_after_a_newer_one(tmp_path):
+    path = tmp_path / "registry.json"
+    old, new = tmp_path / "old.pt", tmp_path / "new.pt"
+    old.write_bytes(b"old release")
+    new.write_bytes(b"new release")
+    for file in (old, new):
+        registry.add(path, "generator", str(file), registry.file_digest(file), "wgan-train --seed 1",
+                     {"split": "cv", "fold": 2}, {}, fold_default=True, seed=1)
+    pin = registry.file_digest(old)[:12]
+    assert registry.resolve(path, "first-cv2-s1") == new  # the name follows the newest release
+    assert registry.resolve(path, f"first-cv2-s1@{pin}") == registry.resolve(path, f"first-cv2-s1@{pin[:8]}") == old
+    assert registry.pinned_name(path, registry.file_digest(old)) == f"first-cv2-s1@{pin}"
+    assert registry.pinned_name(path, "00" * 32) is None
+    with pytest.raises(registry.RegistryError, match="at least 8 hex digits"):
+        registry.resolve(path, f"first-cv2-s1@{pin[:7]}")
+    with pytest.raises(registry.RegistryError, match=f"no release first-cv2@{pin}; releases of first-cv2: none"):
+        registry.resolve(path, f"first-cv2@{pin}")  # the seed-1 replica is not fold 2's seed-0 release
+    with pytest.raises(registry.RegistryError, match=f"releases of first-cv2-s1: first-cv2-s1@{pin}, first-cv2-s1@"):
+        registry.resolve(path, "first-cv2-s1@0123456789ab")
+
+
+def test_the_packaged_releases_have_pinned_names_that_resolve():
+    from wgan import released
+
+    item = registry.entry(registry.load(released.REGISTRY), registry.load(released.REGISTRY)["best"]["generator-cv0-s1"])
+    name = registry.pinned(item)
+    assert name == f"first-cv0-s1@{item['sha256'][:12]}"  # the seed read from the entry's recorded command
+    assert released.find_generator(name) == released.CHECKPOINTS / "replicas" / "generator-cv0-s1.pt"
+    assert released.release_name(item["sha256"]) == name
+    from wgan.sampling import load_generator
+
+    assert load_generator(released.find_generator(name)).release == name  # what wgan-eval, wgan-sample and augment-eval record
+
+
+def test_user_releases_go_to_the_user_registry_and_are_found_before_the_packaged_ones(tmp_path, monkeypatch):
+    from commands.release import release_group
+    from wgan import released
+
+    user = tmp_path / "data" / "registry.json"
+    monkeypatch.setenv("RADIOGAN_REGISTRY", str(user))
+    card = tmp_path / "generator-cv0-s1.json"
+    shutil.copy(released.CHECKPOINTS / "replicas" / "generator-cv0-s1.json", card)
+    shutil.copy(released.CHECKPOINTS / "replicas" / "generator-cv0-s1.pt", tmp_path)
+    packaged = released.REGISTRY.read_text()
+    done = CliRunner().invoke(release_group, ["register", str(card), "--fold-default"])
+    assert done.exit_code == 0, done.output
+    assert f"in {user}" in done.output and released.REGISTRY.read_text() == packaged
+    assert released.find_generator("first-cv0-s1") == tmp_path / "generator-cv0-s1.pt"  # the user's copy first
+    assert released.find_generator("first-cv1-s1") == released.CHECKPOINTS / "replicas" / "generator-cv1-s1.pt"
+    installed = tmp_path / "venv" / "lib" / "site-packages" / "radiogan_models" / "registry.json"
+    refused = CliRunner().invoke(release_group, ["register", str(card), "--registry", str(installed)])
+    assert refused.exit_code == 1 and "the installed package's registry, which is read-only" in refused.output
+    assert not installed.exists() and "Traceback" not in refused.output
 
 
 def test_interrupted_registry_write_leaves_the_old_file(tmp_path, monkeypatch):

@@ -1,7 +1,9 @@
 """Checkpoint files: plain state dicts plus metadata, loaded with weights_only=True.
 
 Two artifacts, as in most GAN trainers: a full training state (for resume) and a
-generator export (EMA weights + network config, what wgan-sample reads).
+generator export (EMA weights + network config, what wgan-sample reads). Training states and
+run exports are torch files; releases are safetensors files (`wgan.safefile`), and the older
+`.pt` releases load as before.
 Both are written to a temporary file and renamed, so a crash never leaves half a file, and
 both carry a SHA-256 digest of their whole content, checked on every load, so a file damaged
 on disk or in transfer is refused instead of sampling or training from altered weights.
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from . import safefile
 from .atomic import WriteError, atomic_path, reason
 from .data.cache import file_digest
 
@@ -37,12 +40,19 @@ class CheckpointWriteError(WriteError):
 
 
 def save(payload: dict, path: str | Path) -> None:
-    """Atomically write a checkpoint dict (tensors, numbers, strings, lists, dicts only) with its digest."""
+    """Atomically write a checkpoint dict (tensors, numbers, strings, lists, dicts only) with its
+    digest: a torch file, or for a path ending in .safetensors a safetensors file (releases)."""
     payload = {k: v for k, v in payload.items() if k != "digest"}
+    as_safetensors = safefile.is_safetensors(path)
+    if as_safetensors:  # its plain fields go through JSON: digest what reading will give back
+        payload = {**safefile.plain(payload), **{k: payload[k] for k in safefile.TENSOR_FIELDS if k in payload}}
     payload["digest"] = content_digest(payload)
     try:
         with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+            if as_safetensors:
+                safefile.write(payload, tmp)
+            else:
+                torch.save(payload, tmp)
     except (OSError, RuntimeError) as error:  # torch reports a failed write as RuntimeError
         kept = "the previous file is intact" if Path(path).exists() else "nothing was written"
         raise CheckpointWriteError(f"{path}: could not be written ({reason(error)}); {kept}") from None
@@ -79,11 +89,15 @@ def load(path: str | Path, kind: str) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        with warnings.catch_warnings():  # a damaged file makes torch warn before it fails; the error says it all
-            warnings.simplefilter("ignore")
-            payload = torch.load(path, map_location="cpu", weights_only=True)
+        if safefile.is_safetensors(path):  # no pickle at all: tensors and a JSON header
+            payload = safefile.read(path)
+        else:
+            with warnings.catch_warnings():  # a damaged file makes torch warn before it fails; the error says it all
+                warnings.simplefilter("ignore")
+                payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # any failure to parse the file is the file's fault, never a traceback
-        raise CheckpointError(f"{path}: {_why_unreadable(path, error)}; it cannot be used "
+        why = str(error) if safefile.is_safetensors(path) else _why_unreadable(path, error)
+        raise CheckpointError(f"{path}: {why}; it cannot be used "
                               "(restore it from a copy, or use an older checkpoint of the run)") from None
     if not isinstance(payload, dict) or payload.get("format") not in KINDS:
         raise CheckpointError(f"{path}: not a radiogan checkpoint")

@@ -20,15 +20,18 @@ class OptimConfig:
     beta2: float = 0.9
 
 
+_RECIPE = presets.get(presets.DEFAULT_PRESET)  # the default preset's schedule is the config's default
+
+
 @dataclass
 class TrainConfig:
     preset: str = presets.DEFAULT_PRESET
     data: DataConfig = field(default_factory=DataConfig)
     network: NetworkConfig = field(default_factory=lambda: presets.network(presets.DEFAULT_PRESET))
     loss: LossConfig = field(default_factory=LossConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr_g=_RECIPE.lr_g, lr_d=_RECIPE.lr_d))
     batch_size: int = 64  # real images per critic step
-    n_critic: int = 5  # critic steps per generator step
+    n_critic: int = _RECIPE.n_critic  # critic steps per generator step
     # length in generator iterations (--kimg converts to this): the released generators' 2,500
     iters: int = 2500
     ema_half_life_kimg: float = 10.0

@@ -94,22 +94,68 @@ def entry_file(path: Path, item: dict) -> Path:
     return file
 
 
-NAME = re.compile(r"first-cv(\d+)(?:-s(\d+))?$")
+# first-cv<k>: the newest release of fold k; -s<seed>: its replica of that training seed;
+# @<hex>: one release forever, by (a prefix of at least 8 digits of) its SHA-256
+NAME = re.compile(r"first-cv(\d+)(?:-s(\d+))?(?:@([0-9a-f]+))?$")
+PIN_DIGITS = 12  # the digits a pinned name records (an entry id's); 8 are enough to name one
 
 
 def resolve(path: Path, name: str) -> Path | None:
-    """The file of a released generator named `first-cv<k>` (`first-cv<k>-s0` alike), a replica
-    `first-cv<k>-s<seed>`, or a registry id; None when `name` is none of these (the caller then
-    treats it as a path)."""
+    """The file of a released generator named `first-cv<k>` (`first-cv<k>-s0` alike: the fold's
+    newest release), a replica `first-cv<k>-s<seed>`, one pinned release `first-cv<k>[-s<seed>]@<hash>`,
+    or a registry id; None when `name` is none of these (the caller then treats it as a path)."""
     registry = load(path)
     match = NAME.match(name)
     if match:
-        key = fold_key(int(match.group(1)), int(match.group(2) or 0))
+        fold, seed, pin = int(match.group(1)), int(match.group(2) or 0), match.group(3)
+        if pin is not None:
+            return entry_file(path, _pinned(registry, name, fold, seed, pin))
+        key = fold_key(fold, seed)
         if key not in registry["best"]:
             raise RegistryError(f"no released generator named {name}; released: {', '.join(names(registry))}")
         return entry_file(path, entry(registry, registry["best"][key]))
     if any(item["id"] == name for item in registry["entries"]):
         return entry_file(path, entry(registry, name))
+    return None
+
+
+def _pinned(registry: dict, name: str, fold: int, seed: int, pin: str) -> dict:
+    if len(pin) < 8:
+        raise RegistryError(f"{name}: a pinned name needs at least 8 hex digits of the release's SHA-256")
+    releases = [item for item in registry["entries"] if _release_of(item) == (fold, seed)]
+    found = [item for item in releases if item["sha256"].startswith(pin)]
+    if len(found) != 1:
+        known = ", ".join(pinned(item) for item in releases) or "none"
+        raise RegistryError(f"no release {name}{' (ambiguous)' if found else ''}; releases of "
+                            f"{name.partition('@')[0]}: {known}")
+    return found[0]
+
+
+def _release_of(item: dict) -> tuple[int, int] | None:
+    """(fold, training seed) of a generator trained on a cv fold, else None. Entries registered
+    before they recorded the seed name it in their command (`--seed N`; none: seed 0)."""
+    data = item.get("data") or {}
+    if item.get("kind") != "generator" or data.get("split") != "cv":
+        return None
+    seed = item.get("seed")
+    if seed is None:
+        found = re.search(r"--seed[ =](\d+)", item.get("command", ""))
+        seed = int(found.group(1)) if found else 0
+    return int(data["fold"]), int(seed)
+
+
+def pinned(item: dict) -> str:
+    """The name that pins a released per-fold generator for good: first-cv<k>[-s<seed>]@<hash>."""
+    fold, seed = _release_of(item)
+    return f"first-cv{fold}{f'-s{seed}' if seed else ''}@{item['sha256'][:PIN_DIGITS]}"
+
+
+def pinned_name(path: Path, sha256: str) -> str | None:
+    """The pinned name of the per-fold generator release with this SHA-256 in the registry at
+    `path`, or None when it is not one (a user's own export, a composite)."""
+    for item in load(path)["entries"]:
+        if item["sha256"] == sha256 and _release_of(item) is not None:
+            return pinned(item)
     return None
 
 
@@ -127,13 +173,16 @@ def gate_metrics(item: dict | None) -> dict | None:
 
 
 def _new_entry(path: Path, kind: str, file: str, sha256: str, command: str, data: dict, metrics: dict,
-               parent: str | None) -> dict:
+               parent: str | None, seed: int | None = None) -> dict:
     if kind not in KINDS:
         raise RegistryError(f"unknown kind '{kind}'; expected {' or '.join(KINDS)}")
     if not Path(file).is_absolute():  # stored relative to the registry's folder
         file = os.path.relpath(Path(file).resolve(), path.resolve().parent)
-    return {"id": f"{kind}-{sha256[:12]}", "kind": kind, "file": file, "sha256": sha256, "parent": parent,
-            "command": command, "data": data, "date": datetime.date.today().isoformat(), "metrics": metrics}
+    new = {"id": f"{kind}-{sha256[:12]}", "kind": kind, "file": file, "sha256": sha256, "parent": parent,
+           "command": command, "data": data, "date": datetime.date.today().isoformat(), "metrics": metrics}
+    if seed is not None:  # a generator's training seed: which replica of its fold it is (pinned names)
+        new["seed"] = seed
+    return new
 
 
 def _lock(path: Path):
@@ -147,7 +196,7 @@ def add(path: Path, kind: str, file: str, sha256: str, command: str, data: dict,
     for a generator of a cv fold, that fold's default: its release when trained with seed 0, its
     replica of that seed otherwise); an entry with the same id is replaced, keeping the
     augment-cml metrics it was promoted with."""
-    new = _new_entry(path, kind, file, sha256, command, data, metrics, parent)
+    new = _new_entry(path, kind, file, sha256, command, data, metrics, parent, seed if kind == "generator" else None)
     with _lock(path):
         registry = load(path)
         old = next((e for e in registry["entries"] if e["id"] == new["id"]), {})

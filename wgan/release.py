@@ -1,9 +1,11 @@
 """Release a trained generator with a JSON card (`radiogan-release generator`).
 
-`release` copies a generator export to TARGET.pt and writes TARGET.json: the command that
-trained it, the commit, the data split, kimg, its per-class quality scores and their
-real-vs-real floors (from the scores.json `wgan-eval` wrote for that export; its generator hash
-must match) and the file's SHA-256. `rescore` writes the quality part of a released card again
+`release` writes a generator export as TARGET.safetensors (weights in a safetensors file, the
+config and provenance in its header: loadable without torch's pickle, see `wgan.safefile`) and
+TARGET.json: the command that trained it, the commit, the data split, kimg, its per-class
+quality scores and their real-vs-real floors (from the scores.json `wgan-eval` wrote for that
+export; its generator hash must match) and the SHA-256 of the released file and of the export
+that was scored. `rescore` writes the quality part of a released card again
 from a newer `wgan-eval` of the same generator (`radiogan-release rescore`), keeping what the
 scores lack (e.g. train-on-generated).
 """
@@ -11,12 +13,11 @@ scores lack (e.g. train-on-generated).
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
-from . import checkpoint
-from .atomic import atomic_path, write_text
+from . import checkpoint, safefile
+from .atomic import write_text
 from .config import TrainConfig
 from .data.cache import file_digest
 
@@ -72,21 +73,22 @@ def quality(scores: dict) -> dict:
 
 
 def rescore(card_path: Path, scores_file: Path) -> dict:
-    """A released card with its quality part from a newer scores.json of the same generator."""
+    """A released card with its quality part from a newer scores.json of the same generator (of
+    the released file, or of the export it was released from)."""
     info = json.loads(card_path.read_text())
     scores = json.loads(scores_file.read_text())
-    if not info["sha256"].startswith(scores["generator"]["file_hash"]):
+    same = [info["sha256"], info.get("scored_sha256", info["sha256"])]
+    if not any(digest.startswith(scores["generator"]["file_hash"]) for digest in same):
         raise ValueError(f"{scores_file} scores generator {scores['generator']['file_hash']}, not the one "
                          f"{card_path} releases ({info['sha256'][:16]})")
     return info | quality(scores) | ({"train_on_generated": scores["tstr"]} if scores.get("tstr") else {})
 
 
 def release(export: Path, scores_file: Path, target: Path, command: str) -> tuple[Path, Path]:
-    """Copy `export` to target.pt and write its card to target.json (each atomically)."""
+    """Write `export` as target.safetensors and its card as target.json (each atomically)."""
     info = card(export, scores_file, command)
-    model_file, card_file = target.with_suffix(".pt"), target.with_suffix(".json")
-    with atomic_path(model_file) as tmp:
-        shutil.copyfile(export, tmp)
-    info["file"] = model_file.name
+    model_file, card_file = target.with_suffix(safefile.SUFFIX), target.with_suffix(".json")
+    checkpoint.save(checkpoint.load(export, checkpoint.GENERATOR_EXPORT), model_file)  # same content, digest checked
+    info |= {"file": model_file.name, "sha256": file_digest(model_file), "scored_sha256": info["sha256"]}
     write_text(card_file, json.dumps(info, indent=2))
     return model_file, card_file

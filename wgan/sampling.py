@@ -8,8 +8,9 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint
+from . import checkpoint, released
 from .config import TrainConfig
+from .data.cache import file_digest
 from .networks import Generator, PerClassGenerator
 
 
@@ -21,6 +22,7 @@ class LoadedGenerator:
     file_hash: str
     kimg: float
     config: TrainConfig  # the training run's config: network, data (split, fold, crop), schedule
+    release: str | None = None  # its pinned release name (first-cv<k>@<hash>), when it is a per-fold release
 
     @property
     def resolution(self) -> int:
@@ -30,6 +32,7 @@ class LoadedGenerator:
 def load_generator(path: str | Path, device: torch.device | str = "cpu") -> LoadedGenerator:
     """Rebuild the generator of an export (weights_only load; clear errors for bad files)."""
     payload = checkpoint.load(path, checkpoint.GENERATOR_EXPORT)
+    digest = file_digest(path)
     try:
         cfg = TrainConfig.from_json(payload["config"])
         if "members" in payload:  # a per-class composite (wgan-select)
@@ -45,9 +48,10 @@ def load_generator(path: str | Path, device: torch.device | str = "cpu") -> Load
         model=model.to(device).eval().requires_grad_(False),
         class_names=list(payload["class_names"]),
         pixel_scale_arcsec=float(payload["pixel_scale_arcsec"]),
-        file_hash=checkpoint.file_hash(path),
+        file_hash=digest[:16],
         kimg=float(payload["kimg"]),
         config=cfg,
+        release=released.release_name(digest),
     )
 
 
@@ -98,7 +102,7 @@ def write_samples(gen: LoadedGenerator, n: int, classes: list[int], seed: int, o
 
     target = output_path(out, fmt)
     labels, seeds = plan(n, classes, seed)
-    meta = {"generator_hash": gen.file_hash, "pixel_scale_arcsec": gen.pixel_scale_arcsec}
+    meta = {"generator_hash": gen.file_hash, "generator_release": gen.release, "pixel_scale_arcsec": gen.pixel_scale_arcsec}
     kept: dict[int, list[torch.Tensor]] = {c: [] for c in classes}
     folder = output_folder(out, fmt)
     folder.mkdir(parents=True, exist_ok=True)
