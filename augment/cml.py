@@ -17,13 +17,14 @@ from wgan import registry, released
 from wgan.compat import check_fits
 from wgan.data import DataConfig, load_dataset, resolve_splits
 from wgan.data.cache import file_digest
-from wgan.run import select_device
+from wgan.device import select_device
 from wgan.sampling import load_generator
 
 from . import analysis, behaviour, corner_cases, gates, visuals
 from .labels import attach_test_labels
 from .mixing import MixSpec
-from .sweep import SweepConfig, build_arms, run_sweep
+from .sweep import run_sweep
+from .sweep_config import SweepConfig, build_arms
 
 
 @dataclass
@@ -184,7 +185,7 @@ def _figures(out: Path, images: dict, test, base_cnn, new_cnn, vit, extractor) -
     from torchvision.utils import make_grid
 
     from wgan.data import to_uint8, to_unit_range
-    from wgan.run import save_png
+    from wgan.grids import save_png
 
     gen_images, gen_labels = images["generated"]
     gen_images, gen_labels = torch.as_tensor(gen_images), torch.as_tensor(gen_labels)

@@ -19,11 +19,11 @@ import torch
 from classifier.engine import TrainSettings
 from classifier.models import build_model
 from wgan.data import ImageSet, load_dataset
-from wgan.run import autocast_factory, torch_threads
+from wgan.device import autocast_factory, torch_threads
 
 from . import mixing
 from .reuse import cells, reusable, todo
-from .sweep import Arm, SweepConfig
+from .sweep_config import Arm, SweepConfig
 
 TIMED_STEPS = 3
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,9 +24,7 @@ from wgan.data import ImageSet, cache, generated_set, to_uint8
 from wgan.sampling import LoadedGenerator, generate
 
 from .reuse import cell_identity, generator_hash
-
-if TYPE_CHECKING:  # the sweep's types only; sweep.py imports this module
-    from .sweep import Arm, SweepConfig
+from .sweep_config import Arm, SweepConfig
 
 FRESH_STRIDE = 1_000_000  # at most this many images per class and pool
 CLASS_STRIDE = 10_000 * FRESH_STRIDE  # room for 10 000 fresh epochs per class

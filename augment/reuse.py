@@ -10,14 +10,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from classifier.identity import first_difference
 from wgan import checkpoint as ckpt
 from wgan.atomic import write_text
 
-if TYPE_CHECKING:  # the sweep's types only; sweep.py imports this module
-    from .sweep import Arm, SweepConfig
+from .sweep_config import Arm, SweepConfig
 
 
 def cells(config: SweepConfig) -> list[tuple[Arm, int, int]]:

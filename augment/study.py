@@ -16,7 +16,8 @@ from . import analysis, leakage, mixing, plan, report
 from .intervals import score_names
 from .labels import attach_test_labels
 from .reuse import check_reuse
-from .sweep import SweepConfig, run_sweep
+from .sweep import run_sweep
+from .sweep_config import SweepConfig
 
 REFERENCE_ARM = mixing.MixSpec().label  # "r=0": real images only, base settings
 

@@ -28,7 +28,7 @@ from time_to_quality import cpu_flags  # noqa: E402
 
 from classifier.engine import recalibrate_batchnorm  # noqa: E402
 from classifier.models import BATCHNORM_MODELS, MODELS, build_model  # noqa: E402
-from wgan.run import native_bf16  # noqa: E402
+from wgan.device import native_bf16  # noqa: E402
 
 TRAIN_IMAGES, EPOCHS, FOLDS = 1405, 300, 5  # fold 0's training split; the tuned recipe
 

@@ -22,11 +22,11 @@ from time_to_quality import cpu_flags  # noqa: E402
 
 from wgan.config import TrainConfig  # noqa: E402
 from wgan.data import DataConfig, load_dataset  # noqa: E402
+from wgan.device import autocast_factory, native_bf16  # noqa: E402
 from wgan.loss import WGANGPLoss  # noqa: E402
 from wgan.networks import Critic, Generator  # noqa: E402
 from wgan.presets import PRESETS  # noqa: E402
 from wgan.presets import network as preset  # noqa: E402
-from wgan.run import autocast_factory, native_bf16  # noqa: E402
 from wgan.training_loop import critic_step  # noqa: E402
 from wgan.training_state import build_state  # noqa: E402
 

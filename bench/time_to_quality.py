@@ -54,8 +54,9 @@ def train_for(cfg, minutes: float, every: float, out: Path) -> list[dict]:
 
     from wgan import checkpoint
     from wgan.data import load_dataset
+    from wgan.device import autocast_factory
+    from wgan.grids import sample_grid, save_png
     from wgan.loss import build_loss
-    from wgan.run import autocast_factory, sample_grid, save_png
     from wgan.training_loop import train_iteration
     from wgan.training_state import build_state, generator_export
 

@@ -16,9 +16,9 @@ from torch import nn
 
 from wgan.data import GENERATED_SOURCE, ImageSet, to_unit_range
 from wgan.data.symmetry import dihedral, random_dihedral, random_rotation
+from wgan.device import autocast_factory
 from wgan.distributed import SINGLE, Shard, average_gradients, average_stats
 from wgan.progress import progress_bar
-from wgan.run import autocast_factory
 
 from .metrics import classification_report
 from .models import BATCHNORM_MODELS, probabilities

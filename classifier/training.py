@@ -8,8 +8,8 @@ from pathlib import Path
 
 from wgan.atomic import write_text
 from wgan.data import DataConfig, load_dataset, record_splits
+from wgan.device import select_device
 from wgan.distributed import from_environment, local_device, synchronise_batch_norm, wait_for_all
-from wgan.run import select_device
 from wgan.stats import StatsLogger
 
 from .engine import TrainSettings, evaluate, fit

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from augment.sweep import BUDGETS, CONTROLS, GENERATED_LABELS, POOL_DRAWS, POOLS, SCHEDULES
+from augment.sweep_config import BUDGETS, CONTROLS, GENERATED_LABELS, POOL_DRAWS, POOLS, SCHEDULES
 from classifier.models import MODELS
 from wgan import released
 from wgan.workdir import DirectoryBusy, exclusive
@@ -184,7 +184,7 @@ def report_command(folders):
 def _sweep_config(opts: dict):
     """The library's sweep config from augment-eval's options."""
     from augment import mixing
-    from augment.sweep import SweepConfig, build_arms, compute_matched_arm
+    from augment.sweep_config import SweepConfig, build_arms, compute_matched_arm
     from classifier.engine import TrainSettings
     from wgan.data import DataConfig, resolve_splits
 

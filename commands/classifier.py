@@ -142,7 +142,7 @@ def eval_command(checkpoint, extractor, n_per_class, seed, kid_subset, tstr_epoc
         write_outputs,
     )
     from classifier.export import load_classifier
-    from wgan.run import select_device
+    from wgan.device import select_device
     from wgan.sampling import load_generator
 
     try:

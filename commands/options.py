@@ -66,7 +66,7 @@ class DeviceType(click.ParamType):
     name = "device"
 
     def convert(self, value, param, ctx):
-        from wgan.run import select_device
+        from wgan.device import select_device
 
         try:
             select_device(value)
@@ -147,7 +147,7 @@ def classifier_amp():
 def resolve_classifier_amp(amp: bool | None, device: str) -> bool:
     """--amp's default: on where the classifier runs on CUDA. An --amp that this machine can only
     emulate is kept (its numbers are what was asked for) with a notice on stderr."""
-    from wgan.run import emulated_bf16_notice, select_device
+    from wgan.device import emulated_bf16_notice, select_device
 
     chosen = select_device(device)
     amp = chosen.type == "cuda" if amp is None else amp

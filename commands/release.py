@@ -64,8 +64,8 @@ def generator_command(export, target, train_command, scores, fold_default, regis
 def _score(export: Path, device: str) -> Path:
     from classifier.evaluate_generator import GeneratorEvaluation, evaluate_generator, write_outputs
     from classifier.export import load_classifier
+    from wgan.device import select_device
     from wgan.released import EXTRACTOR
-    from wgan.run import select_device
     from wgan.sampling import load_generator
 
     dev = select_device(device)

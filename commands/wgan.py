@@ -124,7 +124,7 @@ def sample_command(n, checkpoint, class_name, seed, out, fmt, grid, batch_size, 
       wgan-sample --n 100 --format fits
       wgan-sample --n 1000 --class Bent --out bent.h5 --grid
     """
-    from wgan.run import select_device
+    from wgan.device import select_device
     from wgan.sampling import load_generator, write_samples
     from wgan.writers import PER_IMAGE, claim_folder, output_folder, resolve_format
 

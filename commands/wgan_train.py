@@ -13,11 +13,11 @@ import torch
 from wgan import checkpoint, presets
 from wgan.config import OptimConfig, TrainConfig
 from wgan.data import DataConfig, class_names, load_dataset, record_splits, resolve_splits
+from wgan.device import emulated_bf16_notice, native_bf16, select_device
 from wgan.diffaug import parse_policy
 from wgan.distributed import is_main_process
 from wgan.loss import LossConfig
-from wgan.run import emulated_bf16_notice, latest_run_dir, native_bf16, new_run_dir, select_device
-from wgan.workdir import exclusive
+from wgan.workdir import exclusive, latest_run_dir, new_run_dir
 
 
 class ResumeError(ValueError):

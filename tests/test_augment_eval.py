@@ -145,7 +145,8 @@ def test_results_do_not_depend_on_the_number_of_workers(generator, tmp_path):
     from pathlib import Path
 
     from augment.mixing import MixSpec
-    from augment.sweep import SweepConfig, build_arms, run_sweep
+    from augment.sweep import run_sweep
+    from augment.sweep_config import SweepConfig, build_arms
     from classifier.engine import TrainSettings
 
     base = TrainSettings(epochs=1, dihedral=False)

@@ -13,7 +13,7 @@ from PIL import Image
 from commands.wgan import sample_command, train_command
 from wgan import checkpoint
 from wgan.data import DataConfig, load_dataset
-from wgan.run import native_bf16
+from wgan.device import native_bf16
 
 
 def invoke(command, args):
@@ -106,9 +106,9 @@ def test_amp_where_bf16_is_only_emulated_is_kept_with_a_notice(monkeypatch, caps
     times slower (a 10-hour ViT cell instead of a 40-minute one must not come as a surprise)."""
     import commands.options
     import commands.wgan_train
-    import wgan.run
+    import wgan.device
 
-    for module in (wgan.run, commands.wgan_train):
+    for module in (wgan.device, commands.wgan_train):
         monkeypatch.setattr(module, "native_bf16", lambda device: False)
     asked = invoke(train_command, ["--dry-run", "--amp"])
     assert asked.exit_code == 0 and json.loads(asked.stdout)["amp"] is True
@@ -120,7 +120,7 @@ def test_amp_where_bf16_is_only_emulated_is_kept_with_a_notice(monkeypatch, caps
     assert "only emulated" in capsys.readouterr().err
     assert commands.options.resolve_classifier_amp(None, "cpu") is False
     assert "emulated" not in capsys.readouterr().err
-    monkeypatch.setattr(wgan.run, "native_bf16", lambda device: True)
+    monkeypatch.setattr(wgan.device, "native_bf16", lambda device: True)
     assert commands.options.resolve_classifier_amp(True, "cpu") is True
     assert "emulated" not in capsys.readouterr().err
 

@@ -133,7 +133,7 @@ def test_a_failing_cell_stops_no_other_and_is_retried_by_the_next_run(generator,
 def test_cost_uses_each_arms_own_finished_cells(tmp_path):
     from augment.cost import estimate
     from augment.mixing import MixSpec
-    from augment.sweep import SweepConfig, build_arms
+    from augment.sweep_config import SweepConfig, build_arms
     from wgan.data import DataConfig
 
     base = TrainSettings(epochs=1)
@@ -152,7 +152,7 @@ def test_cost_uses_each_arms_own_finished_cells(tmp_path):
 def test_cost_counts_the_pretraining_epochs_of_arms_that_add_images(tmp_path):
     from augment import cost
     from augment.mixing import MixSpec
-    from augment.sweep import SweepConfig, build_arms
+    from augment.sweep_config import SweepConfig, build_arms
     from wgan.data import DataConfig
 
     timings = cost._Timings(real=synthetic_set(64, size=32), n_valid=0, n_test=0, step=1.0, forward=0.0, generate=0.0)
@@ -171,7 +171,7 @@ def test_cost_counts_the_pretraining_epochs_of_arms_that_add_images(tmp_path):
 def test_cells_run_seed_by_seed_and_fold_by_fold_so_a_stopped_sweep_leaves_paired_folds(tmp_path):
     from augment.mixing import MixSpec
     from augment.reuse import todo
-    from augment.sweep import SweepConfig, build_arms
+    from augment.sweep_config import SweepConfig, build_arms
     from wgan.data import DataConfig
 
     base = TrainSettings(epochs=1)

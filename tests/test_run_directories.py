@@ -168,15 +168,15 @@ def test_a_bf16_run_resumed_where_bf16_is_emulated_continues_in_float32(run_dir,
     from wgan.config import TrainConfig
 
     cfg = TrainConfig.from_json(json.dumps({**config, "amp": True}))
-    import wgan.run
+    import wgan.device
 
-    for module in (launch, wgan.run):
+    for module in (launch, wgan.device):
         monkeypatch.setattr(module, "native_bf16", lambda device: False)
     assert "continues in float32" in launch.amp_for_resume(cfg, given=set()) and cfg.amp is False
     cfg.amp = True
     # --amp given: kept, and the notice says what it costs
     assert "only emulated" in launch.amp_for_resume(cfg, given={"amp"}) and cfg.amp is True
-    for module in (launch, wgan.run):
+    for module in (launch, wgan.device):
         monkeypatch.setattr(module, "native_bf16", lambda device: True)
     assert launch.amp_for_resume(cfg, given={"amp"}) is None and cfg.amp is True
     assert launch.amp_for_resume(cfg, given=set()) is None and cfg.amp is True

@@ -25,7 +25,7 @@ def generator(tmp_path_factory, session_cache):
 
 
 def _config(generator, **overrides):
-    from augment.sweep import SweepConfig, build_arms
+    from augment.sweep_config import SweepConfig, build_arms
 
     base = overrides.pop("base", TrainSettings(epochs=1))
     specs = [mixing.MixSpec(), mixing.MixSpec(0.5), mixing.MixSpec(1.0)]

@@ -96,8 +96,8 @@ def write_samples(gen: LoadedGenerator, n: int, classes: list[int], seed: int, o
 
     from .atomic import WriteError, reason
     from .data import to_uint8
+    from .grids import save_png
     from .progress import progress_bar
-    from .run import save_png
     from .writers import PER_IMAGE, WRITERS, output_folder, output_path
 
     target = output_path(out, fmt)

@@ -16,6 +16,7 @@ from . import checkpoint
 from .config import TrainConfig
 from .data import ImageSet, to_unit_range
 from .data.symmetry import random_dihedral, random_rotation
+from .device import autocast_factory, select_device
 from .distributed import (
     any_rank,
     average_gradients,
@@ -26,9 +27,9 @@ from .distributed import (
     wait_for_all,
     weight_spread,
 )
+from .grids import sample_grid, save_png
 from .loss import build_loss
 from .progress import progress_bar
-from .run import autocast_factory, sample_grid, save_png, select_device
 from .stats import StatsLogger
 from .training_state import TrainingState, build_state, generator_export, restore, to_checkpoint
 

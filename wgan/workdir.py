@@ -1,4 +1,5 @@
-"""Directories a command writes into: one writer at a time, and no stale temporary files.
+"""Directories a command writes into: numbered run folders, one writer at a time, and no stale
+temporary files.
 
 The lock is an advisory `fcntl.flock` on `<dir>/.lock`, which the operating system releases
 when the holding process ends in any way (even SIGKILL), so a crashed run never leaves a
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,3 +72,18 @@ def remove_stale_temporaries(directory: Path) -> list[Path]:
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
+
+
+def new_run_dir(root: Path, name: str) -> Path:
+    """root/<NNNNN>-<name>, numbered one past the highest existing run."""
+    root.mkdir(parents=True, exist_ok=True)
+    numbers = [int(m.group(1)) for p in root.iterdir() if (m := re.match(r"(\d{5})-", p.name))]
+    run_dir = root / f"{max(numbers, default=0) + 1:05d}-{name}"
+    run_dir.mkdir()
+    return run_dir
+
+
+def latest_run_dir(root: Path) -> Path | None:
+    """The highest-numbered run directory under root that holds a checkpoint."""
+    runs = sorted(p for p in root.glob("[0-9][0-9][0-9][0-9][0-9]-*") if any((p / "checkpoints").glob("*.pt")))
+    return runs[-1] if runs else None

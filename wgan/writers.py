@@ -13,7 +13,7 @@ import numpy as np
 
 from .atomic import atomic_path, write_text
 from .data.schema import write_group
-from .run import save_png
+from .grids import save_png
 
 
 class SampleWriter(contextlib.AbstractContextManager):

@@ -33,7 +33,7 @@ from classifier.engine import (
 from classifier.models import build_model
 from wgan.atomic import write_text
 from wgan.data import DataConfig, load_dataset
-from wgan.run import select_device
+from wgan.device import select_device
 
 # study 21's recipe (docs/augment/tuned/run.sh, `vit`) and its data
 VIT_CONV = TrainSettings(model="vit-conv", epochs=60, lr=5e-4, weight_decay=0.05, warmup_epochs=5, class_weighted=True,

@@ -1,18 +1,10 @@
-"""Run directories, device choice and sample grids shared by training and sampling."""
+"""Where a computation runs: the device, CPU threads, and bf16 where the hardware has it."""
 
 from __future__ import annotations
 
 import contextlib
-import re
-from pathlib import Path
 
 import torch
-
-from .atomic import atomic_path
-from .data import to_uint8
-from .networks import NetworkConfig
-
-GRID_SEED = 2**31 - 1  # grids use fixed noise, so successive grids show the same draws
 
 
 def available_devices() -> list[str]:
@@ -72,48 +64,3 @@ def autocast_factory(device: torch.device, amp: bool):
     if amp:
         return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext
-
-
-def new_run_dir(root: Path, name: str) -> Path:
-    """root/<NNNNN>-<name>, numbered one past the highest existing run."""
-    root.mkdir(parents=True, exist_ok=True)
-    numbers = [int(m.group(1)) for p in root.iterdir() if (m := re.match(r"(\d{5})-", p.name))]
-    run_dir = root / f"{max(numbers, default=0) + 1:05d}-{name}"
-    run_dir.mkdir()
-    return run_dir
-
-
-def latest_run_dir(root: Path) -> Path | None:
-    """The highest-numbered run directory under root that holds a checkpoint."""
-    runs = sorted(p for p in root.glob("[0-9][0-9][0-9][0-9][0-9]-*") if any((p / "checkpoints").glob("*.pt")))
-    return runs[-1] if runs else None
-
-
-def class_noise(per_class: int, num_classes: int, z_dim: int, seed: int = GRID_SEED):
-    """Fixed noise and labels for a grid: rows are classes, columns are draws."""
-    gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(per_class, z_dim, generator=gen).repeat(num_classes, 1)
-    labels = torch.arange(num_classes).repeat_interleave(per_class)
-    return z, labels
-
-
-@torch.no_grad()
-def sample_grid(generator: torch.nn.Module, cfg: NetworkConfig, device: torch.device, per_class: int = 8) -> torch.Tensor:
-    """uint8 [1, H, W] grid of EMA samples, one row per class, the same noise in each column."""
-    from torchvision.utils import make_grid
-
-    z, labels = class_noise(per_class, cfg.num_classes, cfg.z_dim)
-    was_training = generator.training
-    generator.eval()
-    images = generator(z.to(device), labels.to(device)).float().cpu()
-    generator.train(was_training)
-    grid = make_grid(images, nrow=per_class, padding=2, pad_value=1.0)[:1]
-    return to_uint8(grid)
-
-
-def save_png(image, path: Path) -> None:
-    """Atomically write a uint8 [H, W] array as PNG."""
-    from PIL import Image
-
-    with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp, format="PNG")
