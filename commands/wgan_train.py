@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 import torch
 
-from wgan import checkpoint, presets
-from wgan.config import OptimConfig, TrainConfig
+from wgan import checkpoint, presets, released
+from wgan.config import EvalConfig, OptimConfig, TrainConfig
 from wgan.data import DataConfig, class_names, load_dataset, record_splits, resolve_splits
 from wgan.device import emulated_bf16_notice, native_bf16, select_device
 from wgan.diffaug import parse_policy
@@ -59,6 +59,8 @@ def config_from_options(opts: dict) -> TrainConfig:
         device=opts["device"],
         amp=native_bf16(device) if opts["amp"] is None else opts["amp"],
         threads=torch.get_num_threads(),
+        eval=EvalConfig(every=opts["eval_every"], n_per_class=opts["eval_n"], extractor=str(opts["eval_extractor"]),
+                        tstr_epochs=opts["eval_tstr_epochs"]),
     )
     return apply_schedule(cfg, opts, given=set(opts))
 
@@ -68,7 +70,8 @@ def _or(value, default):
 
 
 def apply_schedule(cfg: TrainConfig, opts: dict, given: set[str]) -> TrainConfig:
-    """Length and intervals: the options that may differ between a run and its resumption.
+    """Length, intervals and the periodic evaluation: the options that may differ between a run
+    and its resumption.
 
     Only the options in `given` are applied, so a resumed run keeps its saved length and
     intervals unless the command line names new ones.
@@ -82,6 +85,11 @@ def apply_schedule(cfg: TrainConfig, opts: dict, given: set[str]) -> TrainConfig
                               ("device", "device"), ("amp", "amp")):
         if option in given and opts[option] is not None:  # --amp's default None means "where native"
             setattr(cfg, attribute, opts[option])
+    for option, attribute in (("eval_every", "every"), ("eval_n", "n_per_class"), ("eval_tstr_epochs", "tstr_epochs")):
+        if option in given:
+            setattr(cfg.eval, attribute, opts[option])
+    if "eval_extractor" in given:
+        cfg.eval.extractor = str(opts["eval_extractor"])
     return cfg
 
 
@@ -156,7 +164,7 @@ def run_training(opts: dict, ctx: click.Context) -> None:
         click.echo(f"# length: {cfg.iters} generator iterations = {cfg.total_kimg:.1f} kimg", err=True)
         return
     data = load_dataset(cfg.data)
-    callbacks, best_metric = quality_monitor(opts, data, cfg.data, cfg.device)  # before anything is written
+    callbacks, best_metric = quality_monitor(cfg, data)  # before anything is written
     if run_dir is None:
         run_dir = new_run_dir(opts["runs_root"], cfg.run_name())
     # Only the main process of a torchrun launch writes, so only it takes the directory's lock and
@@ -191,16 +199,17 @@ def _train_in(run_dir: Path, cfg: TrainConfig, data, resume, callbacks, best_met
         click.echo(f"generator export: {export}")
 
 
-def quality_monitor(opts: dict, data, data_config, device: str) -> tuple[list, str | None]:
-    """The periodic quality callback, when asked for. The scorer lives in the classifier
-    package; only this command layer wires it in, so the wgan package stays independent of it."""
-    if not opts["eval_every"]:
+def quality_monitor(cfg: TrainConfig, data) -> tuple[list, str | None]:
+    """The periodic quality callback of the config's `eval`, when it asks for one. The scorer
+    lives in the classifier package; only this command layer wires it in, so the wgan package
+    stays independent of it."""
+    if not cfg.eval.every:
         return [], None
     from classifier.export import load_classifier
     from classifier.monitor import BEST_METRIC, PeriodicQuality
 
-    extractor = load_classifier(opts["eval_extractor"], select_device(device))
+    extractor = load_classifier(cfg.eval.extractor or released.EXTRACTOR, select_device(cfg.device))
     # the floor at matched size: real images this run's generator never sees
-    unseen = [load_dataset(replace(data_config, subset=s)) for s in ("valid", "test")] if data_config.subset == "train" else None
-    return [PeriodicQuality(extractor, data, opts["eval_every"], opts["eval_n"],
-                            tstr_epochs=opts["eval_tstr_epochs"], unseen=unseen)], BEST_METRIC
+    unseen = [load_dataset(replace(cfg.data, subset=s)) for s in ("valid", "test")] if cfg.data.subset == "train" else None
+    return [PeriodicQuality(extractor, data, cfg.eval.every, cfg.eval.n_per_class,
+                            tstr_epochs=cfg.eval.tstr_epochs, unseen=unseen)], BEST_METRIC

@@ -20,6 +20,17 @@ class OptimConfig:
     beta2: float = 0.9
 
 
+@dataclass
+class EvalConfig:
+    """The periodic quality evaluation (wgan-train --eval-every): part of the run's config, since
+    it decides which generator becomes generator-best.pt."""
+
+    every: int = 0  # generator iterations between evaluations (0: none)
+    n_per_class: int = 200  # EMA samples per class
+    extractor: str | None = None  # the frozen classifier's file; None: the released extractor
+    tstr_epochs: int = 0  # also train the baseline CNN on the samples this many epochs
+
+
 _RECIPE = presets.get(presets.DEFAULT_PRESET)  # the default preset's schedule is the config's default
 
 
@@ -45,6 +56,7 @@ class TrainConfig:
     sample_every: int = 1000  # ... between sample grids in TensorBoard
     checkpoint_every: int = 1000  # ... between training-state checkpoints
     keep_checkpoints: int = 3
+    eval: EvalConfig = field(default_factory=EvalConfig)
     threads: int | None = None  # CPU threads the run started with; a resume at another count is not bit-exact
 
     @property
@@ -72,9 +84,10 @@ class TrainConfig:
         raw = json.loads(text)
         raw["loss"]["diffaug"] = tuple(raw["loss"]["diffaug"])
         return cls(
-            **{k: v for k, v in raw.items() if k not in ("data", "network", "loss", "optim")},
+            **{k: v for k, v in raw.items() if k not in ("data", "network", "loss", "optim", "eval")},
             data=DataConfig(**raw["data"]),
             network=NetworkConfig(**raw["network"]),
             loss=LossConfig(**raw["loss"]),
             optim=OptimConfig(**raw["optim"]),
+            eval=EvalConfig(**raw.get("eval", {})),  # runs from before it was in the config: none
         )
