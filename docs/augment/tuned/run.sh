@@ -2,9 +2,10 @@
 # The augmentation study on the tuned baseline: each fold's generator mixed into the
 # training split of the 300-epoch CNN recipe (class-weighted, rotations/flips plus arbitrary-angle
 # rotation, test-time averaging), 5 folds x 3 seeds, one thread per cell.
-# Resumable: finished cells (and the real-only reference classifiers of the filter and teacher
-# studies) are committed under docs/augment/tuned/<study>/ and copied back into runs/ before each
-# study, so a new machine continues where the last one stopped.
+# Resumable: finished cells are committed under docs/augment/tuned/<study>/ and copied back into
+# runs/ before each study, so a new machine continues where the last one stopped. The real-only
+# reference classifiers of the filter and teacher studies stay under runs/ (retrained when a cell
+# still needs them; the teacher study's are in the history, commit c144afd).
 # Usage: bash docs/augment/tuned/run.sh [WORKERS] [STUDY ...]   (from the repository root, in the
 # project's venv; default: every study below, in this order)
 set -euo pipefail
@@ -22,15 +23,11 @@ resize="--checkpoint checkpoints/training/resize-cv{fold}/generator-best.pt"
 study() {  # NAME ARGS...: restore committed cells, run, keep cells and report
     local name=$1 status=0; shift
     mkdir -p runs/tuned-$name
-    for kept in cells filters; do
-        [ -d $here/$name/$kept ] && cp -rn $here/$name/$kept runs/tuned-$name/
-    done
+    [ -d $here/$name/cells ] && cp -rn $here/$name/cells runs/tuned-$name/
     # the study's own options come after the base, so they override it (e.g. --epochs)
     augment-eval $base "$@" --out runs/tuned-$name || status=$?  # failed cells: kept, retried next time
     mkdir -p $here/$name
-    for kept in cells filters; do
-        [ -d runs/tuned-$name/$kept ] && cp -r runs/tuned-$name/$kept $here/$name/
-    done
+    [ -d runs/tuned-$name/cells ] && cp -r runs/tuned-$name/cells $here/$name/
     for f in results.json report.md gain.png errors.json; do
         [ -f runs/tuned-$name/$f ] && cp runs/tuned-$name/$f $here/$name/
     done
