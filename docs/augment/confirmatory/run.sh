@@ -15,14 +15,16 @@ here=docs/augment/confirmatory
 
 replica() {  # FOLD SEED: train (resumed from its last state), score, release, register
     local fold=$1 seed=$2 run=runs/asinh-cv$1-s$2 target=checkpoints/replicas/generator-cv$1-s$2
-    [ -f $target.pt ] && return 0
+    [ -f $target.pt ] || [ -f $target.safetensors ] && return 0  # released (folds 0-3 as .pt, fold 4 as .safetensors)
     local command="OMP_NUM_THREADS=1 wgan-train --preset small-asinh --split cv --fold $fold --seed $seed --kimg 3000 \
---iters 2500 --eval-every 500 --eval-n 200 --sample-every 500 --checkpoint-every 500 --keep 1 --run-dir $run"
+--iters 2500 --eval-every 500 --eval-n-per-class 200 --sample-every 500 --checkpoint-every 500 --keep 1 --run-dir $run"
     OMP_NUM_THREADS=1 wgan-train --preset small-asinh --split cv --fold $fold --seed $seed --kimg 3000 --iters 2500 \
-        --eval-every 500 --eval-n 200 --sample-every 500 --checkpoint-every 500 --keep 1 --run-dir $run \
+        --eval-every 500 --eval-n-per-class 200 --sample-every 500 --checkpoint-every 500 --keep 1 --run-dir $run \
         --resume if-any --no-progress
-    # scored as releases are (wgan-eval --n 400 --tstr-epochs 30), released and registered
-    OMP_NUM_THREADS=1 radiogan-release generator $run/generator-best.pt $target --command "$command" --fold-default
+    # scored as releases are (wgan-eval --n-per-class 400 --tstr-epochs 30), released and registered in the
+    # project's registry (the default would be the user's)
+    OMP_NUM_THREADS=1 radiogan-release generator $run/generator-best.pt $target --command "$command" --fold-default \
+        --registry checkpoints/registry.json
 }
 
 if [ "$stage" != study ]; then
