@@ -75,7 +75,7 @@ def train_cells(paths: Paths, s: CmlSettings, data: DataConfig, model: str, epoc
     config = SweepConfig(generators={f: (paths.checkpoint,) for f in folds}, arms=build_arms(specs, base, False),
                          folds=folds, seeds=seeds, base=base, data=data, out=paths.out / f"train-{model}",
                          save_models=True, pool_draws="nested")  # as the registry's gains were measured
-    outcome = run_sweep(config, workers=1, progress=progress)
+    outcome = run_sweep(config, progress=progress)  # in this process
     if outcome.errors:
         first = outcome.errors[0]
         raise ValueError(f"{len(outcome.errors)} training cells failed (first: {first['arm']} fold {first['fold']} "

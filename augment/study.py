@@ -13,6 +13,7 @@ from wgan.data import ImageSet, load_dataset, record_splits
 from wgan.sampling import LoadedGenerator, load_generator
 
 from . import analysis, leakage, mixing, plan, report
+from .engine import Engine
 from .intervals import score_names
 from .labels import attach_test_labels
 from .reuse import check_reuse
@@ -78,7 +79,7 @@ def _check_generator(config: SweepConfig, fold: int, path: Path, test: ImageSet,
     return gen, leakage.check(gen.config.data, config.data, test, valid, train, kept)
 
 
-def run(study: Study, workers: int, device: str, progress: bool, overwrite: bool = False) -> tuple[dict, str]:
+def run(study: Study, engine: Engine, device: str, progress: bool, overwrite: bool = False) -> tuple[dict, str]:
     """Run the sweep and write the report of its finished cells; the result's "errors" lists the
     cells that failed this time (the next run with the same command retries them)."""
     config = study.config
@@ -87,7 +88,7 @@ def run(study: Study, workers: int, device: str, progress: bool, overwrite: bool
     plan.record(config.out, config.plan)
     write_text(config.out / "sweep.json", config_json(config))
     record_splits(config.data, config.out)
-    outcome = run_sweep(config, workers, device, progress)
+    outcome = run_sweep(config, engine, device, progress)
     cells = attach_test_labels(outcome.cells)  # cells written before they stored labels get them here
     if not any(c["arm"] == REFERENCE_ARM for c in cells):
         raise ValueError(f"no {REFERENCE_ARM} cell finished ({len(outcome.errors)} failed, listed in "

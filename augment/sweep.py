@@ -21,6 +21,7 @@ import torch
 
 from classifier.engine import evaluate, fit
 from classifier.export import save_classifier
+from classifier.identity import first_difference
 from classifier.models import build_model
 from wgan import released
 from wgan.atomic import write_text
@@ -32,13 +33,13 @@ from wgan.sampling import load_generator
 from wgan.stats import StatsLogger
 
 from . import analysis, augmented_real, filtering, mixing, pool
+from .engine import RETRIES, Engine, host, run_all
 from .reuse import adopt, cell_identity, cells, check_reuse, generator_hash, todo
 from .sweep_config import Arm, SweepConfig
-from .workers import worker_pool
 
 
 def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = "cpu") -> dict:
-    """Train and test one classifier; writes and returns the cell's result."""
+    """Train and test one classifier; returns the cell's record (run_sweep writes it)."""
     started = time.perf_counter()
     dev = select_device(device)
     data = replace(config.data, fold=fold)
@@ -94,12 +95,12 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
         # where it ran: not part of the identity (a cell's numbers do not depend on it beyond
         # rounding), but a reader comparing cells from a CPU and a GPU machine should see it
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "torch": torch.__version__,
+        "host": host(),  # where it ran (the worker), beside the device
     }
     if config.save_models:
         save_classifier(result.model, asdict(settings), asdict(data), real.resolution, list(real.class_names),
                         {"test": test_report, "best_epoch": result.best_epoch}, config.model_path(arm, fold, seed))
-    write_text(config.cell_path(arm, fold, seed), json.dumps(cell, indent=2))  # last: marks the cell done
-    return cell
+    return cell  # the client checks and writes it (run_sweep): a worker writes no cell
 
 
 def _training_sets(config: SweepConfig, arm: Arm, real: ImageSet, counts: list[int], seed: int, fold: int,
@@ -170,36 +171,41 @@ class SweepOutcome:
     errors: list[dict]  # cells that raised this time ({arm, fold, seed, error}); the next run retries them
 
 
-def run_sweep(config: SweepConfig, workers: int = 1, device: str = "auto", progress: bool = True) -> SweepOutcome:
-    """Run every unfinished cell (in `workers` processes; CUDA devices are shared round-robin).
-    Finished cells are reused only under the same identity; a cell that raises is listed in
-    `errors.json` in the output folder and left unfinished, and the other cells go on."""
+def run_sweep(config: SweepConfig, engine: Engine | None = None, device: str = "auto",
+              progress: bool = True) -> SweepOutcome:
+    """Run every unfinished cell on `engine` (CUDA devices are shared round-robin). Finished cells
+    are reused only under the same identity; each returned record is checked against the identity
+    this process expects before it is written, once; a cell that raises (or whose workers all
+    died) is listed in `errors.json` in the output folder and left unfinished, and the other
+    cells go on."""
+    engine = engine or Engine()  # one worker: in this process
     check_reuse(config)
     adopt(config)
     pending = todo(config)
     n_gpu = torch.cuda.device_count() if device in ("auto", "cuda") else 0
     jobs = [(config, *c, f"cuda:{i % n_gpu}" if n_gpu else device) for i, c in enumerate(pending)]
+    expected = {(a.name, f, s): cell_identity(config, a, f, s, generator_hash(config, f, s)) for a, f, s in pending}
     bar = progress_bar(total=len(cells(config)), initial=len(cells(config)) - len(pending), unit="cell", desc="study",
                        progress=progress)
     errors = []
-    if workers <= 1:
-        results = map(_worker, jobs)
-    else:
-        procs = worker_pool(workers)  # its workers exit when this process dies, even by SIGKILL
-        results = procs.imap_unordered(_worker, jobs)
+    announce = lambda link: bar.write(f"cells run on {engine.describe()}" + (f"; Dask dashboard: {link}" if link else ""))  # noqa: E731
     try:
-        for result in results:
+        for (_, arm, fold, seed, _), result in run_all(engine, _worker, jobs, _cell_key, on_start=announce):
+            if isinstance(result, BaseException):
+                result = {"arm": arm.name, "fold": fold, "seed": seed,
+                          "error": f"its workers died {RETRIES + 1} times ({type(result).__name__}: {result})"}
+            elif "error" not in result:
+                problem = first_difference(result.get("identity"), expected[(arm.name, fold, seed)])
+                if problem:  # e.g. a worker whose generator file at that path is another one
+                    result = {"arm": arm.name, "fold": fold, "seed": seed,
+                              "error": f"its worker computed another cell ({problem}); not written"}
+                else:
+                    write_text(config.cell_path(arm, fold, seed), json.dumps(result, indent=2))  # marks it done
             if "error" in result:
                 errors.append(result)
                 bar.write(f"cell {result['arm']} fold {result['fold']} seed {result['seed']} failed: {result['error']}")
             bar.update()
-        if workers > 1:
-            procs.close()  # every cell is back: let the workers exit on their own, and wait for them,
-            procs.join()  # so terminate() below kills none mid-exit (that leaks its semaphores)
     finally:
-        if workers > 1:
-            procs.terminate()  # after close() a no-op; on Ctrl-C or an error it stops the running cells
-            procs.join()  # the workers are reaped before the sweep returns
         bar.close()
     errors.sort(key=lambda e: (e["arm"], e["fold"], e["seed"]))
     error_file = config.out / "errors.json"
@@ -209,3 +215,8 @@ def run_sweep(config: SweepConfig, workers: int = 1, device: str = "auto", progr
         error_file.unlink()
     finished = [json.loads(config.cell_path(*c).read_text()) for c in cells(config) if config.cell_path(*c).exists()]
     return SweepOutcome(finished, errors)
+
+
+def _cell_key(job) -> str:
+    _, arm, fold, seed, _ = job
+    return f"cell {arm.name} fold {fold} seed {seed}"

@@ -99,7 +99,7 @@ from .plan_option import apply_plan, refuse_overrides
 @options.batchnorm_stats()
 @click.option("--crop", type=click.IntRange(8), default=128, help="Centre crop in source pixels (the generators' crop).")
 @click.option("--resolution", type=click.IntRange(8), default=64)
-@click.option("--workers", type=click.IntRange(1), default=None, help="Cells run at once; default: CPU cores (or GPUs).")
+@options.engine
 @options.device()
 @options.classifier_amp()
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Default runs/augment-<model>-<mode>.")
@@ -133,7 +133,8 @@ def augment_eval_command(**opts):
     try:
         refuse_overrides(click.get_current_context(), opts["plan"])
         study = prepare(_sweep_config(opts), shlex.join(["augment-eval", *sys.argv[1:]]), opts["overwrite"])
-        workers = opts["workers"] or _default_workers(opts["device"])
+        engine = options.engine_from(opts, _default_workers(opts["device"]))
+        workers = engine.workers
         cost = estimate(study.config)
         if opts["dry_run"]:
             adopted = reusable(study.config)
@@ -143,10 +144,11 @@ def augment_eval_command(**opts):
                         else "to run")
                 click.echo(f"{arm.name}  fold {fold}  seed {seed}  {done}")
             click.echo(cost.describe(workers))
+            click.echo(f"cells would run on {engine.describe()}")
             return
         click.echo(cost.describe(workers), err=True)
         with exclusive(study.config.out, "augment-eval"):
-            results, table = run(study, workers, opts["device"], opts["progress"], overwrite=opts["overwrite"])
+            results, table = run(study, engine, opts["device"], opts["progress"], overwrite=opts["overwrite"])
     except (ValueError, OSError, DirectoryBusy) as error:
         raise click.ClickException(str(error)) from None
     click.echo(table)

@@ -111,6 +111,45 @@ def registry(writes: bool = False):
                         help=help)
 
 
+def engine(function):
+    """Where a study's cells run (augment.engine): local Dask workers, an existing Dask cluster,
+    or batch jobs through dask-jobqueue."""
+    from augment.engine import BATCH_SYSTEMS
+
+    decorators = [
+        click.option("--workers", type=click.IntRange(1), default=None,
+                     help="Cells run at once: local Dask worker processes, one thread each (1: in this process), or "
+                          "with --cluster the batch jobs to start; default: CPU cores (or GPUs)."),
+        click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                     help="Run the cells on an existing Dask cluster (dask scheduler / dask worker, or any Dask "
+                          "deployment) instead of local workers."),
+        click.option("--cluster", type=click.Choice(BATCH_SYSTEMS), default=None,
+                     help="Start the workers as batch jobs (dask-jobqueue; its YAML config, with the --job-* "
+                          "overrides)."),
+        click.option("--job-cores", type=click.IntRange(1), default=None, help="With --cluster: cores per job."),
+        click.option("--job-memory", default=None, help="With --cluster: memory per job, e.g. 8GB."),
+        click.option("--job-walltime", default=None, help="With --cluster: wall time per job, e.g. 04:00:00."),
+        click.option("--job-account", default=None, help="With --cluster: the account (project) jobs are charged to."),
+        click.option("--job-queue", default=None, help="With --cluster: the queue (partition)."),
+    ]
+    for decorate in reversed(decorators):
+        function = decorate(function)
+    return function
+
+
+def engine_from(opts: dict, default_workers: int):
+    """The augment.engine.Engine of the --workers, --scheduler, --cluster and --job-* options."""
+    from augment.engine import Engine, EngineError
+
+    if opts["scheduler"] and opts["cluster"]:
+        raise EngineError("--scheduler and --cluster both say where the workers are; give one")
+    job = {key: opts[f"job_{key}"] for key in ("cores", "memory", "walltime", "account", "queue")}
+    if any(job.values()) and not opts["cluster"]:
+        raise EngineError("the --job-* options are for the batch jobs of --cluster")
+    return Engine(workers=opts["workers"] or (1 if opts["cluster"] else default_workers), scheduler=opts["scheduler"],
+                  batch=opts["cluster"], job={k: v for k, v in job.items() if v is not None})
+
+
 def folds(default: str = "0,1,2,3,4"):
     return click.option("--folds", default=default, callback=_int_list,
                         help="Cross-validation folds, comma-separated (e.g. 0,1,2).")

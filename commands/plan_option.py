@@ -10,7 +10,8 @@ import click
 from augment.plan import PlanError, load
 
 # options that say how to run, not what: free on the command line beside a plan
-RUN_OPTIONS = {"workers", "device", "progress", "dry_run", "out", "overwrite", "reuse_from", "registry_path", "plan"}
+RUN_OPTIONS = {"workers", "device", "progress", "dry_run", "out", "overwrite", "reuse_from", "registry_path", "plan",
+               "scheduler", "cluster", "job_cores", "job_memory", "job_walltime", "job_account", "job_queue"}
 
 
 def apply_plan(ctx: click.Context, path: Path | None):

@@ -144,6 +144,7 @@ def test_generator_trained_on_test_images_is_refused(tmp_path):
 def test_results_do_not_depend_on_the_number_of_workers(generator, tmp_path):
     from pathlib import Path
 
+    from augment.engine import Engine
     from augment.mixing import MixSpec
     from augment.sweep import run_sweep
     from augment.sweep_config import SweepConfig, build_arms
@@ -156,8 +157,8 @@ def test_results_do_not_depend_on_the_number_of_workers(generator, tmp_path):
                              folds=[0], seeds=[0], base=base, data=DataConfig(split="cv", resolution=32),
                              out=tmp_path / str(workers))
         results[workers] = [(c["arm"], c["test"]["confusion_matrix"], c["valid_accuracy"])
-                            for c in run_sweep(config, workers, "cpu", progress=False).cells]
-    assert results[1] == results[2]
+                            for c in run_sweep(config, Engine(workers), "cpu", progress=False).cells]
+    assert results[1] == results[2]  # in this process, and on a local Dask cluster of 2 workers
 
 
 def test_half_the_real_data_with_a_generator_of_all_of_it_is_refused(generator, tmp_path):

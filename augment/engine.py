@@ -1,0 +1,156 @@
+"""Where a study's cells run: Dask (`dask.distributed`), from a laptop to a batch cluster.
+
+A cell is pure: a worker trains and tests its classifier and returns the cell's record; the
+client (this process) checks the record's identity against the one it expects and writes it,
+atomically, into the output folder it holds the lock on. Output folders therefore need no
+shared filesystem, and a worker that dies mid-cell leaves nothing half-written: Dask gives the
+cell to another worker (at most `RETRIES` more times) and the client writes each cell once.
+
+One code path, three kinds of cluster:
+- default: a local Dask cluster of `workers` processes, one thread each (this machine's cores);
+- `scheduler="tcp://HOST:PORT"`: an existing Dask cluster (`dask scheduler` and `dask worker`
+  processes, or any Dask deployment);
+- `batch="slurm" | "pbs" | "sge" | "lsf"`: workers started as batch jobs through dask-jobqueue,
+  configured the way Dask users configure it (its YAML config), with `job` overrides.
+With one worker and no cluster the cells run in this process, one after another.
+
+What a worker cannot share with the client without a shared filesystem stays on the worker:
+TensorBoard logs of its cells, and the reference classifiers of the fidelity filter, which each
+worker trains once (under the output folder's path on its own disk) and then reuses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+RETRIES = 2  # a cell whose worker died is given to another worker this many more times
+CONNECT_SECONDS = 10
+BATCH_SYSTEMS = ("slurm", "pbs", "sge", "lsf")
+JOB_OPTIONS = ("cores", "memory", "walltime", "account", "queue")
+
+
+class EngineError(ValueError):
+    """A cluster that cannot be reached or used, said in one line."""
+
+
+@dataclass(frozen=True)
+class Engine:
+    workers: int = 1  # local worker processes, or batch jobs to start
+    scheduler: str | None = None  # address of a running Dask scheduler
+    batch: str | None = None  # a batch system whose jobs become the workers
+    job: dict = field(default_factory=dict)  # cores, memory, walltime, account, queue of each batch job
+
+    @property
+    def in_process(self) -> bool:
+        return self.workers <= 1 and self.scheduler is None and self.batch is None
+
+    def describe(self) -> str:
+        if self.scheduler:
+            return f"the Dask cluster at {self.scheduler}"
+        if self.batch:
+            return f"{self.workers} {self.batch} job{'s' if self.workers > 1 else ''} (dask-jobqueue)"
+        if self.in_process:
+            return "this process"
+        return f"a local Dask cluster of {self.workers} one-thread workers"
+
+
+@contextlib.contextmanager
+def client(engine: Engine):
+    """A `distributed.Client` on the engine's cluster, closed (with a cluster it started) on exit."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    # a task whose worker died is retried RETRIES more times, then reported as failed
+    with dask.config.set({"distributed.scheduler.allowed-failures": RETRIES,
+                          "distributed.worker.daemon": False}):  # cells may start helpers of their own
+        if engine.scheduler:
+            try:
+                handle = Client(engine.scheduler, timeout=f"{CONNECT_SECONDS}s")
+            except (OSError, TimeoutError) as error:
+                raise EngineError(f"no Dask scheduler answers at {engine.scheduler} ({type(error).__name__}); "
+                                  "check the address and that `dask scheduler` runs there") from None
+            with handle:
+                check_workers(handle, engine.scheduler)
+                yield handle
+            return
+        cluster = batch_cluster(engine) if engine.batch else LocalCluster(
+            n_workers=engine.workers, threads_per_worker=1, processes=True, dashboard_address=":0")
+        with cluster, Client(cluster) as handle:
+            if engine.batch:
+                cluster.scale(jobs=engine.workers)
+            else:
+                check_workers(handle, "this machine")
+            yield handle
+
+
+def batch_cluster(engine: Engine):
+    """The dask-jobqueue cluster of `engine.batch`, its jobs' resources from dask-jobqueue's
+    configuration with the given overrides (`account` becomes the system's own word for it)."""
+    try:
+        import dask_jobqueue
+    except ImportError:
+        raise EngineError("--cluster needs dask-jobqueue: pip install dask-jobqueue") from None
+    classes = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "lsf": "LSFCluster"}
+    if engine.batch not in classes:
+        raise EngineError(f"unknown batch system '{engine.batch}'; choose from {', '.join(BATCH_SYSTEMS)}")
+    unknown = sorted(set(engine.job) - set(JOB_OPTIONS))
+    if unknown:
+        raise EngineError(f"unknown job option {unknown[0]}; choose from {', '.join(JOB_OPTIONS)}")
+    settings = {k: v for k, v in engine.job.items() if v is not None}
+    if "account" in settings and engine.batch != "slurm":
+        settings["project"] = settings.pop("account")  # PBS, SGE and LSF call it the project
+    settings.setdefault("processes", 1)  # one worker process per job, one thread: as a local worker
+    return getattr(dask_jobqueue, classes[engine.batch])(**settings)
+
+
+def check_workers(handle, where: str) -> None:
+    """Every worker imports the project (a worker that cannot would fail every cell alike)."""
+    try:
+        handle.wait_for_workers(1, timeout=60)
+        found = handle.run(_worker_probe)
+    except Exception as error:  # noqa: BLE001 - anything here means the cluster cannot run cells
+        raise EngineError(f"the Dask workers of {where} cannot run cells: {type(error).__name__}: {error}") from None
+    broken = {address: answer for address, answer in found.items() if answer}
+    if broken:
+        address, answer = next(iter(broken.items()))
+        raise EngineError(f"the Dask worker {address} cannot import the project ({answer}); install radiogan "
+                          "in the workers' environment")
+
+
+def _worker_probe() -> str | None:
+    try:
+        import augment.sweep  # noqa: F401
+    except Exception as error:  # noqa: BLE001
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def run_all(engine: Engine, function: Callable, jobs: Iterable, names: Callable[[object], str],
+            on_start: Callable[[str], None] | None = None) -> Iterator[tuple[object, object]]:
+    """(job, function(job)) for every job, as each finishes, in this process or on the engine's
+    workers; a job whose workers all died comes with the exception instead of its result."""
+    jobs = list(jobs)
+    if engine.in_process:
+        for job in jobs:
+            yield job, function(job)
+        return
+    from distributed import as_completed
+
+    with client(engine) as handle:
+        if on_start:
+            on_start(handle.dashboard_link or "")
+        futures = {handle.submit(function, job, key=names(job), pure=False): job for job in jobs}
+        for future in as_completed(futures):
+            try:
+                result = future.result()
+            except Exception as error:  # noqa: BLE001 - the scheduler gave up on it (its workers died)
+                result = error
+            yield futures[future], result
+            future.release()
+
+
+def host() -> str:
+    return socket.gethostname()

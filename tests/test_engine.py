@@ -1,0 +1,161 @@
+"""Cells on Dask with real Dask processes: a scheduler and workers started as separate processes
+(as on separate machines), a worker killed mid-cell, an address that does not answer, the batch
+job script, and local workers that end with the command that started them."""
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from augment.engine import Engine, EngineError, batch_cluster
+from commands.augment import augment_eval_command
+from tests.test_augment_eval import make_generator
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def environment() -> dict:
+    """This test session's environment (its cache and registry) for the processes a test starts."""
+    return {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def generator(tmp_path_factory, session_cache):
+    return make_generator(tmp_path_factory.mktemp("gen"), split="cv", fold=0)
+
+
+def sweep(out: Path, generator: str, *extra: str):
+    return CliRunner().invoke(augment_eval_command, [
+        "--ratio", "1", "--folds", "0", "--seeds", "0", "--epochs", "3", "--no-baselines", "--checkpoint", generator,
+        "--resolution", "32", "--out", str(out), "--no-progress", *extra])
+
+
+def wait_for(condition, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def cells_of(out: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in (out / "cells").glob("*/fold0-seed0.json")}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="signals and process groups")
+def test_a_sweep_on_a_dask_cluster_survives_a_worker_killed_mid_cell(generator, tmp_path):
+    alone = sweep(tmp_path / "alone", generator, "--workers", "1")
+    assert alone.exit_code == 0, alone.output
+    address_file = tmp_path / "scheduler.json"
+    started = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--scheduler-file",
+                                 str(address_file), "--port", "0", "--dashboard-address", ":0"], env=environment(),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
+    try:
+        wait_for(address_file.exists, 60, "the scheduler")
+        address = json.loads(address_file.read_text())["address"]
+        for name in ("a", "b"):  # no nanny: a killed worker stays dead, as a lost machine would
+            started.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address,
+                                             "--nthreads", "1", "--no-nanny", "--name", name], env=environment(),
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                            start_new_session=True))
+        out = tmp_path / "cluster"
+        runner = subprocess.Popen([sys.executable, "-c", "from commands.augment import augment_eval_command as c; c()",
+                                   "--ratio", "1", "--folds", "0", "--seeds", "0", "--epochs", "3", "--no-baselines",
+                                   "--checkpoint", generator, "--resolution", "32", "--out", str(out), "--no-progress",
+                                   "--scheduler", address], env=environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True)
+        # both cells running (each logs from its first step), none finished: kill worker a
+        logs = [out / "tensorboard" / arm / "fold0-seed0" for arm in ("r=0", "r=1")]
+        wait_for(lambda: all(p.is_dir() for p in logs), 180, "both cells to start")
+        assert not cells_of(out), "a cell finished before the kill: nothing would test the retry"
+        os.killpg(started[1].pid, signal.SIGKILL)
+        output, _ = runner.communicate(timeout=300)
+        assert runner.returncode == 0, output
+        assert f"cells run on the Dask cluster at {address}" in output
+    finally:
+        for process in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+    got, want = cells_of(out), cells_of(tmp_path / "alone")
+    assert sorted(got) == sorted(want) == ["r=0", "r=1"] and not (out / "errors.json").exists()
+    for arm in want:  # the same numbers and identity as in one process, each cell written once
+        assert got[arm]["identity"] == want[arm]["identity"]
+        assert got[arm]["test"]["confusion_matrix"] == want[arm]["test"]["confusion_matrix"]
+
+
+def test_a_scheduler_that_does_not_answer_is_one_line_and_writes_nothing(generator, tmp_path):
+    result = sweep(tmp_path / "out", generator, "--scheduler", "tcp://127.0.0.1:9")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "no Dask scheduler answers at tcp://127.0.0.1:9" in result.output
+    assert not cells_of(tmp_path / "out")
+
+
+def test_the_engine_options_are_checked_before_anything_runs(generator, tmp_path):
+    both = sweep(tmp_path / "out", generator, "--scheduler", "tcp://127.0.0.1:9", "--cluster", "slurm")
+    assert both.exit_code == 1 and "--scheduler and --cluster both say where the workers are" in both.output
+    stray = sweep(tmp_path / "out", generator, "--job-memory", "4GB")
+    assert stray.exit_code == 1 and "the --job-* options are for the batch jobs of --cluster" in stray.output
+    with pytest.raises(EngineError, match="unknown job option gpus"):
+        batch_cluster(Engine(batch="slurm", job={"gpus": 1}))
+
+
+def test_the_slurm_job_script_carries_the_requested_resources():
+    job = {"cores": 2, "memory": "4GB", "walltime": "01:30:00", "account": "astro42", "queue": "short"}
+    with batch_cluster(Engine(workers=3, batch="slurm", job=job)) as cluster:
+        script = cluster.job_script()
+    for line in ("#SBATCH -A astro42", "#SBATCH -p short", "#SBATCH -t 01:30:00", "#SBATCH --cpus-per-task=2",
+                 "#SBATCH --mem=4G"):
+        assert line in script, script
+    assert "distributed.cli.dask_worker" in script or "dask worker" in script or "dask-worker" in script
+
+
+# A parent that runs two slow tasks on a local Dask cluster of 2 workers; each task leaves its
+# worker's pid in the folder given, so the test knows them without private fields.
+SCRIPT = """
+import os, sys, time
+from pathlib import Path
+from augment.engine import Engine, run_all
+
+def cell(_):
+    Path(sys.argv[1], str(os.getpid())).touch()
+    time.sleep(120)
+
+if __name__ == "__main__":
+    for _ in run_all(Engine(workers=2), cell, range(2), names=str):
+        pass
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in state
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_local_workers_exit_when_the_sweep_is_killed(tmp_path, signum):
+    script, pids = tmp_path / "sweep.py", tmp_path / "pids"
+    script.write_text(SCRIPT)
+    pids.mkdir()
+    parent = subprocess.Popen([sys.executable, str(script), str(pids)], env=environment(), stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        wait_for(lambda: len(list(pids.iterdir())) == 2, 120, "both workers to start a task")
+        workers = [int(p.name) for p in pids.iterdir()]
+        parent.send_signal(signum)  # no cleanup runs in the parent: as with `kill` or a time limit
+        parent.wait(timeout=30)
+        wait_for(lambda: not any(_alive(pid) for pid in workers), 30, "the workers to exit")
+    finally:
+        parent.kill()
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
