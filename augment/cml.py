@@ -21,6 +21,7 @@ from wgan.device import select_device
 from wgan.sampling import load_generator
 
 from . import analysis, behaviour, corner_cases, gates, visuals
+from .engine import Engine
 from .labels import attach_test_labels
 from .mixing import MixSpec
 from .sweep import run_sweep
@@ -67,7 +68,7 @@ class Paths:
 
 def train_cells(paths: Paths, s: CmlSettings, data: DataConfig, model: str, epochs: int, folds: list[int],
                 seeds: list[int], with_baseline: bool, recipe: dict | None = None,
-                progress: bool | str = True) -> tuple[SweepConfig, list[dict]]:
+                progress: bool | str = True, engine: Engine | None = None) -> tuple[SweepConfig, list[dict]]:
     """Train (or reuse, the sweep resumes) the check's cells: real only when `with_baseline`, and
     `s.ratio` with the checkpoint's images; raises naming the first failed cell."""
     base = TrainSettings(model=model, epochs=epochs, dihedral=False, **(recipe or {}))
@@ -75,7 +76,8 @@ def train_cells(paths: Paths, s: CmlSettings, data: DataConfig, model: str, epoc
     config = SweepConfig(generators={f: (paths.checkpoint,) for f in folds}, arms=build_arms(specs, base, False),
                          folds=folds, seeds=seeds, base=base, data=data, out=paths.out / f"train-{model}",
                          save_models=True, pool_draws="nested")  # as the registry's gains were measured
-    outcome = run_sweep(config, progress=progress)  # in this process
+    # the check reads the trained models back: on another machine's workers it needs a shared filesystem
+    outcome = run_sweep(config, engine, progress=progress)
     if outcome.errors:
         first = outcome.errors[0]
         raise ValueError(f"{len(outcome.errors)} training cells failed (first: {first['arm']} fold {first['fold']} "
@@ -83,7 +85,8 @@ def train_cells(paths: Paths, s: CmlSettings, data: DataConfig, model: str, epoc
     return config, outcome.cells
 
 
-def run(paths: Paths, s: CmlSettings, device: str = "auto", progress: bool | str = True) -> dict:
+def run(paths: Paths, s: CmlSettings, device: str = "auto", progress: bool | str = True,
+        engine: Engine | None = None) -> dict:
     """Everything but the decision; returns report.json's content (figures are written to out)."""
     dev = select_device(device)
     gen = load_generator(paths.checkpoint, dev)
@@ -101,7 +104,8 @@ def run(paths: Paths, s: CmlSettings, device: str = "auto", progress: bool | str
     cases = _existing_corner_cases(paths, test)  # a list that does not fit fails here, not after the training
     quality, images = evaluate_generator(gen, extractor,
                                          GeneratorEvaluation(s.n_quality, 0, min(100, s.n_quality // 2)))
-    cnn_config, cells = train_cells(paths, s, data, "cnn", s.epochs, s.folds, s.seeds, True, progress=progress)
+    cnn_config, cells = train_cells(paths, s, data, "cnn", s.epochs, s.folds, s.seeds, True, progress=progress,
+                                    engine=engine)
     arm = f"r={s.ratio:g}"
     cells = attach_test_labels(cells)
     summary = analysis.summarize(cells, "r=0")
@@ -112,7 +116,7 @@ def run(paths: Paths, s: CmlSettings, device: str = "auto", progress: bool | str
         cases = _new_corner_cases(paths, data, [c["test"]["predicted"] for c in cells if c["arm"] == "r=0"])
     new_cell = next(c for c in cells if c["arm"] == arm and c["fold"] == s.folds[0] and c["seed"] == s.seeds[0])
     vit_config, vit_cells = train_cells(paths, s, data, VIT_MODEL, s.vit_epochs, s.folds[:1], s.seeds[:1], False,
-                                        vit_recipe(s.vit_epochs), progress=progress)
+                                        vit_recipe(s.vit_epochs), progress=progress, engine=engine)
     vit = load_classifier(vit_config.model_path(vit_config.arms[0], s.folds[0], s.seeds[0]), dev).model
     _figures(paths.out, images, test, base_cnn, new_cnn, vit, extractor)
     core = {

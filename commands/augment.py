@@ -99,7 +99,7 @@ from .plan_option import apply_plan, refuse_overrides
 @options.batchnorm_stats()
 @click.option("--crop", type=click.IntRange(8), default=128, help="Centre crop in source pixels (the generators' crop).")
 @click.option("--resolution", type=click.IntRange(8), default=64)
-@options.engine
+@options.engine()
 @options.device()
 @options.classifier_amp()
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Default runs/augment-<model>-<mode>.")
@@ -254,10 +254,12 @@ def _default_workers(device: str) -> int:
 @options.split_file()
 @click.option("--promote", is_flag=True, help="Record a passing generator in the registry as the new best.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Default runs/cml-<hash>.")
+@options.engine(workers_default="1, in this process (the check reads its trained models back: on other machines' "
+                                "workers it needs a shared filesystem)")
 @options.device()
 @options.progress()
 def cml_command(checkpoint, quick, ratio, folds, seeds, epochs, survey_folder, registry_path, extractor,
-                corner_cases, source, splits, promote, out, device, progress):
+                corner_cases, source, splits, promote, out, device, progress, **where):
     """Check a new generator against the current best: per-class quality and augmentation gain,
     behavioural tests, corner cases; writes report.md/report.json and exits 1 when a gate fails.
 
@@ -284,9 +286,10 @@ def cml_command(checkpoint, quick, ratio, folds, seeds, epochs, survey_folder, r
     paths = cml.Paths(checkpoint, out, bar, extractor, corner_cases)
     try:
         target = released.writable(registry_path or released.user_registry()) if promote else None  # refused first
+        engine = options.engine_from(where, default_workers=1)  # the check's few cells: in this process
         best = registry.best(registry.load(bar), "generator")
         with exclusive(out, "augment-cml"):
-            report = cml.decide(cml.run(paths, settings, device, progress), bar)
+            report = cml.decide(cml.run(paths, settings, device, progress, engine), bar)
             write_text(out / "report.json", json.dumps(report, indent=2))
             write_text(out / "report.md", cml_report.markdown(report, registry.gate_metrics(best)))
     except (ValueError, OSError, DirectoryBusy) as error:

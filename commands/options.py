@@ -111,7 +111,7 @@ def registry(writes: bool = False):
                         help=help)
 
 
-def engine(function):
+def engine(workers_default: str = "the CPU cores (or GPUs)"):
     """Where a study's cells run (augment.engine): local Dask workers, an existing Dask cluster,
     or batch jobs through dask-jobqueue."""
     from augment.engine import BATCH_SYSTEMS
@@ -119,7 +119,7 @@ def engine(function):
     decorators = [
         click.option("--workers", type=click.IntRange(1), default=None,
                      help="Cells run at once: local Dask worker processes, one thread each (1: in this process), or "
-                          "with --cluster the batch jobs to start; default: CPU cores (or GPUs)."),
+                          f"with --cluster the batch jobs to start; default: {workers_default}."),
         click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
                      help="Run the cells on an existing Dask cluster (dask scheduler / dask worker, or any Dask "
                           "deployment) instead of local workers."),
@@ -132,9 +132,13 @@ def engine(function):
         click.option("--job-account", default=None, help="With --cluster: the account (project) jobs are charged to."),
         click.option("--job-queue", default=None, help="With --cluster: the queue (partition)."),
     ]
-    for decorate in reversed(decorators):
-        function = decorate(function)
-    return function
+
+    def decorate_all(function):
+        for decorate in reversed(decorators):
+            function = decorate(function)
+        return function
+
+    return decorate_all
 
 
 def engine_from(opts: dict, default_workers: int):

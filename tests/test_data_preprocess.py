@@ -74,7 +74,12 @@ def test_preprocess_check_rejects(source, crop, resolution, message):
     [(300, 128, None), (300, 128, 32), (16, None, 16), (16, None, 1), (12, 8, 4)],
 )
 def test_preprocess_check_accepts(source, crop, resolution):
-    Preprocess(crop=crop, resolution=resolution).check(source, "x")
+    """A size the check accepts is one that preprocessing turns into images of the promised size."""
+    prep = Preprocess(crop=crop, resolution=resolution)
+    prep.check(source, "x")
+    out = preprocess_images(np.zeros((2, source, source), dtype=np.uint8), prep)
+    assert out.shape == (2, prep.output_size(source), prep.output_size(source)) == (2, resolution or crop or source,
+                                                                                      resolution or crop or source)
 
 
 @pytest.mark.parametrize(
