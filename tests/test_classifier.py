@@ -278,3 +278,22 @@ def test_the_literature_split_writes_its_one_partition_into_the_default_folder(t
     assert result.exit_code == 0, result.output
     out = Path("runs") / "classifier-cnn-literature-s0"
     assert (out / "model.pt").exists() and f"wrote {out}" in result.output and not list(out.glob("fold*"))
+
+
+def test_class_weighting_changes_training_only_where_the_classes_are_imbalanced():
+    """--class-weighted must reach the loss: on imbalanced labels one epoch ends at other weights
+    than without it; on balanced labels (every weight 1) at the same ones."""
+    balanced, valid = synthetic_set(64, 32, seed=0), synthetic_set(16, 32, seed=1)
+    keep = (balanced.labels == 0).numpy() | (np.arange(len(balanced)) < 16)  # class 0: 16 images, the others 4
+    imbalanced = balanced.subset(keep, "imbalanced")
+    assert len(set(torch.bincount(imbalanced.labels).tolist())) > 1
+
+    def trained(data, weighted):
+        settings = TrainSettings(epochs=1, batch_size=16, seed=3, class_weighted=weighted, dihedral=False)
+        return fit(build_model("cnn", 32, seed=3), data, valid, settings, torch.device("cpu"), progress=False).model
+
+    def same(a, b):
+        return all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+    assert not same(trained(imbalanced, True), trained(imbalanced, False))
+    assert same(trained(balanced, True), trained(balanced, False))

@@ -37,6 +37,52 @@ def test_gradient_penalty_matches_analytic_value_for_linear_critic(scale):
     assert torch.allclose(critic.w.grad, 2 * (scale - 1) * w / scale, atol=1e-5)
 
 
+class SquareCritic(torch.nn.Module):
+    """D(x, y) = sum(w * x^2) + b_y: the input gradient 2 w x differs from sample to sample."""
+
+    def __init__(self, w: torch.Tensor):
+        super().__init__()
+        self.w = torch.nn.Parameter(w)
+        self.b = torch.nn.Parameter(torch.zeros(4))
+
+    def forward(self, x, y):
+        return (self.w * x.square()).flatten(1).sum(1) + self.b[y]
+
+
+def test_gradient_penalty_is_taken_at_the_interpolates_of_real_and_fake():
+    """With a nonlinear critic the penalty depends on where it is taken: between real and fake,
+    at the mixing weights the generator draws (a penalty between real and real, or at the real
+    images, would give other values; a linear critic cannot tell them apart)."""
+    torch.manual_seed(0)
+    w = torch.rand(1, 1, 8, 8)
+    real, fake = torch.randn(5, 1, 8, 8), torch.randn(5, 1, 8, 8) + 2.0
+    gp = gradient_penalty(SquareCritic(w), real, fake, torch.tensor([0, 1, 2, 3, 0]), torch.Generator().manual_seed(3))
+    eps = torch.rand(5, 1, 1, 1, generator=torch.Generator().manual_seed(3))  # the same draw
+    x_hat = eps * real + (1 - eps) * fake
+    expected = ((2 * w * x_hat).flatten(1).norm(dim=1) - 1).square()
+    assert torch.allclose(gp, expected, rtol=1e-5)
+    at_real = ((2 * w * real).flatten(1).norm(dim=1) - 1).square()
+    assert not torch.allclose(gp, at_real, rtol=1e-2)
+
+
+def test_ema_copies_buffers_and_averages_weights():
+    """BatchNorm running statistics are copied from the live model at every update (they are
+    averages already); the weights move towards the live ones by the EMA step."""
+    live = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3))
+    ema = EMA(live, half_life_kimg=0.1, rampup=None)
+    live.train()
+    live(torch.randn(16, 3) * 5 + 2)  # the live BatchNorm statistics move
+    with torch.no_grad():
+        live[0].weight.add_(1.0)
+    before = ema.model[0].weight.clone()
+    ema.update(live, images_seen=1000, batch_size=10)
+    for mine, theirs in zip(ema.model.buffers(), live.buffers(), strict=True):
+        assert torch.equal(mine, theirs)
+    beta = ema.beta(1000, 10)
+    assert torch.allclose(ema.model[0].weight, live[0].weight.lerp(before, beta))
+    assert not torch.equal(ema.model[0].weight, live[0].weight)
+
+
 @pytest.mark.parametrize("name", list(LOSSES))
 def test_losses_finite_and_all_critic_parameters_get_gradients(name):
     cfg = tiny_network()

@@ -296,3 +296,24 @@ def test_reference_epochs_without_a_reference_classifier_are_refused(generator, 
     result = run([*ONE_CELL, "--checkpoint", generator, "--reference-epochs", "1"], tmp_path)
     assert result.exit_code != 0 and "reference epochs only apply" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "cells").exists()
+
+
+class Brightness(torch.nn.Module):
+    """A hand-made reference classifier: bright images are class 0, dark ones class 1, each with
+    probability e^5 / (e^5 + e^-5 + 2) = 0.9867."""
+
+    def forward(self, x):
+        m = x.mean((1, 2, 3))
+        return torch.stack([5 * m, -5 * m, torch.zeros_like(m), torch.zeros_like(m)], 1)
+
+
+def test_the_fidelity_filter_drops_what_the_reference_confidently_puts_in_another_class():
+    from augment.filtering import accept_by_fidelity
+
+    bright, dark = torch.full((1, 8, 8), 255, dtype=torch.uint8), torch.zeros((1, 8, 8), dtype=torch.uint8)
+    images, labels = torch.cat([bright, bright, dark, dark]), torch.tensor([0, 1, 1, 2])
+    accept = accept_by_fidelity(Brightness(), 0.5, torch.device("cpu"), tta=False)
+    # agrees, confidently another class, agrees, confidently another class
+    assert accept(images, labels).tolist() == [True, False, True, False]
+    lenient = accept_by_fidelity(Brightness(), 0.99, torch.device("cpu"), tta=False)
+    assert lenient(images, labels).tolist() == [True, True, True, True]  # no other class that sure

@@ -116,3 +116,31 @@ def test_reference_features_are_cached_under_data_and_extractor(tmp_path, monkey
     quality.featurize(extractor, data.images, data.labels, cache_tag=data.fingerprint)
     quality.featurize(extractor, data.images, data.labels)  # generated images: never cached
     assert len(calls) == 4 and len(list(tmp_path.glob("*.npz"))) == 3
+
+
+def test_kid_of_sets_of_different_sizes_is_the_unbiased_mmd_of_the_subsets_it_draws():
+    """KID draws each subset from its own set: with sets of 30 and 50 and subsets of 20, every
+    draw indexes its own set (a subset drawn with the other set's size would miss or overrun)."""
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=(30, 4)), rng.normal(size=(50, 4)) + 0.5
+    value, _ = kernel_inception_distance(x, y, subsets=3, subset_size=20, seed=11)
+    draw, expected = np.random.default_rng(11), []
+    for _ in range(3):
+        a, b = x[draw.choice(30, 20, replace=False)], y[draw.choice(50, 20, replace=False)]
+        k = lambda u, v: (u @ v.T / 4 + 1) ** 3  # noqa: E731
+        off = ~np.eye(20, dtype=bool)
+        expected.append(k(a, a)[off].mean() + k(b, b)[off].mean() - 2 * k(a, b).mean())
+    assert value == pytest.approx(np.mean(expected), rel=1e-12)
+    assert kernel_inception_distance(y, x, subsets=3, subset_size=20, seed=11)[0] != value  # the order of draws
+
+
+@pytest.mark.parametrize("k, expected", [(1, (2 / 3, 2 / 3)), (2, (1.0, 1.0))])
+def test_precision_and_recall_on_a_hand_computed_example(k, expected):
+    """On a line, real at 0, 1, 2 and generated at 0.5, 0.6, 4. Each point's ball reaches its k-th
+    nearest neighbour in its own set: real radii 1, 1, 1 (k=1) and 2, 1, 2 (k=2); generated
+    0.1, 0.1, 3.4 (k=1) and 3.5, 3.4, 3.5 (k=2). Precision (generated inside a real ball): 4 is
+    2 from the point 2, outside at k=1, on the edge at k=2. Recall (real inside a generated ball):
+    0 is 0.5 from 0.5 and 4 from 4, outside at k=1; every real point is inside at k=2."""
+    real = np.array([[0.0], [1.0], [2.0]])
+    fake = np.array([[0.5], [0.6], [4.0]])
+    assert precision_recall(real, fake, k=k) == pytest.approx(expected)
