@@ -132,15 +132,33 @@ def test_kid_of_sets_of_different_sizes_is_the_unbiased_mmd_of_the_subsets_it_dr
         expected.append(k(a, a)[off].mean() + k(b, b)[off].mean() - 2 * k(a, b).mean())
     assert value == pytest.approx(np.mean(expected), rel=1e-12)
     assert kernel_inception_distance(y, x, subsets=3, subset_size=20, seed=11)[0] != value  # the order of draws
+    with pytest.raises(ValueError, match="^KID needs at least 2 samples in each set$"):
+        kernel_inception_distance(x[:1], y)
+    assert np.isfinite(kernel_inception_distance(x[:2], y[:2], subsets=1)[0])  # two are enough
+    # a subset larger than the smaller set: both subsets take the smaller set's size
+    small, _ = kernel_inception_distance(x[:10], y, subsets=2, subset_size=100, seed=1)
+    assert np.isfinite(small) and small == kernel_inception_distance(x[:10], y, subsets=2, subset_size=10, seed=1)[0]
+    assert kernel_inception_distance(y, x[:10], subsets=2, subset_size=100, seed=1)[0] == \
+        kernel_inception_distance(y, x[:10], subsets=2, subset_size=10, seed=1)[0]
 
 
-@pytest.mark.parametrize("k, expected", [(1, (2 / 3, 2 / 3)), (2, (1.0, 1.0))])
+def test_the_documented_estimators_are_the_defaults():
+    """The scores the docs report are KID over 50 subsets of 100 (seed 0) and precision/recall
+    with k=3; the matched scores call them with those defaults."""
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(120, 4)), rng.normal(size=(130, 4)) + 0.2
+    assert kernel_inception_distance(x, y) == kernel_inception_distance(x, y, subsets=50, subset_size=100, seed=0)
+    assert precision_recall(x, y) == precision_recall(x, y, k=3) != precision_recall(x, y, k=4)
+
+
+@pytest.mark.parametrize("k, expected", [(1, (2 / 3, 2 / 3)), (2, (1.0, 1.0)), (3, (1.0, 1.0))])
 def test_precision_and_recall_on_a_hand_computed_example(k, expected):
     """On a line, real at 0, 1, 2 and generated at 0.5, 0.6, 4. Each point's ball reaches its k-th
     nearest neighbour in its own set: real radii 1, 1, 1 (k=1) and 2, 1, 2 (k=2); generated
     0.1, 0.1, 3.4 (k=1) and 3.5, 3.4, 3.5 (k=2). Precision (generated inside a real ball): 4 is
     2 from the point 2, outside at k=1, on the edge at k=2. Recall (real inside a generated ball):
-    0 is 0.5 from 0.5 and 4 from 4, outside at k=1; every real point is inside at k=2."""
+    0 is 0.5 from 0.5 and 4 from 4, outside at k=1; every real point is inside at k=2. With three
+    points a set has no third neighbour: k=3 is capped at the farthest (k=2 here)."""
     real = np.array([[0.0], [1.0], [2.0]])
     fake = np.array([[0.5], [0.6], [4.0]])
     assert precision_recall(real, fake, k=k) == pytest.approx(expected)
