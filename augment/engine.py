@@ -22,6 +22,7 @@ worker trains once (under the output folder's path on its own disk) and then reu
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -59,7 +60,20 @@ class Engine:
 
 @contextlib.contextmanager
 def client(engine: Engine):
-    """A `distributed.Client` on the engine's cluster, closed (with a cluster it started) on exit."""
+    """A `distributed.Client` on the engine's cluster, closed (with a cluster it started) on exit.
+    Starting local workers sets OMP_NUM_THREADS=1 (and more) in this process's environment for
+    them to inherit; it is put back afterwards, or every later subprocess would run single-threaded."""
+    environ = dict(os.environ)
+    try:
+        with _client(engine) as handle:
+            yield handle
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+
+
+@contextlib.contextmanager
+def _client(engine: Engine):
     import dask
     from distributed import Client, LocalCluster
 

@@ -115,6 +115,16 @@ def test_the_slurm_job_script_carries_the_requested_resources():
     assert "distributed.cli.dask_worker" in script or "dask worker" in script or "dask-worker" in script
 
 
+def test_local_workers_leave_this_process_environment_as_it_was():
+    """Starting local Dask workers sets OMP_NUM_THREADS=1 in the client's environment for them;
+    left there, every later subprocess of the command (and of a test session) ran single-threaded."""
+    from augment.engine import run_all
+
+    before = dict(os.environ)
+    done = sorted(result for _, result in run_all(Engine(workers=2), abs, [-1, -2], names=str))
+    assert done == [1, 2] and dict(os.environ) == before
+
+
 # A parent that runs two slow tasks on a local Dask cluster of 2 workers; each task leaves its
 # worker's pid in the folder given, so the test knows them without private fields.
 SCRIPT = """
