@@ -136,7 +136,7 @@ def check_workers(handle, where: str) -> None:
 
 def _worker_probe() -> str | None:
     try:
-        import augment.sweep  # noqa: F401
+        import augment.sweep_config  # noqa: F401  (the project, its classifier and data: what a cell needs)
     except Exception as error:  # noqa: BLE001
         return f"{type(error).__name__}: {error}"
     return None

@@ -8,30 +8,27 @@ import wgan.data
 from wgan.data import DataConfig, load_dataset
 
 
+def _session_variable(name: str, value: Path):
+    """Set an environment variable for the whole session (subprocesses inherit it), then restore it."""
+    previous = os.environ.get(name)
+    os.environ[name] = str(value)
+    yield value
+    if previous is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = previous
+
+
 @pytest.fixture(scope="session", autouse=True)
 def session_cache(tmp_path_factory):
     """Keep every test's preprocessed-data cache out of the user's ~/.cache."""
-    folder = tmp_path_factory.mktemp("radiogan-cache")
-    previous = os.environ.get("RADIOGAN_CACHE")
-    os.environ["RADIOGAN_CACHE"] = str(folder)
-    yield folder
-    if previous is None:
-        os.environ.pop("RADIOGAN_CACHE", None)
-    else:
-        os.environ["RADIOGAN_CACHE"] = previous
+    yield from _session_variable("RADIOGAN_CACHE", tmp_path_factory.mktemp("radiogan-cache"))
 
 
 @pytest.fixture(scope="session", autouse=True)
 def user_registry(tmp_path_factory):
     """Keep every test's registrations out of the user's registry (tests that write one set their own)."""
-    path = tmp_path_factory.mktemp("radiogan-data") / "registry.json"
-    previous = os.environ.get("RADIOGAN_REGISTRY")
-    os.environ["RADIOGAN_REGISTRY"] = str(path)
-    yield path
-    if previous is None:
-        os.environ.pop("RADIOGAN_REGISTRY", None)
-    else:
-        os.environ["RADIOGAN_REGISTRY"] = previous
+    yield from _session_variable("RADIOGAN_REGISTRY", tmp_path_factory.mktemp("radiogan-data") / "registry.json")
 
 
 @pytest.fixture(scope="session")

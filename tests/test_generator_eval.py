@@ -112,7 +112,8 @@ def test_release_card_carries_scores_floors_and_hash(setup, tmp_path):
     card = json.loads(target.with_suffix(".json").read_text())
     from wgan.data.cache import file_digest
 
-    assert card["sha256"] == file_digest(target.with_suffix(".pt")) == file_digest(export)
+    assert card["sha256"] == file_digest(target.with_suffix(".safetensors"))  # the released file
+    assert card["scored_sha256"] == file_digest(export)  # the export the scores belong to
     assert card["command"] == "wgan-train --iters 1" and card["generator_iterations"] == 1
     assert set(card["scores"]) == set(card["floor"]) == {"overall", "FRI", "FRII", "Compact", "Bent"}
     assert card["scores"]["Bent"]["kid"] > card["floor"]["Bent"]["kid"]
