@@ -185,6 +185,9 @@ def run_sweep(config: SweepConfig, engine: Engine | None = None, device: str = "
     n_gpu = torch.cuda.device_count() if device in ("auto", "cuda") else 0
     jobs = [(config, *c, f"cuda:{i % n_gpu}" if n_gpu else device) for i, c in enumerate(pending)]
     expected = {(a.name, f, s): cell_identity(config, a, f, s, generator_hash(config, f, s)) for a, f, s in pending}
+    # the test images as this process reads them: a worker that read others (another file at the
+    # data's path on its machine) computed a number of another data set
+    test_images = load_dataset(replace(config.data, subset="test")).fingerprint if pending else None
     bar = progress_bar(total=len(cells(config)), initial=len(cells(config)) - len(pending), unit="cell", desc="study",
                        progress=progress)
     errors = []
@@ -195,8 +198,8 @@ def run_sweep(config: SweepConfig, engine: Engine | None = None, device: str = "
                 result = {"arm": arm.name, "fold": fold, "seed": seed,
                           "error": f"its workers died {RETRIES + 1} times ({type(result).__name__}: {result})"}
             elif "error" not in result:
-                problem = first_difference(result.get("identity"), expected[(arm.name, fold, seed)])
-                if problem:  # e.g. a worker whose generator file at that path is another one
+                problem = record_problem(result, expected[(arm.name, fold, seed)], test_images)
+                if problem:
                     result = {"arm": arm.name, "fold": fold, "seed": seed,
                               "error": f"its worker computed another cell ({problem}); not written"}
                 else:
@@ -215,6 +218,19 @@ def run_sweep(config: SweepConfig, engine: Engine | None = None, device: str = "
         error_file.unlink()
     finished = [json.loads(config.cell_path(*c).read_text()) for c in cells(config) if config.cell_path(*c).exists()]
     return SweepOutcome(finished, errors)
+
+
+def record_problem(record: dict, identity: dict, test_images: str | None) -> str:
+    """Why a worker's record is not the cell this process asked for ("" when it is): another
+    identity (e.g. another generator file at that path on the worker's machine: its content hash
+    is in the identity) or other test images (another data file at the data's path)."""
+    problem = first_difference(record.get("identity"), identity)
+    if problem:
+        return problem
+    tested = (record.get("data_fingerprints") or {}).get("test")
+    if test_images is not None and tested != test_images:
+        return f"tested on images {tested}, this process reads {test_images}"
+    return ""
 
 
 def _cell_key(job) -> str:

@@ -169,3 +169,17 @@ def test_local_workers_exit_when_the_sweep_is_killed(tmp_path, signum):
         for pid in workers:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_record_of_another_identity_or_other_test_images_is_refused():
+    """What a worker computed from other inputs at the same paths (another generator file, another
+    data file on its machine) is not written."""
+    from augment.sweep import record_problem
+
+    identity = {"arm": "r=1", "generator_sha256": "ab" * 32, "data": {"source": "first"}}
+    record = {"identity": identity, "data_fingerprints": {"test": "first:test"}}
+    assert record_problem(record, identity, "first:test") == ""
+    other_generator = {**record, "identity": {**identity, "generator_sha256": "cd" * 32}}
+    assert record_problem(other_generator, identity, "first:test").startswith("generator_sha256 = 'cdcd")
+    other_images = {**record, "data_fingerprints": {"test": "mine:test"}}
+    assert record_problem(other_images, identity, "first:test") == "tested on images mine:test, this process reads first:test"
