@@ -185,9 +185,10 @@ def run_sweep(config: SweepConfig, engine: Engine | None = None, device: str = "
     n_gpu = torch.cuda.device_count() if device in ("auto", "cuda") else 0
     jobs = [(config, *c, f"cuda:{i % n_gpu}" if n_gpu else device) for i, c in enumerate(pending)]
     expected = {(a.name, f, s): cell_identity(config, a, f, s, generator_hash(config, f, s)) for a, f, s in pending}
-    # the test images as this process reads them: a worker that read others (another file at the
-    # data's path on its machine) computed a number of another data set
-    test_images = load_dataset(replace(config.data, subset="test")).fingerprint if pending else None
+    # each fold's test images as this process reads them: a worker that read others (another file
+    # at the data's path on its machine) computed a number of another data set
+    test_images = {f: load_dataset(replace(config.data, fold=f, subset="test")).fingerprint
+                   for f in sorted({f for _, f, _ in pending})}
     bar = progress_bar(total=len(cells(config)), initial=len(cells(config)) - len(pending), unit="cell", desc="study",
                        progress=progress)
     errors = []
@@ -198,7 +199,7 @@ def run_sweep(config: SweepConfig, engine: Engine | None = None, device: str = "
                 result = {"arm": arm.name, "fold": fold, "seed": seed,
                           "error": f"its workers died {RETRIES + 1} times ({type(result).__name__}: {result})"}
             elif "error" not in result:
-                problem = record_problem(result, expected[(arm.name, fold, seed)], test_images)
+                problem = record_problem(result, expected[(arm.name, fold, seed)], test_images[fold])
                 if problem:
                     result = {"arm": arm.name, "fold": fold, "seed": seed,
                               "error": f"its worker computed another cell ({problem}); not written"}
