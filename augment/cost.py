@@ -1,4 +1,5 @@
-"""What a sweep will cost, printed before it starts (and all `--dry-run` does).
+"""What a sweep will cost, printed before it starts (and all `--dry-run` does), and what its
+finished cells cost (`spent`, the report's compute line).
 
 Seconds per cell of an arm come from that arm's finished cells in the output folder when there
 are any (their recorded wall time), else from timing this machine once: a few training steps, a
@@ -35,11 +36,49 @@ class Cost:
     seconds_per_cell: float
     source: str  # where the per-cell figure comes from
 
-    def describe(self, workers: int) -> str:
+    def describe(self, workers: int | None) -> str:
+        """`workers` None: a cluster whose size this process does not know (an existing scheduler)."""
         total = self.n_todo * self.seconds_per_cell
-        return (f"{self.n_todo} of {self.n_cells} cells to run, about {self.seconds_per_cell:.0f} s each "
-                f"({self.source}): {total / 60:.1f} CPU-minutes, about {total / 60 / max(1, workers):.1f} minutes "
-                f"with {workers} worker{'s' if workers > 1 else ''}")
+        line = (f"{self.n_todo} of {self.n_cells} cells to run, about {self.seconds_per_cell:.0f} s each "
+                f"({self.source}): {total / 60:.1f} CPU-minutes")
+        if workers is None:
+            return line + ", divided among the cluster's workers"
+        return line + f", about {total / 60 / max(1, workers):.1f} minutes with {workers} worker{'s' if workers > 1 else ''}"
+
+
+def spent(finished: list[dict]) -> list[dict]:
+    """What the finished cells cost, summed over the workers that ran them, one row per device
+    kind: cells, hosts, wall hours, CPU hours (cells that recorded it), and for a GPU its hours
+    (a cell holds its GPU for its whole wall time)."""
+    rows: dict[str, dict] = {}
+    for cell in finished:
+        device = cell.get("device", "cpu")
+        row = rows.setdefault(device, {"device": device, "cells": 0, "hosts": set(), "wall_hours": 0.0,
+                                       "cpu_hours": 0.0, "cells_without_cpu_time": 0})
+        row["cells"] += 1
+        row["hosts"].add(cell.get("host", "?"))
+        row["wall_hours"] += cell.get("seconds", 0.0) / 3600
+        if "cpu_seconds" in cell:
+            row["cpu_hours"] += cell["cpu_seconds"] / 3600
+        else:  # recorded before cells kept their CPU time
+            row["cells_without_cpu_time"] += 1
+    return [row | {"hosts": len(row["hosts"])} | ({"gpu_hours": row["wall_hours"]} if row["device"] != "cpu" else {})
+            for row in sorted(rows.values(), key=lambda r: r["device"])]
+
+
+def describe_spent(rows: list[dict]) -> str:
+    """One line: "cpu: 60 cells on 2 hosts, 10.2 CPU-hours (10.5 hours of cell wall time); ..."."""
+    if not rows:
+        return "no finished cells"
+    parts = []
+    for row in rows:
+        hosts = f"{row['hosts']} host{'s' if row['hosts'] != 1 else ''}"
+        gpu = f"{row['gpu_hours']:.2f} GPU-hours, " if "gpu_hours" in row else ""
+        missing = (f", {row['cells_without_cpu_time']} of them without a recorded CPU time"
+                   if row["cells_without_cpu_time"] else "")
+        parts.append(f"{row['device']}: {row['cells']} cells on {hosts}, {gpu}{row['cpu_hours']:.2f} CPU-hours "
+                     f"({row['wall_hours']:.2f} hours of cell wall time{missing})")
+    return "; ".join(parts)
 
 
 def estimate(config: SweepConfig) -> Cost:

@@ -143,9 +143,10 @@ def _worker_probe() -> str | None:
 
 
 def run_all(engine: Engine, function: Callable, jobs: Iterable, names: Callable[[object], str],
-            on_start: Callable[[str], None] | None = None) -> Iterator[tuple[object, object]]:
+            on_start: Callable[[str, int], None] | None = None) -> Iterator[tuple[object, object]]:
     """(job, function(job)) for every job, as each finishes, in this process or on the engine's
-    workers; a job whose workers all died comes with the exception instead of its result."""
+    workers; a job whose workers all died comes with the exception instead of its result.
+    `on_start(dashboard address, worker threads connected now)` is called once the cluster answers."""
     jobs = list(jobs)
     if engine.in_process:
         for job in jobs:
@@ -155,7 +156,8 @@ def run_all(engine: Engine, function: Callable, jobs: Iterable, names: Callable[
 
     with client(engine) as handle:
         if on_start:
-            on_start(handle.dashboard_link or "")
+            threads = sum(w.get("nthreads", 1) for w in handle.scheduler_info()["workers"].values())
+            on_start(handle.dashboard_link or "", threads)
         futures = {handle.submit(function, job, key=names(job), pure=False): job for job in jobs}
         for future in as_completed(futures):
             try:

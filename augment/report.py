@@ -9,6 +9,7 @@ from classifier.engine import TrainSettings
 from wgan.atomic import atomic_path, write_text
 
 from .analysis import class_names, reported_gain
+from .cost import describe_spent
 from .report_sections import (
     RUNS_ONLY,
     TWO_WAY,
@@ -105,7 +106,8 @@ def markdown(results: dict) -> str:
         f"Cells that raised an error (not in the means; the same command retries them): "
         f"{len(results.get('errors', []))}",
         *(f"- {e['arm']} fold {e['fold']} seed {e['seed']}: {e['error']}" for e in results.get("errors", [])), "",
-        f"Wall time of the finished cells: {results.get('wall_seconds', 0) / 60:.1f} minutes (one thread each).", "",
+        f"Compute of the finished cells, summed over the workers that ran them: "
+        f"{describe_spent(results['compute']) if 'compute' in results else 'not recorded'}.", "",
         "What each fold's generator was trained on, and how many of that fold's validation images it saw "
         "(this biases epoch selection only; none saw a test image): "
         + ("; ".join(f"fold {f}: {v['generator_data']}, {v['valid_images_seen']}" for f, v in leak.items()) or "none")

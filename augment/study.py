@@ -13,6 +13,7 @@ from wgan.data import ImageSet, load_dataset, record_splits
 from wgan.sampling import LoadedGenerator, load_generator
 
 from . import analysis, leakage, mixing, plan, report
+from .cost import spent
 from .engine import Engine
 from .intervals import score_names
 from .labels import attach_test_labels
@@ -105,6 +106,7 @@ def run(study: Study, engine: Engine, device: str, progress: bool, overwrite: bo
         **judge(cells, config.plan.describe() if config.plan else None),
         "errors": outcome.errors,
         "wall_seconds": sum(c.get("seconds", 0.0) for c in cells),
+        "compute": spent(cells),  # summed over the workers, per device kind
         "cells": [{k: c[k] for k in ("arm", "fold", "seed", "best_epoch", "valid_accuracy", "failure")}
                   | {"test_accuracy": c["test"]["accuracy"]} for c in cells],
     }

@@ -40,7 +40,7 @@ from .sweep_config import Arm, SweepConfig
 
 def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = "cpu") -> dict:
     """Train and test one classifier; returns the cell's record (run_sweep writes it)."""
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     dev = select_device(device)
     data = replace(config.data, fold=fold)
     real, valid, test = (load_dataset(replace(data, subset=s)) for s in ("train", "valid", "test"))
@@ -92,6 +92,9 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
         # which of the fold's generators it drew from (the hash is in the identity)
         "generator": _generator_record(config, fold, seed) if sum(counts) else None,
         "seconds": time.perf_counter() - started,  # wall time, for the cost estimate of later sweeps
+        # CPU time of the process that ran it (the report sums it over workers); a worker runs one
+        # cell at a time, so its other threads (Dask's own) add little
+        "cpu_seconds": time.process_time() - cpu_started,
         # where it ran: not part of the identity (a cell's numbers do not depend on it beyond
         # rounding), but a reader comparing cells from a CPU and a GPU machine should see it
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "torch": torch.__version__,
@@ -192,7 +195,10 @@ def run_sweep(config: SweepConfig, engine: Engine | None = None, device: str = "
     bar = progress_bar(total=len(cells(config)), initial=len(cells(config)) - len(pending), unit="cell", desc="study",
                        progress=progress)
     errors = []
-    announce = lambda link: bar.write(f"cells run on {engine.describe()}" + (f"; Dask dashboard: {link}" if link else ""))  # noqa: E731
+    def announce(link: str, threads: int) -> None:  # batch jobs may still be queued: 0 threads so far
+        bar.write(f"cells run on {engine.describe()} ({threads} worker thread{'s' if threads != 1 else ''} now)"
+                  + (f"; Dask dashboard: {link}" if link else ""))
+
     try:
         for (_, arm, fold, seed, _), result in run_all(engine, _worker, jobs, _cell_key, on_start=announce):
             if isinstance(result, BaseException):

@@ -134,7 +134,7 @@ def augment_eval_command(**opts):
         refuse_overrides(click.get_current_context(), opts["plan"])
         study = prepare(_sweep_config(opts), shlex.join(["augment-eval", *sys.argv[1:]]), opts["overwrite"])
         engine = options.engine_from(opts, _default_workers(opts["device"]))
-        workers = engine.workers
+        workers = None if engine.scheduler else engine.workers  # an existing cluster: its size is its own
         cost = estimate(study.config)
         if opts["dry_run"]:
             adopted = reusable(study.config)

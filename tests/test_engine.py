@@ -78,12 +78,16 @@ def test_a_sweep_on_a_dask_cluster_survives_a_worker_killed_mid_cell(generator, 
         output, _ = runner.communicate(timeout=300)
         assert runner.returncode == 0, output
         assert f"cells run on the Dask cluster at {address}" in output
+        assert "CPU-minutes, divided among the cluster's workers" in output  # its size is not this process's
     finally:
         for process in started:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
     got, want = cells_of(out), cells_of(tmp_path / "alone")
     assert sorted(got) == sorted(want) == ["r=0", "r=1"] and not (out / "errors.json").exists()
+    # the compute line sums what both workers spent (one host here)
+    assert "Compute of the finished cells, summed over the workers that ran them: cpu: 2 cells on 1 host" in (
+        out / "report.md").read_text()
     for arm in want:  # the same numbers and identity as in one process, each cell written once
         assert got[arm]["identity"] == want[arm]["identity"]
         assert got[arm]["test"]["confusion_matrix"] == want[arm]["test"]["confusion_matrix"]

@@ -149,6 +149,25 @@ def test_cost_uses_each_arms_own_finished_cells(tmp_path):
     assert cost.source == "median of the finished cells of each arm"
 
 
+def test_the_compute_line_sums_each_device_kind_over_its_workers():
+    from augment.cost import Cost, describe_spent, spent
+
+    finished = [{"device": "cpu", "host": "a", "seconds": 3600.0, "cpu_seconds": 3600.0},
+                {"device": "cpu", "host": "b", "seconds": 1800.0, "cpu_seconds": 1800.0},
+                {"device": "cpu", "host": "b", "seconds": 360.0},  # recorded before cells kept their CPU time
+                {"device": "NVIDIA H100", "host": "g", "seconds": 720.0, "cpu_seconds": 700.0}]
+    rows = {r["device"]: r for r in spent(finished)}
+    assert rows["cpu"] == {"device": "cpu", "cells": 3, "hosts": 2, "wall_hours": pytest.approx(1.6),
+                           "cpu_hours": pytest.approx(1.5), "cells_without_cpu_time": 1}
+    assert rows["NVIDIA H100"]["gpu_hours"] == pytest.approx(0.2) and "gpu_hours" not in rows["cpu"]
+    line = describe_spent(spent(finished))
+    assert line.startswith("NVIDIA H100: 1 cells on 1 host, 0.20 GPU-hours, 0.19 CPU-hours")
+    assert "cpu: 3 cells on 2 hosts, 1.50 CPU-hours (1.60 hours of cell wall time, 1 of them without" in line
+    # a cluster whose size this process does not know gets no wall-time guess
+    assert Cost(4, 4, 60.0, "timed").describe(None).endswith("4.0 CPU-minutes, divided among the cluster's workers")
+    assert Cost(4, 4, 60.0, "timed").describe(2).endswith("about 2.0 minutes with 2 workers")
+
+
 def test_cost_counts_the_pretraining_epochs_of_arms_that_add_images(tmp_path):
     from augment import cost
     from augment.mixing import MixSpec
