@@ -38,14 +38,12 @@ FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 def recipe_config(args: str):
     """The TrainConfig `wgan-train ARGS` would train (cv fold 0 unless ARGS name a split)."""
-    from commands.wgan import train_command
-    from commands.wgan_train import config_from_options
+    from commands.wgan import config_from_args
 
     argv = shlex.split(args)
     if "--split" not in argv:
         argv += ["--split", "cv", "--fold", "0"]
-    ctx = train_command.make_context("wgan-train", argv)
-    return config_from_options(ctx.params)
+    return config_from_args(argv)
 
 
 def train_for(cfg, minutes: float, every: float, out: Path) -> list[dict]:

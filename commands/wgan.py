@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -19,6 +20,9 @@ from wgan.writers import FORMATS
 
 from . import options
 from .options import MAX_SEED, SEED, USER_ERRORS, FiniteFloat
+
+if TYPE_CHECKING:  # the command module stays light to import; the config comes with its work
+    from wgan.config import TrainConfig
 
 
 @options.command(renamed={"--eval-extractor": "--extractor", "--eval-n": "--eval-n-per-class"})
@@ -99,6 +103,15 @@ def train_command(**opts):
         run_training(opts, click.get_current_context())
     except USER_ERRORS as error:
         raise click.ClickException(str(error)) from None
+
+
+def config_from_args(args) -> TrainConfig:
+    """The config of the new run `wgan-train ARGS` would train, without training it: the command's
+    own option parsing and defaults, so a benchmark or notebook comparing recipes written as
+    options trains exactly what the command would."""
+    from .wgan_train import config_from_options
+
+    return config_from_options(train_command.make_context("wgan-train", [str(a) for a in args]).params)
 
 
 @options.command()

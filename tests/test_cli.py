@@ -37,6 +37,15 @@ def test_train_writes_run_directory(trained):
     assert len((trained / "stats.jsonl").read_text().splitlines()) == 3
 
 
+def test_a_recipe_written_as_options_is_the_config_the_command_trains(trained):
+    """bench/ and notebooks build configs with config_from_args: the run wgan-train would start."""
+    from commands.wgan import config_from_args
+
+    built = config_from_args(["--resolution", 32, "--iters", 3, "--batch-size", 16, "--n-critic", 2,
+                              "--log-every", 1, "--checkpoint-every", 2])
+    assert json.loads(built.to_json()) == json.loads((trained / "config.json").read_text())
+
+
 def test_resume_auto_extends_the_run(trained, tmp_path):
     result = invoke(train_command, ["--resume", "auto", "--run-dir", trained, "--iters", 4, "--lr-g", 0.5,
                                     "--no-progress"])
