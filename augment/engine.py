@@ -124,22 +124,20 @@ def check_workers(handle, where: str) -> None:
     """Every worker imports the project (a worker that cannot would fail every cell alike)."""
     try:
         handle.wait_for_workers(1, timeout=60)
-        found = handle.run(_worker_probe)
+        # the probe is a builtin run on the project's import statement: a function of the project
+        # would itself fail to reach a worker that cannot import it, with a less clear error
+        found = handle.run(exec, PROBE, {}, on_error="return")
     except Exception as error:  # noqa: BLE001 - anything here means the cluster cannot run cells
         raise EngineError(f"the Dask workers of {where} cannot run cells: {type(error).__name__}: {error}") from None
-    broken = {address: answer for address, answer in found.items() if answer}
+    broken = {address: answer for address, answer in found.items() if isinstance(answer, BaseException)}
     if broken:
-        address, answer = next(iter(broken.items()))
-        raise EngineError(f"the Dask worker {address} cannot import the project ({answer}); install radiogan "
-                          "in the workers' environment")
+        address, error = next(iter(broken.items()))
+        raise EngineError(f"the Dask worker {address} cannot import the project ({type(error).__name__}: {error}); "
+                          "install radiogan in the workers' environment")
 
 
-def _worker_probe() -> str | None:
-    try:
-        import augment.sweep_config  # noqa: F401  (the project, its classifier and data: what a cell needs)
-    except Exception as error:  # noqa: BLE001
-        return f"{type(error).__name__}: {error}"
-    return None
+# what a cell needs: the project, its classifier and data
+PROBE = "import augment.sweep_config"
 
 
 def run_all(engine: Engine, function: Callable, jobs: Iterable, names: Callable[[object], str],

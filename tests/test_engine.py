@@ -93,6 +93,43 @@ def test_a_sweep_on_a_dask_cluster_survives_a_worker_killed_mid_cell(generator, 
         assert got[arm]["test"]["confusion_matrix"] == want[arm]["test"]["confusion_matrix"]
 
 
+# Loaded into a worker at its start (dask worker --preload): the project cannot be imported there,
+# as in a worker environment where radiogan was never installed.
+NO_PROJECT = """
+import sys
+
+class NoProject:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ("augment", "classifier", "commands", "wgan"):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+
+sys.meta_path.insert(0, NoProject())
+"""
+
+
+def test_a_worker_that_cannot_import_the_project_stops_the_sweep_in_one_line(generator, tmp_path):
+    blocker, address_file = tmp_path / "no_project.py", tmp_path / "scheduler.json"
+    blocker.write_text(NO_PROJECT)
+    started = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--scheduler-file",
+                                 str(address_file), "--port", "0", "--dashboard-address", ":0"], env=environment(),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
+    try:
+        wait_for(address_file.exists, 60, "the scheduler")
+        address = json.loads(address_file.read_text())["address"]
+        started.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads",
+                                         "1", "--no-nanny", "--preload", str(blocker)], env=environment(),
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        result = sweep(tmp_path / "out", generator, "--scheduler", address)
+    finally:
+        for process in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "cannot import the project (ModuleNotFoundError: No module named 'augment" in result.output
+    assert "install radiogan in the workers' environment" in result.output
+    assert not cells_of(tmp_path / "out")
+
+
 def test_a_scheduler_that_does_not_answer_is_one_line_and_writes_nothing(generator, tmp_path):
     result = sweep(tmp_path / "out", generator, "--scheduler", "tcp://127.0.0.1:9")
     assert result.exit_code == 1 and "Traceback" not in result.output
