@@ -168,3 +168,31 @@ def run_all(engine: Engine, function: Callable, jobs: Iterable, names: Callable[
 
 def host() -> str:
     return socket.gethostname()
+
+
+def cell_device(device: str) -> str:
+    """The device a cell runs on. On a local worker of a GPU machine, the worker's own GPU: local
+    workers are named 0..N-1, and worker i uses GPU i mod the GPUs it sees, so each GPU runs one
+    cell at a time with one worker per GPU (the default) and k with `--workers` k times the GPUs.
+    Workers of another cluster see the GPUs their deployment gave them (CUDA_VISIBLE_DEVICES, as
+    dask-cuda sets it), and in this process a cell uses the current GPU."""
+    import torch
+
+    if device not in ("auto", "cuda") or not torch.cuda.is_available():
+        return device
+    gpu = worker_gpu(_worker_name(), torch.cuda.device_count())
+    return device if gpu is None else f"cuda:{gpu}"
+
+
+def worker_gpu(name, gpus: int) -> int | None:
+    """The GPU of the local worker called `name` (None: not a local worker, or no GPU)."""
+    return name % gpus if isinstance(name, int) and gpus > 0 else None
+
+
+def _worker_name():
+    try:
+        from distributed import get_worker
+
+        return get_worker().name
+    except (ImportError, ValueError):  # not on a Dask worker
+        return None

@@ -33,7 +33,7 @@ from wgan.sampling import load_generator
 from wgan.stats import StatsLogger
 
 from . import analysis, augmented_real, filtering, mixing, pool
-from .engine import RETRIES, Engine, host, run_all
+from .engine import RETRIES, Engine, cell_device, host, run_all
 from .reuse import adopt, cell_identity, cells, check_reuse, generator_hash, todo
 from .sweep_config import Arm, SweepConfig
 
@@ -163,7 +163,7 @@ def _worker(args) -> dict:
     config, arm, fold, seed, device = args
     try:
         with torch_threads(1):  # one thread per cell: results do not depend on how many run at once
-            return run_cell(config, arm, fold, seed, device)
+            return run_cell(config, arm, fold, seed, cell_device(device))
     except Exception as error:  # noqa: BLE001 - reported, and the cell is retried by the next run
         return {"arm": arm.name, "fold": fold, "seed": seed, "error": f"{type(error).__name__}: {error}"}
 
@@ -185,8 +185,7 @@ def run_sweep(config: SweepConfig, engine: Engine | None = None, device: str = "
     check_reuse(config)
     adopt(config)
     pending = todo(config)
-    n_gpu = torch.cuda.device_count() if device in ("auto", "cuda") else 0
-    jobs = [(config, *c, f"cuda:{i % n_gpu}" if n_gpu else device) for i, c in enumerate(pending)]
+    jobs = [(config, *c, device) for c in pending]  # each worker picks its own GPU (cell_device)
     expected = {(a.name, f, s): cell_identity(config, a, f, s, generator_hash(config, f, s)) for a, f, s in pending}
     # each fold's test images as this process reads them: a worker that read others (another file
     # at the data's path on its machine) computed a number of another data set

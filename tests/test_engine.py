@@ -166,6 +166,21 @@ def test_local_workers_leave_this_process_environment_as_it_was():
     assert done == [1, 2] and dict(os.environ) == before
 
 
+def test_local_workers_share_the_gpus_evenly_each_its_own():
+    """Each local worker runs its cells on its own GPU (worker i on GPU i mod the GPUs): one worker
+    per GPU by default, two per GPU with twice the workers; never two workers on one GPU while
+    another GPU idles. The names are those of real local workers."""
+    from augment.engine import _worker_name, client, worker_gpu
+
+    with client(Engine(workers=4)) as handle:  # a task on each worker asks its name, as a cell does
+        handle.wait_for_workers(4, timeout=60)
+        names = handle.gather([handle.submit(_worker_name, workers=[address], pure=False)
+                               for address in handle.scheduler_info()["workers"]])
+    assert sorted(worker_gpu(name, 2) for name in names) == [0, 0, 1, 1]
+    assert sorted(worker_gpu(name, 4) for name in names) == [0, 1, 2, 3]
+    assert worker_gpu(None, 2) is None and worker_gpu("tcp://10.0.0.5:4000", 2) is None and worker_gpu(1, 0) is None
+
+
 # A parent that runs two slow tasks on a local Dask cluster of 2 workers; each task leaves its
 # worker's pid in the folder given, so the test knows them without private fields.
 SCRIPT = """
