@@ -48,22 +48,35 @@ def cells_of(out: Path) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in (out / "cells").glob("*/fold0-seed0.json")}
 
 
+def _start(module: str, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", module, *args], env=environment(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+@contextlib.contextmanager
+def dask_cluster(folder: Path, *workers: list[str]):
+    """A `dask scheduler` and a one-thread `dask worker` per list of extra options, separate
+    processes (as on separate machines), killed on exit; yields (address, [scheduler, *workers])."""
+    address_file = folder / "scheduler.json"
+    started = [_start("distributed.cli.dask_scheduler", "--scheduler-file", str(address_file), "--port", "0",
+                      "--dashboard-address", ":0")]
+    try:
+        wait_for(address_file.exists, 60, "the scheduler")
+        address = json.loads(address_file.read_text())["address"]
+        for extra in workers:  # no nanny: a killed worker stays dead, as a lost machine would
+            started.append(_start("distributed.cli.dask_worker", address, "--nthreads", "1", "--no-nanny", *extra))
+        yield address, started
+    finally:
+        for process in started:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="signals and process groups")
 def test_a_sweep_on_a_dask_cluster_survives_a_worker_killed_mid_cell(generator, tmp_path):
     alone = sweep(tmp_path / "alone", generator, "--workers", "1")
     assert alone.exit_code == 0, alone.output
-    address_file = tmp_path / "scheduler.json"
-    started = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--scheduler-file",
-                                 str(address_file), "--port", "0", "--dashboard-address", ":0"], env=environment(),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
-    try:
-        wait_for(address_file.exists, 60, "the scheduler")
-        address = json.loads(address_file.read_text())["address"]
-        for name in ("a", "b"):  # no nanny: a killed worker stays dead, as a lost machine would
-            started.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address,
-                                             "--nthreads", "1", "--no-nanny", "--name", name], env=environment(),
-                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                            start_new_session=True))
+    with dask_cluster(tmp_path, ["--name", "a"], ["--name", "b"]) as (address, started):
         out = tmp_path / "cluster"
         runner = subprocess.Popen([sys.executable, "-c", "from commands.augment import augment_eval_command as c; c()",
                                    "--ratio", "1", "--folds", "0", "--seeds", "0", "--epochs", "3", "--no-baselines",
@@ -79,10 +92,6 @@ def test_a_sweep_on_a_dask_cluster_survives_a_worker_killed_mid_cell(generator, 
         assert runner.returncode == 0, output
         assert f"cells run on the Dask cluster at {address}" in output
         assert "CPU-minutes, divided among the cluster's workers" in output  # its size is not this process's
-    finally:
-        for process in started:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
     got, want = cells_of(out), cells_of(tmp_path / "alone")
     assert sorted(got) == sorted(want) == ["r=0", "r=1"] and not (out / "errors.json").exists()
     # the compute line sums what both workers spent (one host here)
@@ -108,22 +117,10 @@ sys.meta_path.insert(0, NoProject())
 
 
 def test_a_worker_that_cannot_import_the_project_stops_the_sweep_in_one_line(generator, tmp_path):
-    blocker, address_file = tmp_path / "no_project.py", tmp_path / "scheduler.json"
+    blocker = tmp_path / "no_project.py"
     blocker.write_text(NO_PROJECT)
-    started = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--scheduler-file",
-                                 str(address_file), "--port", "0", "--dashboard-address", ":0"], env=environment(),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
-    try:
-        wait_for(address_file.exists, 60, "the scheduler")
-        address = json.loads(address_file.read_text())["address"]
-        started.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads",
-                                         "1", "--no-nanny", "--preload", str(blocker)], env=environment(),
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+    with dask_cluster(tmp_path, ["--preload", str(blocker)]) as (address, _):
         result = sweep(tmp_path / "out", generator, "--scheduler", address)
-    finally:
-        for process in started:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     assert "cannot import the project (ModuleNotFoundError: No module named 'augment" in result.output
     assert "install radiogan in the workers' environment" in result.output
