@@ -24,6 +24,7 @@ from .labels import attach_test_labels
 from .multiple import holm
 from .report import format_gain
 from .report_sections import format_interval, format_p
+from .shared_cells import read_cells
 
 
 def table(studies: dict[str, Path]) -> str:
@@ -71,7 +72,7 @@ def _cells_key(results: dict, arm: str) -> tuple:
 
 def arm_cells(folder: Path, arm: str) -> dict[tuple[int, int], dict]:
     """(fold, seed) -> cell of one arm of a study folder (its `cells/<arm>/` files)."""
-    cells = [json.loads(p.read_text()) for p in sorted((folder / "cells" / arm).glob("fold*-seed*.json"))]
+    cells = read_cells(folder, arm)
     if not cells:
         raise ValueError(f"{folder / 'cells' / arm}: no cells of arm '{arm}'")
     return {(c["fold"], c["seed"]): c for c in cells}

@@ -20,6 +20,8 @@ import numpy as np
 
 from wgan.data import CLASS_NAMES, DataConfig, ImageSet, load_dataset
 
+from .shared_cells import read_cells
+
 FORMAT = "radiogan-corner-cases"
 
 
@@ -105,7 +107,7 @@ def flips(before: dict[str, bool], after: dict[str, bool]) -> list[str]:
 def from_sweep(sweep: Path, version: int = 1) -> dict:
     """The case list from the real-only (r=0) cells of an `augment-eval` folder: one baseline
     prediction list per fold and seed (`augment-tools corner-cases`)."""
-    cells = [json.loads(p.read_text()) for p in sorted((sweep / "cells" / "r=0").glob("*.json"))]
+    cells = read_cells(sweep, "r=0")
     if not cells:
         raise ValueError(f"{sweep}: no real-only cells (cells/r=0/*.json)")
     data = DataConfig(**json.loads((sweep / "sweep.json").read_text())["data"])

@@ -48,15 +48,16 @@ class Cost:
 
 def spent(finished: list[dict]) -> list[dict]:
     """What the finished cells cost, summed over the workers that ran them, one row per device
-    kind: cells, hosts, wall hours, CPU hours (cells that recorded it), and for a GPU its hours
-    (a cell holds its GPU for its whole wall time)."""
+    kind: cells, hosts (where recorded), wall hours, CPU hours (of the cells that recorded it),
+    and for a GPU its hours (a cell holds its GPU for its whole wall time)."""
     rows: dict[str, dict] = {}
     for cell in finished:
         device = cell.get("device", "cpu")
         row = rows.setdefault(device, {"device": device, "cells": 0, "hosts": set(), "wall_hours": 0.0,
                                        "cpu_hours": 0.0, "cells_without_cpu_time": 0})
         row["cells"] += 1
-        row["hosts"].add(cell.get("host", "?"))
+        if "host" in cell:
+            row["hosts"].add(cell["host"])
         row["wall_hours"] += cell.get("seconds", 0.0) / 3600
         if "cpu_seconds" in cell:
             row["cpu_hours"] += cell["cpu_seconds"] / 3600
@@ -67,17 +68,19 @@ def spent(finished: list[dict]) -> list[dict]:
 
 
 def describe_spent(rows: list[dict]) -> str:
-    """One line: "cpu: 60 cells on 2 hosts, 10.2 CPU-hours (10.5 hours of cell wall time); ..."."""
+    """One line: "cpu: 60 cells on 2 hosts, 10.20 CPU-hours (10.50 hours of cell wall time); ..."."""
     if not rows:
         return "no finished cells"
     parts = []
     for row in rows:
-        hosts = f"{row['hosts']} host{'s' if row['hosts'] != 1 else ''}"
+        hosts = f" on {row['hosts']} host{'s' if row['hosts'] != 1 else ''}" if row["hosts"] else ""
         gpu = f"{row['gpu_hours']:.2f} GPU-hours, " if "gpu_hours" in row else ""
-        missing = (f", {row['cells_without_cpu_time']} of them without a recorded CPU time"
-                   if row["cells_without_cpu_time"] else "")
-        parts.append(f"{row['device']}: {row['cells']} cells on {hosts}, {gpu}{row['cpu_hours']:.2f} CPU-hours "
-                     f"({row['wall_hours']:.2f} hours of cell wall time{missing})")
+        wall = f"{row['wall_hours']:.2f} hours of cell wall time"
+        without = row["cells_without_cpu_time"]
+        cpu = (f"{row['cpu_hours']:.2f} CPU-hours ({wall})" if not without else
+               f"{wall} (CPU time not recorded)" if without == row["cells"] else
+               f"{row['cpu_hours']:.2f} CPU-hours in the {row['cells'] - without} cells that recorded it ({wall})")
+        parts.append(f"{row['device']}: {row['cells']} cells{hosts}, {gpu}{cpu}")
     return "; ".join(parts)
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
+from .shared_cells import read_cells
+
 # score -> (how to read it from a card for a class, whether higher means a better generator)
 SCORES = {
     "FID": (lambda card, c: card["scores"][c]["fid"], False),
@@ -35,7 +37,7 @@ SCORES = {
 
 def gains(study: Path, arm: str) -> dict[tuple[int, str], float]:
     """(fold, class) -> mean over seeds of the paired F1 gain of `arm` over real only."""
-    cells = [json.loads(p.read_text()) for p in (study / "cells").rglob("*.json")]
+    cells = read_cells(study)
     by = {(c["arm"], c["fold"], c["seed"]): c for c in cells}
     out: dict[tuple[int, str], list[float]] = {}
     for (name, fold, seed), cell in by.items():

@@ -15,6 +15,7 @@ from classifier.identity import first_difference
 from wgan import checkpoint as ckpt
 from wgan.atomic import write_text
 
+from .shared_cells import cell_files
 from .sweep_config import Arm, SweepConfig
 
 
@@ -98,11 +99,12 @@ def reusable(config: SweepConfig) -> dict[tuple[str, int, int], Path]:
     found: dict[tuple[str, int, int], Path] = {}
     if not config.reuse_from:
         return found
+    elsewhere = [cell_files(folder) for folder in config.reuse_from]  # their own files and references
     for arm, fold, seed in todo(config):
         want = cell_identity(config, arm, fold, seed, generator_hash(config, fold, seed))
-        relative = config.cell_path(arm, fold, seed).relative_to(config.out)
-        source = next((folder / relative for folder in config.reuse_from
-                       if _stored_identity(folder / relative) == want), None)
+        name = config.cell_path(arm, fold, seed).relative_to(config.out / "cells").as_posix()
+        source = next((files[name] for files in elsewhere
+                       if name in files and _stored_identity(files[name]) == want), None)
         if source is not None:
             found[(arm.name, fold, seed)] = source
     return found

@@ -18,6 +18,7 @@ from .engine import Engine
 from .intervals import score_names
 from .labels import attach_test_labels
 from .reuse import check_reuse
+from .shared_cells import cell_files
 from .sweep import run_sweep
 from .sweep_config import SweepConfig
 
@@ -129,15 +130,16 @@ def rerender(folder: Path) -> dict:
     results.json lists, with today's statistics. Returns the new results."""
     results = json.loads((folder / "results.json").read_text())
     cells = attach_test_labels([_stored_cell(folder, c) for c in results["cells"]])
-    results |= judge(cells, results.get("plan"))
+    results |= judge(cells, results.get("plan")) | {"compute": spent(cells)}
     report.write_outputs(results, folder)
     return results
 
 
 def _stored_cell(folder: Path, listed: dict) -> dict:
-    path = folder / "cells" / listed["arm"] / f"fold{listed['fold']}-seed{listed['seed']}.json"
-    if not path.is_file():
-        raise ValueError(f"{path}: results.json lists this cell, but its file is missing")
+    name = f"{listed['arm']}/fold{listed['fold']}-seed{listed['seed']}.json"
+    path = cell_files(folder, listed["arm"]).get(name)  # its own file, or the one it references
+    if path is None:
+        raise ValueError(f"{folder / 'cells' / name}: results.json lists this cell, but its file is missing")
     cell = json.loads(path.read_text())
     if cell["test"]["accuracy"] != listed["test_accuracy"]:
         raise ValueError(f"{path}: test accuracy {cell['test']['accuracy']} differs from the "

@@ -119,3 +119,30 @@ def degrade_command(source, target, noise, seed):
     except USER_ERRORS as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"wrote {target}")
+
+
+@tools_group.command("share-cells")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--with", "others", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A study folder to share with; default: the folders each study reused cells from (--reuse-from).")
+def share_cells_command(folders, others):
+    """Keep each cell of the augment-eval FOLDERS that is a byte-identical copy of a cell of a
+    folder it reused from as a reference (cells/references.json: path and SHA-256) instead of a
+    copy. Every reader follows the references; share a study after the studies it reused from.
+
+    \b
+    Example:
+      augment-tools share-cells docs/augment/tuned/control docs/augment/tuned/teacher
+    """
+    import json
+
+    from augment.shared_cells import share
+
+    for folder in folders:
+        try:
+            reused_from = others or [Path(p) for p in
+                                     json.loads((folder / "results.json").read_text())["config"].get("reuse_from", [])]
+            removed = share(folder, reused_from)
+        except (*USER_ERRORS, KeyError) as error:
+            raise click.ClickException(f"{folder}: {error}") from None
+        click.echo(f"{folder}: {removed} copies replaced by references")

@@ -161,8 +161,10 @@ def test_the_compute_line_sums_each_device_kind_over_its_workers():
                            "cpu_hours": pytest.approx(1.5), "cells_without_cpu_time": 1}
     assert rows["NVIDIA H100"]["gpu_hours"] == pytest.approx(0.2) and "gpu_hours" not in rows["cpu"]
     line = describe_spent(spent(finished))
-    assert line.startswith("NVIDIA H100: 1 cells on 1 host, 0.20 GPU-hours, 0.19 CPU-hours")
-    assert "cpu: 3 cells on 2 hosts, 1.50 CPU-hours (1.60 hours of cell wall time, 1 of them without" in line
+    assert line.startswith("NVIDIA H100: 1 cells on 1 host, 0.20 GPU-hours, 0.19 CPU-hours (0.20 hours of cell wall")
+    assert "cpu: 3 cells on 2 hosts, 1.50 CPU-hours in the 2 cells that recorded it (1.60 hours of cell wall" in line
+    older = [{"device": "cpu", "seconds": 7200.0}]  # before cells kept their host and CPU time
+    assert describe_spent(spent(older)) == "cpu: 1 cells, 2.00 hours of cell wall time (CPU time not recorded)"
     # a cluster whose size this process does not know gets no wall-time guess
     assert Cost(4, 4, 60.0, "timed").describe(None).endswith("4.0 CPU-minutes, divided among the cluster's workers")
     assert Cost(4, 4, 60.0, "timed").describe(2).endswith("about 2.0 minutes with 2 workers")

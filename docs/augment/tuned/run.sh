@@ -24,6 +24,9 @@ study() {  # NAME ARGS...: restore committed cells, run, keep cells and report
     local name=$1 status=0; shift
     mkdir -p runs/tuned-$name
     [ -d $here/$name/cells ] && cp -rn $here/$name/cells runs/tuned-$name/
+    # cells shared with the studies it reused from are references here (paths relative to this
+    # folder); under runs/ the run adopts them again from those studies (--reuse-from)
+    rm -f runs/tuned-$name/cells/references.json
     # the study's own options come after the base, so they override it (e.g. --epochs)
     augment-eval $base "$@" --out runs/tuned-$name || status=$?  # failed cells: kept, retried next time
     mkdir -p $here/$name
@@ -31,6 +34,8 @@ study() {  # NAME ARGS...: restore committed cells, run, keep cells and report
     for f in results.json report.md gain.png errors.json; do
         [ -f runs/tuned-$name/$f ] && cp runs/tuned-$name/$f $here/$name/
     done
+    # copies of the cells it reused (from the folders its results.json names) become references
+    [ -f $here/$name/results.json ] && augment-tools share-cells $here/$name
     return $status
 }
 
