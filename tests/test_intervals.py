@@ -141,6 +141,7 @@ def test_holm_against_a_hand_computed_example():
     assert holm({"a": 0.01, "b": 0.04, "c": 0.03, "d": 0.005}) == pytest.approx(
         {"a": 0.03, "b": 0.06, "c": 0.06, "d": 0.02})
     assert holm({"a": 0.6, "b": 0.5}) == {"a": 1.0, "b": 1.0}
+    assert holm({"a": 0.7, "b": 0.6, "c": 0.01}) == pytest.approx({"a": 1.0, "b": 1.0, "c": 0.03})  # 2 x 0.6 capped at 1
     assert holm({}) == {}
 
 

@@ -81,6 +81,8 @@ def test_ema_copies_buffers_and_averages_weights():
     beta = ema.beta(1000, 10)
     assert torch.allclose(ema.model[0].weight, live[0].weight.lerp(before, beta))
     assert not torch.equal(ema.model[0].weight, live[0].weight)
+    # the averaged copy is never trained: no gradients kept for it (memory, and no optimiser can reach it)
+    assert not any(p.requires_grad for p in ema.model.parameters()) and not ema.model.training
 
 
 @pytest.mark.parametrize("name", list(LOSSES))
@@ -145,6 +147,7 @@ def test_ema_half_life_in_images():
 
 def test_ema_rampup_shortens_early_half_life():
     ema = EMA(torch.nn.Linear(1, 1), half_life_kimg=10.0, rampup=0.05)
+    assert ema.beta(images_seen=0, batch_size=1) == 0.0  # nothing seen yet: the first update copies the weights
     assert ema.beta(images_seen=1000, batch_size=50) == pytest.approx(0.5)
     assert ema.beta(images_seen=10**7, batch_size=50) == pytest.approx(0.5 ** (50 / 10000))
 

@@ -16,7 +16,7 @@ class EMA:
     the random initialisation does not linger for the first half-life.
     """
 
-    def __init__(self, model: nn.Module, half_life_kimg: float, rampup: float | None = 0.05):
+    def __init__(self, model: nn.Module, half_life_kimg: float, rampup: float | None):  # default: TrainConfig's
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.half_life_kimg = half_life_kimg
         self.rampup = rampup
