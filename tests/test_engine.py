@@ -163,6 +163,27 @@ def test_local_workers_leave_this_process_environment_as_it_was():
     assert done == [1, 2] and dict(os.environ) == before
 
 
+def _note_start(job) -> int:
+    folder, index = job
+    with open(Path(folder) / "started", "a") as f:
+        f.write(f"{index}\n")
+    time.sleep(0.2)  # the cell's work: the next cells wait for a free worker
+    return index
+
+
+def test_cells_start_in_the_order_given_so_a_stopped_study_leaves_whole_folds(tmp_path):
+    """run_sweep gives the cells seed by seed, fold by fold; the workers must take them in that
+    order (Dask by itself ordered independent tasks of equal priority by their names, which for
+    names like the cells' was far from the order given)."""
+    from augment.engine import run_all
+
+    done = list(run_all(Engine(workers=2), _note_start, [(str(tmp_path), i) for i in range(16)],
+                        names=lambda job: f"cell {job[1]}"))
+    started = [int(line) for line in (tmp_path / "started").read_text().split()]
+    assert sorted(result for _, result in done) == list(range(16))
+    assert all(index <= position + 1 for position, index in enumerate(started)), started  # two at a time
+
+
 def test_local_workers_share_the_gpus_evenly_each_its_own():
     """Each local worker runs its cells on its own GPU (worker i on GPU i mod the GPUs): one worker
     per GPU by default, two per GPU with twice the workers; never two workers on one GPU while
