@@ -156,8 +156,9 @@ def run_all(engine: Engine, function: Callable, jobs: Iterable, names: Callable[
         if on_start:
             threads = sum(w.get("nthreads", 1) for w in handle.scheduler_info()["workers"].values())
             on_start(handle.dashboard_link or "", threads)
-        # in the order given (Dask orders independent tasks of equal priority by their names, far
-        # from the order given, so a study stopped part-way left unpaired cells): higher runs sooner
+        # in the order given: Dask does not keep the submission order of independent tasks of equal
+        # priority (with names like the cells' it ran them far out of order, so a study stopped
+        # part-way left unpaired cells); a higher priority runs sooner
         futures = {handle.submit(function, job, key=names(job), pure=False, priority=len(jobs) - i): job
                    for i, job in enumerate(jobs)}
         for future in as_completed(futures):

@@ -173,8 +173,8 @@ def _note_start(job) -> int:
 
 def test_cells_start_in_the_order_given_so_a_stopped_study_leaves_whole_folds(tmp_path):
     """run_sweep gives the cells seed by seed, fold by fold; the workers must take them in that
-    order (Dask by itself ordered independent tasks of equal priority by their names, which for
-    names like the cells' was far from the order given)."""
+    order (Dask by itself does not keep the submission order of tasks of equal priority: with
+    names like the cells' it ran them far out of order)."""
     from augment.engine import run_all
 
     done = list(run_all(Engine(workers=2), _note_start, [(str(tmp_path), i) for i in range(16)],
