@@ -104,13 +104,22 @@ def flips(before: dict[str, bool], after: dict[str, bool]) -> list[str]:
     return sorted(case for case, ok in before.items() if ok and not after.get(case, False))
 
 
+def _sweep_data(sweep: Path) -> dict:
+    """The data settings of an augment-eval folder: its sweep.json, or for a folder kept without
+    it (the committed studies keep results.json, report and cells) the config in results.json."""
+    for name, read in (("sweep.json", lambda d: d["data"]), ("results.json", lambda d: d["config"]["data"])):
+        if (sweep / name).is_file():
+            return read(json.loads((sweep / name).read_text()))
+    raise ValueError(f"{sweep}: neither sweep.json nor results.json (not an augment-eval --out folder)")
+
+
 def from_sweep(sweep: Path, version: int = 1) -> dict:
     """The case list from the real-only (r=0) cells of an `augment-eval` folder: one baseline
     prediction list per fold and seed (`augment-tools corner-cases`)."""
     cells = read_cells(sweep, "r=0")
     if not cells:
         raise ValueError(f"{sweep}: no real-only cells (cells/r=0/*.json)")
-    data = DataConfig(**json.loads((sweep / "sweep.json").read_text())["data"])
+    data = DataConfig(**_sweep_data(sweep))
     cases = build_for(data, [c["test"]["predicted"] for c in cells], version=version)
     if cells[0]["data_fingerprints"]["test"] != cases["test_fingerprint"]:
         raise ValueError(f"{sweep}: cells were tested on another test set than {cases['test_fingerprint']}")

@@ -122,6 +122,27 @@ def test_cells_shared_with_the_study_they_came_from_are_references_every_reader_
     assert "cell r=0/fold0-seed0.json refers to" in changed.output and "which has changed since" in changed.output
 
 
+def test_the_corner_case_list_comes_from_a_study_folder_with_or_without_its_sweep_json(sweep, tmp_path):
+    """augment-tools corner-cases reads the real-only cells of a study; a folder kept in a
+    repository has results.json but no sweep.json, and gives the same list."""
+    import shutil
+
+    from commands.study_tools import tools_group
+
+    kept = tmp_path / "kept"
+    shutil.copytree(sweep[0], kept)
+    (kept / "sweep.json").unlink()
+    lists = {}
+    for name, folder in (("run", sweep[0]), ("kept", kept)):
+        result = CliRunner().invoke(tools_group, ["corner-cases", str(folder), str(tmp_path / f"{name}.json")])
+        assert result.exit_code == 0, result.output
+        lists[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert lists["run"] == lists["kept"]
+    cell = json.loads((sweep[0] / "cells" / "r=0" / "fold0-seed0.json").read_text())
+    wrong = sum(p != t for p, t in zip(cell["test"]["predicted"], cell["test"]["labels"], strict=True))
+    assert lists["kept"]["counts"]["baseline-wrong"] == wrong  # one run: its wrong answers
+
+
 def test_a_cell_is_reused_only_under_its_whole_identity(sweep, generator, tmp_path):
     """Another mixing mode or another generator file at the same path must not reuse a finished
     cell (both did before cells carried their identity); the real-only cell is shared."""
