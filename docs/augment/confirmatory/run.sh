@@ -6,11 +6,15 @@
 #      with cards and registered as first-cv<k>-s<seed>;
 #   2. the study: augment-eval --plan plan.toml; finished cells are kept under
 #      docs/augment/confirmatory/ and copied back into runs/ first, so a new machine continues.
-# Usage: bash docs/augment/confirmatory/run.sh [WORKERS] [replicas|study]   (from the repository
-# root, in the project's venv; default: both stages)
+# Usage: bash docs/augment/confirmatory/run.sh [WORKERS] [replicas|study|all] [-- AUGMENT-EVAL OPTIONS]
+# (from the repository root, in the project's venv; default: both stages). Options after `--` go to
+# augment-eval, e.g. where the cells run: `-- --scheduler tcp://host:8786` (docs/guide/cluster.md).
 set -euo pipefail
 workers=${1:-2}
 stage=${2:-all}
+shift $(( $# < 2 ? $# : 2 ))
+[ "${1:-}" = -- ] && shift
+engine=("$@")
 here=docs/augment/confirmatory
 
 replica() {  # FOLD SEED: train (resumed from its last state), score, release, register
@@ -40,7 +44,7 @@ if [ "$stage" != replicas ]; then
         [ -d $here/$kept ] && cp -rn $here/$kept runs/confirmatory/
     done
     status=0
-    augment-eval --plan $here/plan.toml --out runs/confirmatory --workers "$workers" --no-progress || status=$?
+    augment-eval --plan $here/plan.toml --out runs/confirmatory --workers "$workers" --no-progress "${engine[@]}" || status=$?
     for kept in cells; do  # the reference classifiers (filters/) stay under runs/ (retrained when missing)
         [ -d runs/confirmatory/$kept ] && cp -r runs/confirmatory/$kept $here/
     done

@@ -6,8 +6,10 @@
 # runs/ before each study, so a new machine continues where the last one stopped. The real-only
 # reference classifiers of the filter and teacher studies stay under runs/ (retrained when a cell
 # still needs them; the teacher study's are in the history, commit c144afd).
-# Usage: bash docs/augment/tuned/run.sh [WORKERS] [STUDY ...]   (from the repository root, in the
-# project's venv; default: every study below, in this order)
+# Usage: bash docs/augment/tuned/run.sh [WORKERS] [STUDY ...] [-- AUGMENT-EVAL OPTIONS]   (from the
+# repository root, in the project's venv; default: every study below, in this order). Options after
+# `--` go to every augment-eval, e.g. where the cells run: `-- --scheduler tcp://host:8786` or
+# `-- --cluster slurm --job-memory 4GB` (docs/guide/cluster.md).
 set -euo pipefail
 workers=${1:-2}
 shift || true
@@ -28,7 +30,7 @@ study() {  # NAME ARGS...: restore committed cells, run, keep cells and report
     # folder); under runs/ the run adopts them again from those studies (--reuse-from)
     rm -f runs/tuned-$name/cells/references.json
     # the study's own options come after the base, so they override it (e.g. --epochs)
-    augment-eval $base "$@" --out runs/tuned-$name || status=$?  # failed cells: kept, retried next time
+    augment-eval $base "$@" "${engine[@]}" --out runs/tuned-$name || status=$?  # failed cells: kept, retried next time
     mkdir -p $here/$name
     [ -d runs/tuned-$name/cells ] && cp -r runs/tuned-$name/cells $here/$name/
     for f in results.json report.md gain.png errors.json; do
@@ -135,7 +137,11 @@ run_one() {
     esac
 }
 
-studies=("$@")
+studies=() engine=()
+while [ $# -gt 0 ]; do
+    if [ "$1" = -- ]; then shift; engine=("$@"); break; fi
+    studies+=("$1"); shift
+done
 [ ${#studies[@]} -gt 0 ] || studies=(balanced control teacher filter realistic pretrain pretrain-control e600 e600-pretrain asinh-balanced asinh-e600-pretrain
          asinh-teacher asinh-filter asinh-control asinh-ratios asinh-realistic
          asinh-filter-ratios asinh-e600-filter asinh-e600-filter-r1 asinh-filter-realistic asinh-strict-filter asinh-e600-filter-control asinh-e600-filter-r3 vit resnet)
