@@ -106,7 +106,6 @@ def run(study: Study, engine: Engine, device: str, progress: bool, overwrite: bo
         "plan": config.plan.describe() if config.plan else None,
         **judge(cells, config.plan.describe() if config.plan else None),
         "errors": outcome.errors,
-        "wall_seconds": sum(c.get("seconds", 0.0) for c in cells),
         "compute": spent(cells),  # summed over the workers, per device kind
         "cells": [{k: c[k] for k in ("arm", "fold", "seed", "best_epoch", "valid_accuracy", "failure")}
                   | {"test_accuracy": c["test"]["accuracy"]} for c in cells],

@@ -92,57 +92,6 @@ def test_another_study_s_cells_of_the_same_identity_are_copied_not_recomputed(sw
     assert other.exit_code == 0 and "reused" not in other.output  # another learning rate: nothing to reuse
 
 
-def test_cells_shared_with_the_study_they_came_from_are_references_every_reader_follows(sweep, generator, tmp_path):
-    """augment-tools share-cells keeps a reused cell as a reference (path and SHA-256) instead of a
-    copy: the report is written again identically, a later study still reuses it, and a
-    referenced file that changed is refused in one line."""
-    import shutil
-
-    from commands.augment import report_command
-    from commands.study_tools import tools_group
-
-    first, second = tmp_path / "first", tmp_path / "second"
-    shutil.copytree(sweep[0], first)
-    assert run([*BASE, "--ratio", "0.5", "--checkpoint", generator, "--reuse-from", str(first)], second).exit_code == 0
-    report = (second / "report.md").read_text()
-    itself = CliRunner().invoke(tools_group, ["share-cells", str(second), "--with", str(second)])
-    assert itself.exit_code == 0 and "0 copies replaced" in itself.output  # never a reference to itself
-    shared = CliRunner().invoke(tools_group, ["share-cells", str(second)])  # the folders its results.json names
-    assert shared.exit_code == 0 and "4 copies replaced by references" in shared.output, shared.output
-    assert sorted(p.relative_to(second / "cells").as_posix() for p in (second / "cells").rglob("*.json")) == [
-        "r=0.5/fold0-seed0.json", "references.json"]
-    assert CliRunner().invoke(report_command, [str(second)]).exit_code == 0
-    assert (second / "report.md").read_text() == report
-    listed = run([*BASE, "--checkpoint", generator, "--reuse-from", str(second), "--dry-run"], tmp_path / "third")
-    assert f"r=1.5  fold 0  seed 0  reused from {first}" in listed.output, listed.output
-    cell = first / "cells" / "r=0" / "fold0-seed0.json"
-    cell.write_text(cell.read_text().replace('"seed": 0', '"seed": 0 ', 1))
-    changed = CliRunner().invoke(report_command, [str(second)])
-    assert changed.exit_code == 1 and "Traceback" not in changed.output
-    assert "cell r=0/fold0-seed0.json refers to" in changed.output and "which has changed since" in changed.output
-
-
-def test_the_corner_case_list_comes_from_a_study_folder_with_or_without_its_sweep_json(sweep, tmp_path):
-    """augment-tools corner-cases reads the real-only cells of a study; a folder kept in a
-    repository has results.json but no sweep.json, and gives the same list."""
-    import shutil
-
-    from commands.study_tools import tools_group
-
-    kept = tmp_path / "kept"
-    shutil.copytree(sweep[0], kept)
-    (kept / "sweep.json").unlink()
-    lists = {}
-    for name, folder in (("run", sweep[0]), ("kept", kept)):
-        result = CliRunner().invoke(tools_group, ["corner-cases", str(folder), str(tmp_path / f"{name}.json")])
-        assert result.exit_code == 0, result.output
-        lists[name] = json.loads((tmp_path / f"{name}.json").read_text())
-    assert lists["run"] == lists["kept"]
-    cell = json.loads((sweep[0] / "cells" / "r=0" / "fold0-seed0.json").read_text())
-    wrong = sum(p != t for p, t in zip(cell["test"]["predicted"], cell["test"]["labels"], strict=True))
-    assert lists["kept"]["counts"]["baseline-wrong"] == wrong  # one run: its wrong answers
-
-
 def test_a_cell_is_reused_only_under_its_whole_identity(sweep, generator, tmp_path):
     """Another mixing mode or another generator file at the same path must not reuse a finished
     cell (both did before cells carried their identity); the real-only cell is shared."""
