@@ -16,7 +16,7 @@ from torch import nn
 
 from wgan.data import GENERATED_SOURCE, ImageSet, to_unit_range
 from wgan.data.symmetry import dihedral, random_dihedral, random_rotation
-from wgan.device import autocast_factory
+from wgan.device import autocast_factory, reproducible_kernels
 from wgan.distributed import SINGLE, Shard, average_gradients, average_stats
 from wgan.progress import progress_bar
 
@@ -292,6 +292,7 @@ def fit(model: nn.Module, train: ImageSet | Callable[[int], ImageSet], valid: Im
     """
     train_for = train if callable(train) else (lambda epoch: train)
     rng = torch.Generator().manual_seed(settings.seed)
+    reproducible_kernels(device)  # a cell on a GPU repeats bit for bit, as on the CPU
     model.to(device)
     first = train_for(1)
     if targets is not None and (fresh is not None or targets.shape != (len(first), len(first.class_names))):

@@ -13,6 +13,7 @@ from tests.helpers import synthetic_set, tiny_config
 from wgan import checkpoint
 from wgan.config import TrainConfig
 from wgan.training_loop import TrainingDiverged, TrainingStopped, train
+from wgan.training_state import differences
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,18 +22,22 @@ def final_state(run_dir: Path) -> dict:
     return checkpoint.load(checkpoint.list_checkpoints(run_dir)[-1], checkpoint.TRAINING_STATE)
 
 
-def assert_same_tensors(a, b, where=""):
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for key in a:
-            assert_same_tensors(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, (list, tuple)):
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert_same_tensors(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, where
+def assert_same_tensors(a, b):
+    assert differences(a, b) == []
+
+
+def test_differences_name_every_place_two_states_differ():
+    state = {"step": 4, "generator": {"w": torch.ones(3), "b": torch.zeros(2)}, "rng": [torch.arange(3), 7]}
+    same = {"step": 4, "generator": {"w": torch.ones(3), "b": torch.zeros(2)}, "rng": [torch.arange(3), 7]}
+    assert differences(state, same) == []
+    same["generator"]["w"][1] = 1 + 1e-7
+    same["rng"][1] = 8
+    assert differences(state, same) == [".generator.w", ".rng[1]"]
+    assert differences(state, {**state, "step": 5}) == [".step"]
+    assert differences(state, {k: v for k, v in state.items() if k != "rng"}) == [" (keys)"]
+    assert differences(state, {**state, "rng": [torch.arange(3)]}) == [".rng (length)"]
+    assert differences(state, {**state, "generator": {"w": torch.ones(3), "b": torch.zeros(2, dtype=torch.int64)}}) \
+        == [".generator.b"]
 
 
 def test_run_writes_logs_checkpoints_and_export(tmp_path):

@@ -16,7 +16,7 @@ from . import checkpoint
 from .config import TrainConfig
 from .data import ImageSet, to_unit_range
 from .data.symmetry import random_dihedral, random_rotation
-from .device import autocast_factory, select_device
+from .device import autocast_factory, reproducible_kernels, select_device
 from .distributed import (
     any_rank,
     average_gradients,
@@ -250,6 +250,7 @@ def train(cfg: TrainConfig, data: ImageSet, run_dir: Path, resume: Path | None =
     device = select_device(cfg.device)
     shard = from_environment(device.type)
     device = local_device(device)
+    reproducible_kernels(device)
     if cfg.network.num_classes != len(data.class_names):
         raise ValueError(f"the network has {cfg.network.num_classes} classes, the data {len(data.class_names)} "
                          f"({', '.join(data.class_names)})")

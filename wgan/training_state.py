@@ -129,3 +129,21 @@ def generator_export(state: TrainingState, cfg: TrainConfig, data_fingerprint: s
         "step": state.step,
         "kimg": state.kimg,
     }
+
+
+def differences(a, b, where: str = "") -> list[str]:
+    """Where two training states (or any nesting of dicts, lists and tensors) differ, as paths like
+    `.generator.net.0.weight`; empty when they are equal bit for bit. How a resumed run is checked
+    against one that ran straight through."""
+    if isinstance(a, torch.Tensor):
+        same = isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)  # equal() promotes dtypes
+        return [] if same else [where]
+    if isinstance(a, dict):
+        if not isinstance(b, dict) or a.keys() != b.keys():
+            return [f"{where} (keys)"]
+        return [d for key in a for d in differences(a[key], b[key], f"{where}.{key}")]
+    if isinstance(a, (list, tuple)):
+        if not isinstance(b, (list, tuple)) or len(a) != len(b):
+            return [f"{where} (length)"]
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{where}[{i}]")]
+    return [] if a == b else [where]
