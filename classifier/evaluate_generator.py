@@ -11,7 +11,8 @@ import torch
 
 from wgan.atomic import write_text
 from wgan.compat import GeneratorMismatch, check_fits
-from wgan.data import load_dataset, to_uint8
+from wgan.data import DataConfig, load_dataset, to_uint8
+from wgan.data.preprocess import area_downsample
 from wgan.sampling import LoadedGenerator, generate, plan
 
 from .copying import copying_test, plot_closest
@@ -44,12 +45,29 @@ def check_extractor(extractor: LoadedClassifier, class_names: list[str]) -> None
                                 f"{list(class_names)}: pass --extractor, a classifier-train model.pt of the same data")
 
 
-def sample_images(model: torch.nn.Module, n_per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """n_per_class uint8 images of every class, seeds seed, seed + 1, ..."""
+def sample_images(model: torch.nn.Module, n_per_class: int, seed: int,
+                  resolution: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """n_per_class uint8 images of every class, seeds seed, seed + 1, ...; area-downsampled to
+    `resolution` when it is coarser than the generator's (see scoring_data)."""
     classes = list(range(model.cfg.num_classes))
     labels, seeds = plan(n_per_class * len(classes), classes, seed)
-    images = [to_uint8(batch) for batch, _, _ in generate(model, labels, seeds)]
+    factor = model.cfg.resolution // (resolution or model.cfg.resolution)
+    images = [area_downsample(to_uint8(batch), factor) for batch, _, _ in generate(model, labels, seeds)]
     return torch.cat(images), labels
+
+
+def scoring_data(data: DataConfig, generator_resolution: int, extractor_resolution: int) -> DataConfig:
+    """The real images a generator is scored against: its own training data, at the extractor's
+    resolution. A generator finer than the extractor (the 128 px `paper` preset beside the 64 px
+    released extractor) is scored after its images are area-downsampled as the data are, so it
+    is compared in the same feature space, at the same size, as the 64 px generators."""
+    if generator_resolution == extractor_resolution:
+        return data
+    if generator_resolution < extractor_resolution or generator_resolution % extractor_resolution:
+        raise GeneratorMismatch(
+            f"the extractor works at {extractor_resolution} px, the generator makes {generator_resolution} px images: "
+            "scores need an extractor at the generator's resolution or at a whole fraction of it (--extractor)")
+    return replace(data, resolution=extractor_resolution)
 
 
 def evaluate_generator(gen: LoadedGenerator, extractor: LoadedClassifier, settings: GeneratorEvaluation,
@@ -58,9 +76,10 @@ def evaluate_generator(gen: LoadedGenerator, extractor: LoadedClassifier, settin
     (the same scores of the real test split against the training split); also returns the
     images compared ({'real': (images, labels), 'generated': ...}) for plotting. `progress`
     reports the train-on-generated classifiers' epochs, the part that takes minutes."""
-    data, names = gen.config.data, list(gen.class_names)
+    names = list(gen.class_names)
     check_extractor(extractor, names)
-    check_fits(gen, data, names, classifier_resolution=extractor.resolution)
+    check_fits(gen, gen.config.data, names)
+    data = scoring_data(gen.config.data, gen.resolution, extractor.resolution)
     train = load_dataset(data)
     test = load_dataset(replace(data, subset="test"))
     valid = load_dataset(replace(data, subset="valid"))
@@ -69,7 +88,7 @@ def evaluate_generator(gen: LoadedGenerator, extractor: LoadedClassifier, settin
     real_valid = featurize(extractor, valid.images, valid.labels, cache_tag=valid.fingerprint)
     unseen = Evaluated(*(np.concatenate([getattr(real_valid, k), getattr(real_test, k)])
                          for k in ("images", "labels", "features")))  # never seen by this fold's generator
-    images, labels = sample_images(gen.model, settings.n_per_class, settings.seed)
+    images, labels = sample_images(gen.model, settings.n_per_class, settings.seed, extractor.resolution)
     generated = featurize(extractor, images, labels)
     kwargs = {"kid_subset": settings.kid_subset}
     scores = per_class(reference, generated, names, **kwargs)
@@ -90,7 +109,8 @@ def evaluate_generator(gen: LoadedGenerator, extractor: LoadedClassifier, settin
         tstr = train_on_synthetic_test_on_real(synthetic, train, valid, test, TrainSettings(epochs=settings.tstr_epochs,
                                                class_weighted=True, seed=settings.seed), device, progress)
     result = {
-        "generator": {"file_hash": gen.file_hash, "release": gen.release, "kimg": gen.kimg},
+        "generator": {"file_hash": gen.file_hash, "release": gen.release, "kimg": gen.kimg,
+                      "resolution": gen.resolution, "scored_at": extractor.resolution},
         "class_names": names,
         "extractor": {"model": extractor.name, "file_hash": extractor.file_hash, "resolution": extractor.resolution},
         "reference": {"data": asdict(data), "fingerprint": train.fingerprint},

@@ -22,7 +22,8 @@ class PeriodicQuality:
     With `unseen` real images (the validation and test splits), also the floor at matched size:
     per class, FID and KID of as many unseen images as there are (at most `n_per_class`), averaged
     over FLOOR_DRAWS draws and computed once, and the generated FID at that same size, so the
-    TensorBoard curves compare like with like."""
+    TensorBoard curves compare like with like. `reference` is at the extractor's resolution
+    (evaluate_generator.scoring_data); a finer generator's samples are area-downsampled to it."""
 
     def __init__(self, extractor: LoadedClassifier, reference: ImageSet, every: int, n_per_class: int = 200,
                  kid_subset: int = 100, seed: int = 0, tstr_epochs: int = 0, unseen: list[ImageSet] | None = None):
@@ -38,7 +39,7 @@ class PeriodicQuality:
     def __call__(self, step: int, state) -> dict[str, float] | None:
         if step % self.every:
             return None
-        images, labels = sample_images(state.ema.model, self.n_per_class, self.seed)
+        images, labels = sample_images(state.ema.model, self.n_per_class, self.seed, self.real.resolution)
         generated: Evaluated = featurize(self.extractor, images, labels)
         stats: dict[str, float] = {}
         for c, name in enumerate(self.real.class_names):

@@ -205,11 +205,14 @@ def quality_monitor(cfg: TrainConfig, data) -> tuple[list, str | None]:
     stays independent of it."""
     if not cfg.eval.every:
         return [], None
+    from classifier.evaluate_generator import scoring_data
     from classifier.export import load_classifier
     from classifier.monitor import BEST_METRIC, PeriodicQuality
 
     extractor = load_classifier(cfg.eval.extractor or released.EXTRACTOR, select_device(cfg.device))
+    scored = scoring_data(cfg.data, cfg.network.resolution, extractor.resolution)
+    reference = data if scored == cfg.data else load_dataset(scored)
     # the floor at matched size: real images this run's generator never sees
-    unseen = [load_dataset(replace(cfg.data, subset=s)) for s in ("valid", "test")] if cfg.data.subset == "train" else None
-    return [PeriodicQuality(extractor, data, cfg.eval.every, cfg.eval.n_per_class,
+    unseen = [load_dataset(replace(scored, subset=s)) for s in ("valid", "test")] if cfg.data.subset == "train" else None
+    return [PeriodicQuality(extractor, reference, cfg.eval.every, cfg.eval.n_per_class,
                             tstr_epochs=cfg.eval.tstr_epochs, unseen=unseen)], BEST_METRIC

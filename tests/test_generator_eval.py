@@ -203,3 +203,68 @@ def test_eval_refuses_an_extractor_that_did_not_learn(setup, tmp_path):
     assert result.exit_code == 1 and "did not learn (collapsed: 98% of its predictions are FRII" in result.output
     assert "feature extractor" in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "eval").exists()
+
+
+@pytest.fixture(scope="module")
+def finer_generator(tmp_path_factory):
+    """A 64 px generator (one iteration) and an extractor at 32 px, half its resolution (as the
+    128 px `paper` preset beside the 64 px released extractor), on 64 px synthetic data."""
+    from wgan.data import load_dataset
+
+    root = tmp_path_factory.mktemp("finer")
+    path = synthetic_h5(root / "data.h5", size=64)
+    result = CliRunner().invoke(classifier_train_command, ["--data", str(path), "--crop", "64", "--resolution", "32",
+                                                           "--epochs", "80", "--out", str(root / "extractor"),
+                                                           "--no-progress"])
+    assert result.exit_code == 0, result.output
+    cfg = tiny_config(iters=1)
+    cfg.network.resolution = 64
+    cfg.data = DataConfig(source=str(path), crop=64)
+    export = train(cfg, load_dataset(cfg.data), root / "run", progress=False)
+    return export, root / "extractor" / "fold0" / "model.pt", path
+
+
+def test_a_generator_finer_than_the_extractor_is_scored_on_images_resized_as_the_data_are(finer_generator):
+    import torch
+
+    from classifier.evaluate_generator import sample_images, scoring_data
+    from wgan.compat import GeneratorMismatch
+    from wgan.data.preprocess import Preprocess, preprocess_images
+    from wgan.sampling import load_generator
+
+    model = load_generator(finer_generator[0]).model
+    full, labels = sample_images(model, 6, seed=3)
+    coarse, same_labels = sample_images(model, 6, seed=3, resolution=32)
+    assert full.shape[-1] == 64 and coarse.shape[-1] == 32 and torch.equal(labels, same_labels)
+    # the data's own resize: area averages of 2 x 2 blocks, rounded to the 256 levels
+    assert np.array_equal(coarse.numpy(), preprocess_images(full.numpy(), Preprocess(crop=None, resolution=32)))
+    expected = full.float().reshape(-1, 32, 2, 32, 2).mean((2, 4)).round().to(torch.uint8)
+    assert torch.equal(coarse, expected)
+
+    data = DataConfig(source="x.h5", crop=64)
+    assert scoring_data(data, 64, 64) == data and scoring_data(data, 64, 32).resolution == 32
+    for generator, extractor in ((32, 64), (48, 32)):
+        with pytest.raises(GeneratorMismatch, match=f"extractor works at {extractor} px"):
+            scoring_data(data, generator, extractor)
+
+
+def test_wgan_eval_and_periodic_quality_score_a_finer_generator_at_the_extractors_size(finer_generator, tmp_path):
+    from commands.wgan import train_command
+
+    export, extractor, data = finer_generator
+    result = CliRunner().invoke(eval_command, ["--checkpoint", str(export), "--extractor", str(extractor),
+                                               "--n-per-class", "12", "--kid-subset", "10", "--out", str(tmp_path / "eval")])
+    assert result.exit_code == 0, result.output
+    scores = json.loads((tmp_path / "eval" / "scores.json").read_text())
+    assert scores["generator"]["resolution"] == 64 and scores["generator"]["scored_at"] == 32
+    assert scores["reference"]["data"]["resolution"] == 32 and np.isfinite(scores["matched"]["Bent"]["fid_ratio"])
+
+    trained = CliRunner().invoke(train_command, [
+        "--data", str(data), "--crop", "64", "--resolution", "64", "--iters", "2", "--batch-size", "8",
+        "--n-critic", "1", "--width", "0.25", "--eval-every", "2", "--extractor", str(extractor),
+        "--eval-n-per-class", "8", "--run-dir", str(tmp_path / "run"), "--no-progress"])
+    assert trained.exit_code == 0, trained.output
+    lines = [json.loads(x) for x in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    evals = [x for x in lines if "Metrics/kid_class_mean" in x]
+    assert [x["step"] for x in evals] == [2] and np.isfinite(evals[0]["Metrics/fid_matched_Bent"])
+    assert (tmp_path / "run" / "generator-best.pt").is_file()

@@ -56,10 +56,17 @@ def preprocess_images(images: np.ndarray, prep: Preprocess) -> np.ndarray:
     out = centre_crop(images, prep.crop_size(size))
     target = prep.output_size(size)
     if target != out.shape[-1]:
-        factor = out.shape[-1] // target
-        pooled = F.avg_pool2d(torch.from_numpy(np.ascontiguousarray(out)).float()[:, None], factor)
-        out = pooled[:, 0].round_().clamp_(0, 255).to(torch.uint8).numpy()
+        out = area_downsample(torch.from_numpy(np.ascontiguousarray(out)), out.shape[-1] // target).numpy()
     return np.ascontiguousarray(out)
+
+
+def area_downsample(images: torch.Tensor, factor: int) -> torch.Tensor:
+    """uint8 [N, H, W] images averaged over factor x factor blocks, rounded back to 256 levels:
+    how the data are resized, so that generated images resized with it compare like with like."""
+    if factor == 1:
+        return images
+    pooled = F.avg_pool2d(images.float()[:, None], factor)
+    return pooled[:, 0].round_().clamp_(0, 255).to(torch.uint8)
 
 
 def pixel_scale(source_scale_arcsec: float, source_size: int, prep: Preprocess) -> float:
