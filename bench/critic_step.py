@@ -39,8 +39,14 @@ class PlanesCritic(Critic):
         return self.to_score(self.body(x)).flatten()
 
 
+def device() -> torch.device:
+    """Every variant runs where training would: the GPU when there is one."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def published_style(net_cfg, batch: int, steps: int) -> list[float]:
-    """DataLoader with per-image transforms of the 300 px images, separate critic passes, fp32."""
+    """DataLoader with per-image transforms of the 300 px images (on the CPU, as published),
+    separate critic passes, fp32, on the training device."""
     from torchvision.transforms import v2
 
     raw = load_dataset(DataConfig(crop=None))  # 300 x 300 uint8
@@ -57,17 +63,19 @@ def published_style(net_cfg, batch: int, steps: int) -> list[float]:
 
     loader = torch.utils.data.DataLoader(Images(), batch_size=batch, shuffle=True, drop_last=True)
     torch.manual_seed(0)
-    G, D = Generator(net_cfg), PlanesCritic(net_cfg)
+    dev = device()
+    G, D = Generator(net_cfg).to(dev), PlanesCritic(net_cfg).to(dev)
     opt = torch.optim.Adam(D.parameters(), lr=1e-4, betas=(0.0, 0.9))
     times = []
     batches = iter(loader)
     for _ in range(steps):
         start = time.perf_counter()
         real, labels = next(batches)
+        real, labels = real.to(dev), labels.to(dev)
         onehot = F.one_hot(labels, 4).float()
         planes = onehot[:, :, None, None].expand(-1, -1, res, res)
-        fake = G(torch.randn(batch, net_cfg.z_dim), labels).detach()
-        eps = torch.rand(batch, 1, 1, 1)
+        fake = G(torch.randn(batch, net_cfg.z_dim, device=dev), labels).detach()
+        eps = torch.rand(batch, 1, 1, 1, device=dev)
         x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
         (grad,) = torch.autograd.grad(D(x_hat, planes).sum(), x_hat, create_graph=True)
         gp = ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
@@ -75,6 +83,8 @@ def published_style(net_cfg, batch: int, steps: int) -> list[float]:
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return times
 
@@ -83,19 +93,19 @@ def ours(net_cfg, batch: int, steps: int, amp: bool, channels_last: bool) -> lis
     """This project's critic step (batch-tensor augmentation, fused real+fake pass, class-plane cache)."""
     cfg = TrainConfig(network=net_cfg, batch_size=batch, amp=amp)
     data = load_dataset(DataConfig(resolution=None if net_cfg.resolution == 128 else net_cfg.resolution))
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    state = build_state(cfg, len(data), device)
+    dev = device()
+    state = build_state(cfg, len(data), dev)
     if channels_last:
         state.G.to(memory_format=torch.channels_last)
         state.D.to(memory_format=torch.channels_last)
-    loss = WGANGPLoss(state.G, state.D, cfg.loss, autocast_factory(device, amp))
-    images, labels = data.images.to(device), data.labels.to(device)
+    loss = WGANGPLoss(state.G, state.D, cfg.loss, autocast_factory(dev, amp))
+    images, labels = data.images.to(dev), data.labels.to(dev)
     state.G.requires_grad_(False)
     times = []
     for _ in range(steps):
         start = time.perf_counter()
         critic_step(state, loss, images, labels, cfg)
-        if device.type == "cuda":
+        if dev.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return times
@@ -123,7 +133,7 @@ def main() -> None:
     }
     results = []
     for name in args.variants.split(","):
-        if name.startswith("ours-bf16") and not native_bf16(torch.device("cuda" if torch.cuda.is_available() else "cpu")):
+        if name.startswith("ours-bf16") and not native_bf16(device()):
             results.append({"variant": name, "skipped": "no native bf16 on this device (emulated bf16 convs "
                             "measured about 70x slower than fp32 on an AVX2-only CPU)"})
             continue
