@@ -67,6 +67,16 @@ def test_second_writer_is_refused_naming_the_holder(run_dir):
     assert "Traceback" not in result.output
 
 
+def test_the_holder_named_is_the_one_holding_the_lock_not_an_earlier_one(tmp_path):
+    from wgan.workdir import LOCK_NAME
+
+    (tmp_path / LOCK_NAME).write_text("4194303999\n")  # left by an earlier holder with a longer PID
+    with exclusive(tmp_path, "first"):
+        with pytest.raises(DirectoryBusy) as busy, exclusive(tmp_path, "second"):
+            pass
+    assert f"(PID {os.getpid()})" in str(busy.value)
+
+
 LOCK_HOLDER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
