@@ -219,5 +219,37 @@ def test_a_pair_scored_on_other_images_with_the_same_labels_is_refused():
     for report in (*arm, *base):
         report["images"] = "shared-test-set"
     arm[1] = arm[1] | {"images": "another-set"}
-    with pytest.raises(ValueError, match="different test images"):
+    with pytest.raises(ValueError, match="^a pair's two runs were scored on different test images$"):
         intervals.two_way(arm, base, list(CLASSES))
+
+
+def test_a_cell_written_before_test_images_were_fingerprinted_pairs_with_one_that_has_it():
+    """Older cells carry no `images`; they pair with a newer cell of the same labels whichever side
+    the fingerprint is on, and give the interval they give without any fingerprint."""
+    arm, base = _pairs(6, 2, runs=3)
+    plain = intervals.two_way(arm, base, list(CLASSES), draws=200)
+    for newer in (arm, base):
+        marked = [report | {"images": "shared-test-set"} for report in newer]
+        pairs = (marked, base) if newer is arm else (arm, marked)
+        assert intervals.two_way(*pairs, list(CLASSES), draws=200) == plain
+
+
+def test_no_pairs_is_refused_by_name():
+    with pytest.raises(ValueError, match="no pairs to compare"):
+        intervals.two_way([], [], list(CLASSES))
+
+
+@pytest.mark.parametrize("gain, loss", [(40, 0), (6, 2), (0, 12)])
+def test_the_interval_brackets_the_gain_and_mirrors_when_the_arms_swap(gain, loss):
+    """Swapping arm and base negates every gain and mirrors its interval (the same draws of runs
+    and images serve both), so the two ends use quantiles alpha/2 and 1 - alpha/2; the observed
+    gain, a mean over runs, lies inside its interval."""
+    arm, base = _pairs(gain, loss, runs=5, jitter=3)
+    forward = intervals.two_way(arm, base, list(CLASSES), draws=400)
+    backward = intervals.two_way(base, arm, list(CLASSES), draws=400)
+    for name, f in forward.items():
+        b = backward[name]
+        assert b["mean"] == pytest.approx(-f["mean"]) and b["p"] == f["p"], name
+        assert b["low"] == pytest.approx(-f["high"]) and b["high"] == pytest.approx(-f["low"]), name
+        assert f["low"] <= f["mean"] <= f["high"], name
+    assert forward["accuracy"]["mean"] == pytest.approx((gain - loss) / N, abs=3 / N)
