@@ -49,17 +49,25 @@ def two_way(arm: list[dict], base: list[dict], class_names: list[str], confidenc
         for name, (d_obs, d_draws) in _differences(a, b, labels, weights, class_names).items():
             observed[name].append(d_obs)
             resampled[name].append(d_draws)
-    alpha = 1 - confidence
     out = {}
     for name in observed:
         per_run = np.stack(resampled[name], axis=1)  # draws x runs
         gains = (per_run * run_weights).sum(1) / n_runs
-        low, high = np.quantile(gains, [alpha / 2, 1 - alpha / 2])
-        p = min(1.0, 2 * min((gains <= 0).mean(), (gains >= 0).mean()))
-        out[name] = {"mean": float(np.mean(observed[name])), "low": float(low), "high": float(high),
-                     "n": n_runs, "p": max(float(p), 1 / draws), "significant": bool(low > 0 or high < 0),
-                     "method": "two-way bootstrap (runs x images)"}
+        low, high, p = percentile_summary(gains, confidence)
+        out[name] = {"mean": float(np.mean(observed[name])), "low": low, "high": high, "n": n_runs, "p": p,
+                     "significant": bool(low > 0 or high < 0), "method": "two-way bootstrap (runs x images)"}
     return out
+
+
+def percentile_summary(gains: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
+    """The percentile interval of bootstrap gains (quantiles alpha/2 and 1 - alpha/2) and the
+    two-sided p: twice the smaller share of draws on either side of 0 (a draw at 0 counts on
+    both sides, so no difference at all gives p = 1), never below 1/draws, the smallest share
+    the draws can resolve."""
+    alpha = 1 - confidence
+    low, high = np.quantile(gains, [alpha / 2, 1 - alpha / 2])
+    p = min(1.0, 2 * min((gains <= 0).mean(), (gains >= 0).mean()))
+    return float(low), float(high), max(float(p), 1 / gains.size)
 
 
 def _image_weights(reports: list[dict], rng: np.random.Generator, draws: int) -> list[np.ndarray]:

@@ -253,3 +253,12 @@ def test_the_interval_brackets_the_gain_and_mirrors_when_the_arms_swap(gain, los
         assert b["low"] == pytest.approx(-f["high"]) and b["high"] == pytest.approx(-f["low"]), name
         assert f["low"] <= f["mean"] <= f["high"], name
     assert forward["accuracy"]["mean"] == pytest.approx((gain - loss) / N, abs=3 / N)
+
+
+def test_the_percentile_summary_of_hand_made_draws():
+    low, high, p = intervals.percentile_summary(np.arange(-2.0, 8.0), confidence=0.8)  # -2 .. 7
+    assert (low, high) == (pytest.approx(-1.1), pytest.approx(6.1))  # quantiles 0.1 and 0.9
+    assert p == pytest.approx(0.6)  # 3 of 10 draws at or below 0
+    assert intervals.percentile_summary(np.arange(-7.0, 3.0), confidence=0.8)[2] == pytest.approx(0.6)  # 0, 1, 2
+    assert intervals.percentile_summary(np.zeros(10))[2] == 1.0  # no difference in any draw
+    assert intervals.percentile_summary(np.arange(1.0, 11.0))[2] == pytest.approx(0.1)  # floor: 1 / draws
