@@ -102,6 +102,7 @@ def scores(predicted: np.ndarray, labels: np.ndarray, class_names: list[str], we
     for c in range(len(class_names)):
         true_positive = weights @ ((predicted == c) & (labels == c))
         denominator = weights @ (predicted == c) + weights @ (labels == c)  # 2TP + FP + FN
-        f1s.append(np.divide(2 * true_positive, denominator, out=np.zeros_like(true_positive), where=denominator > 0))
+        # weights are counts, so a denominator is 0 (TP 0 too: F1 0) or at least 1
+        f1s.append(2 * true_positive / np.maximum(denominator, 1))
     out["macro_f1"] = np.mean(f1s, axis=0)
     return out | {f"{name}/f1": f for name, f in zip(class_names, f1s)}

@@ -262,3 +262,24 @@ def test_the_percentile_summary_of_hand_made_draws():
     assert intervals.percentile_summary(np.arange(-7.0, 3.0), confidence=0.8)[2] == pytest.approx(0.6)  # 0, 1, 2
     assert intervals.percentile_summary(np.zeros(10))[2] == 1.0  # no difference in any draw
     assert intervals.percentile_summary(np.arange(1.0, 11.0))[2] == pytest.approx(0.1)  # floor: 1 / draws
+
+
+def test_runs_share_an_image_draw_exactly_when_they_scored_the_same_images():
+    labels = list(range(4)) * 5
+    same = {"labels": labels, "images": "set-a"}
+    reports = [same, dict(same), {"labels": labels, "images": "set-b"}, {"labels": labels[::-1], "images": "set-a"}]
+    weights = intervals._image_weights(reports, np.random.default_rng(0), draws=50)
+    assert weights[0] is weights[1]  # one draw of images serves both runs of set a
+    assert not np.array_equal(weights[0], weights[2])  # same labels, other images: a draw of its own
+    assert not np.array_equal(weights[0], weights[3])  # other labels: other images
+    assert all(w.shape == (50, 20) and (w.sum(1) == 20).all() for w in weights)
+
+
+def test_a_class_absent_from_labels_and_predictions_has_f1_zero():
+    labels, predicted = np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1])
+    weights = np.array([[1.0, 1, 1, 1], [2, 0, 2, 0]])
+    got = intervals.scores(predicted, labels, ["A", "B", "C"], weights)
+    assert got["C/f1"].tolist() == [0.0, 0.0]
+    assert got["A/f1"] == pytest.approx([2 / 3, 1.0]) and got["B/f1"] == pytest.approx([0.8, 1.0])
+    assert got["macro_f1"] == pytest.approx([(2 / 3 + 0.8) / 3, 2 / 3])
+    assert got["accuracy"] == pytest.approx([0.75, 1.0])
