@@ -351,3 +351,18 @@ def test_predictors_rank_scores_against_the_measured_gain(tmp_path):
     gain = [planted[k] for k in sorted(planted)]
     rho = spearmanr([0.5] * 8 + [0.5 + g for g in gain], gain + gain)[0]
     assert f"| recall | higher | {rho:+.2f} |" in pooled and 0.3 < rho < 0.9
+
+
+def test_a_folds_overlap_over_its_generator_replicas_is_the_largest_any_replica_has():
+    """Each cell of the confirmatory study uses one of three generators of its fold; the report's
+    overlap counts may understate none of them."""
+    from augment import leakage
+
+    data = {"source": "first", "split": "cv", "fold": 2}
+    checks = [{"generator_data": data, "test_images_seen": 0, "valid_images_seen": v,
+               "dropped_train_images_seen": {"3": d3, "4": d4}} for v, d3, d4 in ((0, 5, 1), (2, 0, 7), (1, 3, 3))]
+    assert leakage.combine(checks) == {"generator_data": data, "test_images_seen": 0, "valid_images_seen": 2,
+                                       "dropped_train_images_seen": {"3": 5, "4": 7}}
+    assert checks[0]["valid_images_seen"] == 0  # the replicas' own records are left as they were
+    without = [{k: v for k, v in c.items() if k != "dropped_train_images_seen"} for c in checks]
+    assert leakage.combine(without) == {"generator_data": data, "test_images_seen": 0, "valid_images_seen": 2}
