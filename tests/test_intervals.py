@@ -235,7 +235,7 @@ def test_a_cell_written_before_test_images_were_fingerprinted_pairs_with_one_tha
 
 
 def test_no_pairs_is_refused_by_name():
-    with pytest.raises(ValueError, match="no pairs to compare"):
+    with pytest.raises(ValueError, match="^no pairs to compare$"):
         intervals.two_way([], [], list(CLASSES))
 
 
@@ -253,6 +253,9 @@ def test_the_interval_brackets_the_gain_and_mirrors_when_the_arms_swap(gain, los
         assert b["low"] == pytest.approx(-f["high"]) and b["high"] == pytest.approx(-f["low"]), name
         assert f["low"] <= f["mean"] <= f["high"], name
     assert forward["accuracy"]["mean"] == pytest.approx((gain - loss) / N, abs=3 / N)
+    half = intervals.two_way(arm, base, list(CLASSES), confidence=0.5, draws=400)["accuracy"]
+    whole = forward["accuracy"]
+    assert whole["low"] < half["low"] <= half["high"] < whole["high"]  # the same draws, a narrower interval
 
 
 def test_the_percentile_summary_of_hand_made_draws():
