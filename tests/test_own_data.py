@@ -105,6 +105,34 @@ def test_draw_is_deterministic_per_seed_and_keeps_duplicates_together():
         splits.draw(np.asarray([splits.image_hash(i) for i in images]), labels, ("A", "B"), plan)
 
 
+@pytest.mark.parametrize("sizes, folds, fraction, n_test", [
+    ((20, 7, 33), 5, 0.2, (4, 1, 7)),  # rounded: 4, 1.4 -> 1, 6.6 -> 7
+    ((6, 50), 3, 0.3, (2, 15)),  # 1.8 -> 2
+    ((7, 6), 5, 0.5, (2, 1)),  # 3.5 -> 4 and 3, capped so that each of the 5 folds keeps one image
+    ((7, 12), 5, 0.01, (1, 1)),  # at least one test image a class
+    ((10,), 2, 0.25, (3,)),  # 2.5 rounds half up
+])
+def test_a_drawn_split_is_stratified_and_its_subsets_partition_every_fold(sizes, folds, fraction, n_test):
+    hashes = np.asarray([f"h{i:03d}" for i in range(sum(sizes))])
+    labels = np.repeat(np.arange(len(sizes)), sizes)
+    split = splits.draw(hashes, labels, tuple("ABC"[: len(sizes)]), splits.SplitPlan(folds, fraction))
+    places = splits.assign(split, hashes, Path("x"))
+    for c, n in enumerate(sizes):
+        mine = places[labels == c]
+        assert (mine == "test").sum() == n_test[c]
+        per_fold = [(mine == str(k)).sum() for k in range(folds)]  # the rest dealt in turn, fold 0 first
+        rest = n - n_test[c]
+        assert per_fold == [rest // folds + (k < rest % folds) for k in range(folds)]
+    for fold in range(folds):
+        masks = [splits.subset_mask(places, s, fold, folds) for s in ("train", "valid", "test")]
+        assert (sum(m.astype(int) for m in masks) == 1).all()  # every image in exactly one subset
+        assert (masks[1] == (places == str(fold))).all() and (masks[2] == (places == "test")).all()
+    with pytest.raises(DataError, match=f"fold {folds} out of range 0..{folds - 1}"):
+        splits.subset_mask(places, "train", folds, folds)
+    with pytest.raises(DataError, match="subset 'all' is not defined"):
+        splits.subset_mask(places, "all", 0, folds)
+
+
 def test_a_class_too_small_for_the_folds_is_refused():
     hashes = np.asarray([f"h{i}" for i in range(12)])
     labels = np.asarray([0] * 8 + [1] * 4)
