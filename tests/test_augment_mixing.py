@@ -185,3 +185,20 @@ def test_the_report_lists_the_training_settings(model, stats, listed):
     assert f'"model": "{model}"' in text
     assert ('"batchnorm_stats"' in text) == (listed is not None)
     assert listed is None or f'"batchnorm_stats": "{listed}"' in text
+
+
+def test_the_inner_split_holds_out_a_stratified_share_the_same_for_every_seed():
+    data = synthetic_set(40)  # 10 images a class
+    data.fingerprint += ":cv/0/train"
+    learn, pick = mixing.inner_split(data, 0.25)
+    assert list(pick.class_counts().values()) == [3, 3, 3, 3]  # 2.5 rounds half up
+    assert list(learn.class_counts().values()) == [7, 7, 7, 7]
+    held = {bytes(i.numpy()) for i in pick.images}
+    assert not held & {bytes(i.numpy()) for i in learn.images} and len(held) + len(learn) == 40
+    again = mixing.inner_split(data, 0.25)  # one inner split a fold, whatever the cell's seed
+    assert torch.equal(again[1].images, pick.images) and torch.equal(again[0].images, learn.images)
+    assert pick.fingerprint.endswith("inner-valid=0.25") and learn.fingerprint.endswith("inner-train=0.25")
+    assert list(mixing.inner_split(data, 0.01)[1].class_counts().values()) == [1, 1, 1, 1]  # at least one
+    for bad in (0, 1, 1.5):
+        with pytest.raises(ValueError, match=f"inner split must be in \\(0, 1\\), got {bad}"):
+            mixing.inner_split(data, bad)

@@ -51,3 +51,36 @@ def test_export_metadata(export):
     assert not gen.model.training
     images = draw(export, torch.tensor([0]), torch.tensor([0]), 1)
     assert images.shape == (1, 16, 16) and np.isfinite(images.numpy()).all()
+
+
+def test_written_samples_are_the_drawn_images_with_their_labels_seeds_and_grids(export, tmp_path):
+    from wgan.data import to_uint8
+    from wgan.sampling import write_samples
+
+    gen = load_generator(export)
+    target = write_samples(gen, 10, [1, 3], seed=5, out=tmp_path / "s.npz", fmt="npz", grid=True, batch_size=4,
+                           progress=False)
+    assert target == tmp_path / "s.npz"
+    with np.load(target) as saved:
+        labels, seeds = plan(10, [1, 3], seed=5)
+        assert saved["labels"].tolist() == labels.tolist() and saved["seeds"].tolist() == seeds.tolist()
+        assert np.array_equal(saved["images"], to_uint8(draw(export, labels, seeds, 10)).numpy())
+        assert saved["class_names"].tolist() == gen.class_names
+    assert sorted(p.name for p in tmp_path.glob("grid_*.png")) == ["grid_Bent.png", "grid_FRII.png"]
+
+
+def test_a_write_that_fails_names_the_file_and_what_was_kept(export, tmp_path, monkeypatch):
+    from wgan import writers
+    from wgan.atomic import WriteError
+    from wgan.sampling import write_samples
+
+    def full_disk(self, *args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writers.PNGWriter, "write", full_disk)
+    with pytest.raises(WriteError, match="writing stopped \\(No space left on device\\); the images written "
+                                         "before are complete"):
+        write_samples(load_generator(export), 4, [0], 0, tmp_path / "png", "png", progress=False)
+    monkeypatch.setattr(writers.NPZWriter, "write", full_disk)
+    with pytest.raises(WriteError, match="no file was written"):
+        write_samples(load_generator(export), 4, [0], 0, tmp_path / "s.npz", "npz", progress=False)
