@@ -142,3 +142,7 @@ def test_a_released_file_without_a_digest_is_checked_against_the_registry(run, t
     torch.save(payload, old)
     with pytest.raises(checkpoint.CheckpointError, match="damaged: its SHA-256 is not the one .*registry.json records"):
         load_generator(old)
+    other = released / "other.pt"  # beside the released file, but not registered: nothing to check it against
+    torch.save(checkpoint.load(run / "generator.pt", checkpoint.GENERATOR_EXPORT), other)
+    assert load_generator(other).kimg == payload["kimg"]
+    assert f"note: {other} has no content digest" in capsys.readouterr().err
