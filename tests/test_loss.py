@@ -199,3 +199,40 @@ def test_bad_loss_config_rejected(cfg, message):
     net = tiny_network()
     with pytest.raises(ValueError, match=message):
         build_loss(Generator(net), Critic(net), cfg)
+
+
+def test_logistic_losses_and_stats_match_their_formulas():
+    """softplus(D(fake)) + softplus(-D(real)) for the critic, softplus(-D(fake)) for the
+    generator, the margin E D(real) - E D(fake); no penalty at gamma 0."""
+    torch.manual_seed(0)
+    critic = LinearCritic(torch.randn(1, 1, 8, 8))
+    loss = build_loss(ZeroGenerator(), critic, LossConfig(name="logistic-r1", gp_lambda=0.0))
+    real, labels, z = torch.randn(5, 1, 8, 8), torch.arange(5) % 4, torch.randn(5, 3)
+    with torch.no_grad():
+        real_score, fake_score = critic(real, labels), critic(torch.zeros(5, 1, 8, 8), labels)
+    softplus = torch.nn.functional.softplus
+    value, stats = loss.critic_loss(real, labels, z, torch.Generator().manual_seed(0))
+    expected = (softplus(fake_score).mean() + softplus(-real_score).mean()).item()
+    assert value.item() == pytest.approx(expected) and stats["Loss/critic"] == pytest.approx(expected)
+    assert stats["Loss/margin"] == pytest.approx((real_score.mean() - fake_score.mean()).item())
+    assert "Loss/r1" not in stats
+    value, stats = loss.generator_loss(z, labels, torch.Generator().manual_seed(0))
+    assert stats == {"Loss/generator": pytest.approx(softplus(-fake_score).mean().item())}
+    assert value.item() == stats["Loss/generator"]
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_augmented_losses_draw_from_the_generator_they_are_given(name):
+    """With critic-input augmentation both losses draw from the training state's generator, so a
+    run (and a resumed run) repeats whatever else used the global random state."""
+    torch.manual_seed(0)
+    loss = build_loss(ZeroGenerator(), LinearCritic(torch.randn(1, 1, 8, 8)),
+                      LossConfig(name=name, gp_lambda=0.0, diffaug=("translation", "cutout")))
+    real, labels, z = torch.randn(5, 1, 8, 8), torch.arange(5) % 4, torch.randn(5, 3)
+    values = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        critic = loss.critic_loss(real, labels, z, torch.Generator().manual_seed(7))[0].item()
+        generator = loss.generator_loss(z, labels, torch.Generator().manual_seed(7))[0].item()
+        values.append((critic, generator))
+    assert values[0] == values[1]
