@@ -202,3 +202,36 @@ def test_the_inner_split_holds_out_a_stratified_share_the_same_for_every_seed():
     for bad in (0, 1, 1.5):
         with pytest.raises(ValueError, match=f"inner split must be in \\(0, 1\\), got {bad}"):
             mixing.inner_split(data, bad)
+
+
+def test_mixing_appends_matching_generated_images_and_refuses_the_rest_by_name():
+    real = synthetic_set(8)
+    real.fingerprint += ":cv/0/train"
+    generated = synthetic_set(4, seed=5)
+    generated.fingerprint = "generated"
+    mixed = mixing.mix(real, generated)
+    assert torch.equal(mixed.images, torch.cat([real.images, generated.images])) and len(mixed) == 12
+    assert torch.equal(mixed.labels, torch.cat([real.labels, generated.labels]))
+    assert mixed.fingerprint == f"{real.fingerprint}+generated" and mixed.class_names == real.class_names
+    assert mixing.mix(real, generated.subset(np.zeros(4, dtype=bool), "none")) is real
+    fraction = mixing.real_fraction(real, 0.5, 3)  # a part of the training split takes them too
+    assert fraction.fingerprint.endswith(":cv/0/train:real-fraction=0.5/seed=3")
+    assert len(mixing.mix(fraction, generated)) == len(fraction) + 4
+
+    other_size = synthetic_set(4, size=32)
+    with pytest.raises(ValueError, match=r"^generated images are \(32, 32\), real ones \(16, 16\)$"):
+        mixing.mix(real, other_size)
+    other_scale = synthetic_set(4)
+    other_scale.pixel_scale_arcsec = 3.6
+    with pytest.raises(ValueError, match="generated images are at 3.6 arcsec/px, real ones at 1.8"):
+        mixing.mix(real, other_scale)
+    renamed = synthetic_set(4)
+    renamed.class_names = ("A", "B", "C", "D")
+    with pytest.raises(ValueError, match=r"^generated classes \['A', 'B', 'C', 'D'\] differ from the real ones "):
+        mixing.mix(real, renamed)
+
+
+@pytest.mark.parametrize("fraction", [0, -0.5, 1.5])
+def test_a_real_fraction_outside_0_to_1_is_refused(fraction):
+    with pytest.raises(ValueError, match=rf"^real fraction must be in \(0, 1\], got {fraction}$"):
+        mixing.real_fraction(synthetic_set(8), fraction, 0)
