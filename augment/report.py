@@ -16,6 +16,7 @@ from .report_sections import (
     accuracy_p,
     columns,
     cross_validated,
+    decision_checks,
     declared,
     format_interval,
     format_p,
@@ -92,6 +93,7 @@ def markdown(results: dict) -> str:
         f"training `{json.dumps(TrainSettings.from_record(cfg['base']).effective(), sort_keys=True)}`, "
         f"data `{json.dumps(cfg['data'], sort_keys=True)}`.", "",
         *declared(results),
+        *decision_checks(results, summary, reference),
         "Test metrics on the real test split, mean ± std over folds x seeds:", "", *rows, "",
         "Per-class precision (P) and recall (R):", "", *pr, "",
         f"Paired gain over `{reference}` (same fold and seed), 95 % interval "

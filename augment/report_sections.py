@@ -58,6 +58,42 @@ def declared(results: dict) -> list[str]:
             "report is exploratory.", ""]
 
 
+ALPHA = 0.05  # the level of the confirmatory checks below
+
+
+def decision_checks(results: dict, summary: dict, reference: str) -> list[str]:
+    """The facts a confirmatory decision rule reads, computed rather than read off by eye: per
+    confirmatory comparison, whether its primary gain is positive with a Holm-adjusted p below
+    ALPHA; per confirmatory arm compared with `reference`, whether its cross-validated primary gain
+    has its 95 % interval above 0. The plan's own words (above) remain the rule; this says which
+    of its conditions hold."""
+    plan, comparisons = results.get("plan"), results.get("declared")
+    confirmatory = [c for c in comparisons or [] if c["family"] == "confirmatory"]
+    if not plan or not confirmatory:
+        return []
+    primary, checks = plan["primary"], []
+    for c in confirmatory:
+        gain = c["scores"].get(primary, {})
+        holds = "holm_p" in c and gain.get("mean", 0) > 0 and c["holm_p"] < ALPHA
+        found = (f"{gain['mean']:+.4f}, Holm p {format_p(c['holm_p'])}" if "holm_p" in c
+                 else "no two-way p (the cells hold no per-image predictions)")
+        checks.append((f"{c['name']}: {primary} gain > 0 with Holm p < {ALPHA:g}", found, holds))
+    for arm in dict.fromkeys(c["arm"] for c in confirmatory if c["against"] == reference):
+        cv = (summary.get(arm) or {}).get("cross_validated")
+        if cv:
+            gain = headline(cv["gain"], cv["gain_two_way"], primary)
+            checks.append((f"{arm}: cross-validated {primary} gain over {reference}, 95 % interval above 0",
+                           format_interval(gain), gain["low"] > 0))
+        else:
+            checks.append((f"{arm}: cross-validated {primary} gain over {reference}, 95 % interval above 0",
+                           "not scored (the study has no inner split)", False))
+    lines = ["Decision checks (computed from the cells; the decision rule above says how they combine):", "",
+             "| condition | found | holds |", "|---|---|---|"]
+    lines += [f"| {what} | {found} | {'yes' if holds else 'no'} |" for what, found, holds in checks]
+    every = all(holds for _, _, holds in checks)
+    return [*lines, "", f"All of these hold: {'yes' if every else 'no'}.", ""]
+
+
 def cross_validated(summary: dict, reference: str) -> list[str]:
     """The gain on the folds' validation images beside the test-set gain, and where they disagree."""
     arms = {arm: s["cross_validated"] for arm, s in summary.items() if s.get("cross_validated")}

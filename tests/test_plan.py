@@ -119,3 +119,36 @@ def test_a_plan_naming_what_the_study_lacks_is_refused_before_training(generator
     result = run(["--plan", str(path), "--checkpoint", generator], tmp_path / "study")
     assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "study" / "cells").exists()
+
+
+def _gain(mean, low, high):
+    return {"mean": mean, "low": low, "high": high, "n": 15, "p": 0.01, "significant": low > 0 or high < 0}
+
+
+def _decided(holm=(0.01, 0.02), means=(0.01, 0.01), cv=(0.004, 0.002, 0.006)):
+    """results and summary of a study with two confirmatory comparisons of r=1 and one exploratory."""
+    comparisons = [{"name": n, "arm": "r=1", "against": against, "family": "confirmatory", "pairs": 15,
+                    "scores": {"accuracy": _gain(m, m - 0.005, m + 0.005)}, "holm_p": h}
+                   for n, against, m, h in (("vs-real", "r=0", means[0], holm[0]), ("vs-control", "ctrl", means[1], holm[1]))]
+    comparisons.append({"name": "shuffled", "arm": "r=1", "against": "r=1+shuffled", "family": "exploratory",
+                        "pairs": 15, "scores": {"accuracy": _gain(-0.05, -0.06, -0.04)}, "holm_p": 0.9})
+    summary = {"r=1": {"cross_validated": {"gain": {"accuracy": _gain(*cv)}, "gain_two_way": None}} if cv else {}}
+    return {"plan": {"primary": "accuracy"}, "declared": comparisons}, summary
+
+
+@pytest.mark.parametrize("case, verdict, failing", [
+    ({}, "yes", []),
+    ({"holm": (0.01, 0.06)}, "no", ["vs-control"]),  # a Holm p above 0.05
+    ({"means": (-0.01, 0.01)}, "no", ["vs-real"]),  # significant, but a loss
+    ({"cv": (0.004, -0.001, 0.009)}, "no", ["r=1: cross-validated"]),  # the validation images disagree
+    ({"cv": None}, "no", ["r=1: cross-validated"]),  # not scored
+])
+def test_the_decision_checks_say_which_conditions_of_the_rule_hold(case, verdict, failing):
+    from augment.report_sections import decision_checks
+
+    lines = decision_checks(*_decided(**case), reference="r=0")
+    assert f"All of these hold: {verdict}." in lines
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith("| condition")]
+    assert len(rows) == 3  # two comparisons and the cross-validated gain; the exploratory one is not a condition
+    assert sorted(r.split(":")[0][2:] for r in rows if r.endswith("| no |")) == sorted(f.split(":")[0] for f in failing)
+    assert decision_checks({"plan": {"primary": "accuracy"}, "declared": []}, {}, "r=0") == []
