@@ -235,3 +235,11 @@ def test_mixing_appends_matching_generated_images_and_refuses_the_rest_by_name()
 def test_a_real_fraction_outside_0_to_1_is_refused(fraction):
     with pytest.raises(ValueError, match=rf"^real fraction must be in \(0, 1\], got {fraction}$"):
         mixing.real_fraction(synthetic_set(8), fraction, 0)
+
+
+def test_a_ratio_keeps_its_mode_and_a_malformed_per_class_ratio_is_named():
+    assert mixing.parse_ratio("1.5", "realistic") == mixing.MixSpec(1.5, "realistic")
+    with pytest.raises(ValueError, match="^ratio 'FRI=2=3': '2=3' is not a number$"):
+        mixing.parse_ratio("FRI=2=3", "balanced")
+    with pytest.raises(ValueError, match="^unknown class Blob, Ring in per-class ratio"):
+        mixing.check_classes(mixing.parse_ratio("Ring=1,FRI=2,Blob=1", "balanced"), ("FRI", "FRII", "Compact", "Bent"))

@@ -146,3 +146,11 @@ def test_a_released_file_without_a_digest_is_checked_against_the_registry(run, t
     torch.save(checkpoint.load(run / "generator.pt", checkpoint.GENERATOR_EXPORT), other)
     assert load_generator(other).kimg == payload["kimg"]
     assert f"note: {other} has no content digest" in capsys.readouterr().err
+
+
+def test_the_short_hash_that_names_a_generator_in_cells_is_the_first_16_hex_digits(tmp_path):
+    """Cell identities, reuse and reports name generators by it: another length would orphan
+    every committed cell."""
+    path = tmp_path / "x.bin"
+    path.write_bytes(b"radiogan")
+    assert checkpoint.file_hash(path) == file_digest(path)[:16] and len(checkpoint.file_hash(path)) == 16

@@ -236,3 +236,19 @@ def test_augmented_losses_draw_from_the_generator_they_are_given(name):
         generator = loss.generator_loss(z, labels, torch.Generator().manual_seed(7))[0].item()
         values.append((critic, generator))
     assert values[0] == values[1]
+
+
+def test_wgan_losses_and_stats_match_their_formulas():
+    """E D(fake) - E D(real) for the critic (no penalty at lambda 0), -E D(fake) for the generator."""
+    torch.manual_seed(0)
+    critic = LinearCritic(torch.randn(1, 1, 8, 8))
+    loss = build_loss(ZeroGenerator(), critic, LossConfig(name="wgan-gp", gp_lambda=0.0))
+    real, labels, z = torch.randn(5, 1, 8, 8), torch.arange(5) % 4, torch.randn(5, 3)
+    with torch.no_grad():
+        real_score, fake_score = critic(real, labels).mean().item(), critic(torch.zeros(5, 1, 8, 8), labels).mean().item()
+    value, stats = loss.critic_loss(real, labels, z, torch.Generator().manual_seed(0))
+    assert value.item() == pytest.approx(fake_score - real_score) and "Loss/gp" not in stats
+    assert stats["Loss/wasserstein"] == pytest.approx(real_score - fake_score)
+    assert (stats["Scores/real"], stats["Scores/fake"]) == (pytest.approx(real_score), pytest.approx(fake_score))
+    value, stats = loss.generator_loss(z, labels, torch.Generator().manual_seed(0))
+    assert value.item() == pytest.approx(-fake_score) and stats == {"Loss/generator": pytest.approx(-fake_score)}
