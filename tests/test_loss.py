@@ -193,7 +193,7 @@ def test_r1_matches_analytic_value_for_linear_critic():
     assert stats["Loss/r1"] == pytest.approx(w.square().sum().item(), rel=1e-5)
 
 
-@pytest.mark.parametrize("cfg, message", [(LossConfig(name="hinge"), "unknown loss 'hinge'"),
+@pytest.mark.parametrize("cfg, message", [(LossConfig(name="hinge"), "^unknown loss 'hinge'; choose from wgan-gp, logistic-r1$"),
                                           (LossConfig(gp_every=0), "gp_every")])
 def test_bad_loss_config_rejected(cfg, message):
     net = tiny_network()
@@ -236,6 +236,21 @@ def test_augmented_losses_draw_from_the_generator_they_are_given(name):
         generator = loss.generator_loss(z, labels, torch.Generator().manual_seed(7))[0].item()
         values.append((critic, generator))
     assert values[0] == values[1]
+    plain = build_loss(ZeroGenerator(), loss.D, LossConfig(name=name, gp_lambda=0.0))
+    unaugmented = (plain.critic_loss(real, labels, z, torch.Generator().manual_seed(7))[0].item(),
+                   plain.generator_loss(z, labels, torch.Generator().manual_seed(7))[0].item())
+    assert values[0][0] != unaugmented[0] and values[0][1] != unaugmented[1]  # the critic saw augmented images
+
+
+def test_the_drift_term_adds_epsilon_times_the_mean_squared_real_score():
+    torch.manual_seed(0)
+    critic = LinearCritic(torch.randn(1, 1, 8, 8))
+    real, labels, z = torch.randn(5, 1, 8, 8), torch.arange(5) % 4, torch.randn(5, 3)
+    values = [build_loss(ZeroGenerator(), critic, LossConfig(gp_lambda=0.0, drift=drift)).critic_loss(
+        real, labels, z, torch.Generator().manual_seed(0))[0].item() for drift in (0.0, 0.25)]
+    with torch.no_grad():
+        expected = 0.25 * critic(real, labels).square().mean().item()
+    assert values[1] - values[0] == pytest.approx(expected, rel=1e-5)
 
 
 def test_wgan_losses_and_stats_match_their_formulas():
