@@ -154,3 +154,40 @@ def test_the_short_hash_that_names_a_generator_in_cells_is_the_first_16_hex_digi
     path = tmp_path / "x.bin"
     path.write_bytes(b"radiogan")
     assert checkpoint.file_hash(path) == file_digest(path)[:16] and len(checkpoint.file_hash(path)) == 16
+
+
+def test_a_payload_carrying_an_old_digest_is_saved_with_a_new_one(run, tmp_path):
+    payload = checkpoint.load(run / "generator.pt", checkpoint.GENERATOR_EXPORT)
+    payload["kimg"] = payload["kimg"] + 1
+    checkpoint.save({**payload, "digest": "0" * 64}, tmp_path / "again.pt")  # e.g. read raw and edited
+    assert checkpoint.load(tmp_path / "again.pt", checkpoint.GENERATOR_EXPORT)["kimg"] == payload["kimg"]
+
+
+def test_a_failed_save_says_whether_the_previous_file_is_intact(run, tmp_path, monkeypatch):
+    payload = checkpoint.load(run / "generator.pt", checkpoint.GENERATOR_EXPORT)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    target = tmp_path / "export.pt"
+    with pytest.raises(checkpoint.CheckpointWriteError, match=rf"^{target}: could not be written "
+                       r"\(No space left on device\); nothing was written$"):
+        checkpoint.save(payload, target)
+    target.write_bytes(b"previous")
+    with pytest.raises(checkpoint.CheckpointWriteError, match="; the previous file is intact$"):
+        checkpoint.save(payload, target)
+    assert target.read_bytes() == b"previous"
+
+
+def test_an_export_of_other_networks_is_refused_by_name_and_a_release_is_named(run, tmp_path):
+    payload = checkpoint.load(run / "generator.pt", checkpoint.GENERATOR_EXPORT)
+    payload["state_dict"] = {k: v for k, v in list(payload["state_dict"].items())[1:]}  # a layer missing
+    checkpoint.save(payload, tmp_path / "other.pt")
+    with pytest.raises(checkpoint.CheckpointError, match=r"other.pt: generator export does not match this network "
+                       r"code \(Error\(s\) in loading state_dict"):
+        load_generator(tmp_path / "other.pt")
+    assert load_generator(run / "generator.pt").release is None  # not released
+    from wgan import released
+
+    assert load_generator(released.find_generator("first-cv0")).release.startswith("first-cv0")
