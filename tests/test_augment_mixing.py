@@ -243,3 +243,15 @@ def test_a_ratio_keeps_its_mode_and_a_malformed_per_class_ratio_is_named():
         mixing.parse_ratio("FRI=2=3", "balanced")
     with pytest.raises(ValueError, match="^unknown class Blob, Ring in per-class ratio"):
         mixing.check_classes(mixing.parse_ratio("Ring=1,FRI=2,Blob=1", "balanced"), ("FRI", "FRII", "Compact", "Bent"))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"mode": "per-class", "per_class": {"FRI": 1.0, "Bent": -2.0}}, r"^ratios must be finite and >= 0, got 1.0, -2.0$"),
+    ({"mode": "per-class", "per_class": {"FRI": math.inf}}, r"^ratios must be finite and >= 0, got inf$"),
+    ({"mode": "per-class"}, r"^mode 'per-class' needs at least one CLASS=RATIO$"),
+    ({"ratio": 1.0, "mode": "greedy"}, r"^unknown mixing mode 'greedy'; choose from balanced, realistic, per-class$"),
+])
+def test_a_mix_spec_refuses_what_cannot_be_mixed_by_name(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        mixing.MixSpec(**kwargs)
+    assert mixing.MixSpec(mode="per-class", per_class={"FRI": 0.0}).is_zero  # zero is allowed
