@@ -191,3 +191,18 @@ def test_an_export_of_other_networks_is_refused_by_name_and_a_release_is_named(r
     from wgan import released
 
     assert load_generator(released.find_generator("first-cv0")).release.startswith("first-cv0")
+
+
+def test_the_content_digest_is_a_fixed_function_of_the_content():
+    """Every checkpoint written so far stores this digest; computing it any other way (another key
+    order, another encoding) would call every existing file damaged. Optimizer states key their
+    entries by int, sorted by repr (10 before 2) together with str keys."""
+    value = {"state": {10: {"step": torch.tensor(3.0)}, 2: {"step": torch.tensor(1.0)}}, "name": "x",
+             "w": torch.arange(4, dtype=torch.float32).reshape(2, 2), "list": [1, 2.5, "a", None, True]}
+    assert checkpoint.content_digest(value) == "a2d1537daafdd3be855982314a0caca7c39b8335b9f521fef16dda395c95ccfa"
+    assert checkpoint.content_digest({**value, "name": "y"}) != checkpoint.content_digest(value)
+
+
+def test_a_missing_checkpoint_is_named(tmp_path):
+    with pytest.raises(checkpoint.CheckpointError, match=rf"^{tmp_path / 'none.pt'}: no such checkpoint file$"):
+        checkpoint.load(tmp_path / "none.pt", checkpoint.GENERATOR_EXPORT)
