@@ -209,8 +209,12 @@ def test_mixing_appends_matching_generated_images_and_refuses_the_rest_by_name()
     real.fingerprint += ":cv/0/train"
     generated = synthetic_set(4, seed=5)
     generated.fingerprint = "generated"
+    real.class_names = generated.class_names = ("A", "B", "C", "D")  # a survey's own classes
+    generated.source = np.full(4, "generated")
     mixed = mixing.mix(real, generated)
     assert torch.equal(mixed.images, torch.cat([real.images, generated.images])) and len(mixed) == 12
+    assert mixed.source.tolist() == ["synthetic"] * 8 + ["generated"] * 4 and len(mixed.ra) == len(mixed.dec) == 12
+    assert mixed.pixel_scale_arcsec == real.pixel_scale_arcsec
     assert torch.equal(mixed.labels, torch.cat([real.labels, generated.labels]))
     assert mixed.fingerprint == f"{real.fingerprint}+generated" and mixed.class_names == real.class_names
     assert mixing.mix(real, generated.subset(np.zeros(4, dtype=bool), "none")) is real
@@ -226,8 +230,8 @@ def test_mixing_appends_matching_generated_images_and_refuses_the_rest_by_name()
     with pytest.raises(ValueError, match="generated images are at 3.6 arcsec/px, real ones at 1.8"):
         mixing.mix(real, other_scale)
     renamed = synthetic_set(4)
-    renamed.class_names = ("A", "B", "C", "D")
-    with pytest.raises(ValueError, match=r"^generated classes \['A', 'B', 'C', 'D'\] differ from the real ones "):
+    renamed.class_names = ("W", "X", "Y", "Z")
+    with pytest.raises(ValueError, match=r"^generated classes \['W', 'X', 'Y', 'Z'\] differ from the real ones "):
         mixing.mix(real, renamed)
 
 

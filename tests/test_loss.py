@@ -267,3 +267,14 @@ def test_wgan_losses_and_stats_match_their_formulas():
     assert (stats["Scores/real"], stats["Scores/fake"]) == (pytest.approx(real_score), pytest.approx(fake_score))
     value, stats = loss.generator_loss(z, labels, torch.Generator().manual_seed(0))
     assert value.item() == pytest.approx(-fake_score) and stats == {"Loss/generator": pytest.approx(-fake_score)}
+
+
+def test_the_penalty_draws_its_mixing_weights_from_the_generator_it_is_given():
+    torch.manual_seed(0)
+    loss = build_loss(ZeroGenerator(), SquareCritic(torch.rand(1, 1, 8, 8)), LossConfig(name="wgan-gp"))
+    real, labels, z = torch.randn(5, 1, 8, 8), torch.arange(5) % 4, torch.randn(5, 3)
+    penalties = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        penalties.append(loss.critic_loss(real, labels, z, torch.Generator().manual_seed(7))[1]["Loss/gp"])
+    assert penalties[0] == penalties[1]
