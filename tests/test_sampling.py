@@ -84,3 +84,29 @@ def test_a_write_that_fails_names_the_file_and_what_was_kept(export, tmp_path, m
     monkeypatch.setattr(writers.NPZWriter, "write", full_disk)
     with pytest.raises(WriteError, match="no file was written"):
         write_samples(load_generator(export), 4, [0], 0, tmp_path / "s.npz", "npz", progress=False)
+
+
+def test_written_files_carry_their_provenance_and_grids_show_their_own_class(export, tmp_path):
+    import h5py
+    from astropy.io import fits
+    from PIL import Image
+
+    from wgan.data import to_uint8
+    from wgan.sampling import write_samples
+
+    gen = load_generator(export)
+    h5 = write_samples(gen, 6, [0, 2], 4, tmp_path / "deep" / "er" / "s.h5", "h5", progress=False)  # parents made
+    with h5py.File(h5) as f:
+        assert f.attrs["generator_hash"] == gen.file_hash and f.attrs["pixel_scale_arcsec"] == gen.pixel_scale_arcsec
+    assert not list(tmp_path.rglob("grid_*.png"))  # no grid unless asked
+    folder = write_samples(gen, 2, [1], 9, tmp_path / "fits", "fits", progress=False)
+    labels, seeds = plan(2, [1], seed=9)
+    floats = draw(export, labels, seeds, 2)
+    with fits.open(folder / "FRII_seed0000000009.fits") as hdul:
+        assert hdul[0].header["GENHASH"] == gen.file_hash and hdul[0].header["SEED"] == 9
+        np.testing.assert_allclose(hdul[0].data, ((floats[0].numpy() + 1) * 127.5).clip(0, 255), rtol=1e-6)
+    write_samples(gen, 6, [0, 3], 0, tmp_path / "grid.npz", "npz", grid=True, progress=False)
+    labels, seeds = plan(6, [0, 3], seed=0)
+    bent = to_uint8(draw(export, labels[labels == 3], seeds[labels == 3], 3))
+    grid = np.asarray(Image.open(tmp_path / "grid_Bent.png"))
+    assert np.array_equal(grid[2:18, 2:18], bent[0].numpy())  # the first Bent image, after the 2-pixel border
