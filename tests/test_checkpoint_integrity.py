@@ -206,3 +206,10 @@ def test_the_content_digest_is_a_fixed_function_of_the_content():
 def test_a_missing_checkpoint_is_named(tmp_path):
     with pytest.raises(checkpoint.CheckpointError, match=rf"^{tmp_path / 'none.pt'}: no such checkpoint file$"):
         checkpoint.load(tmp_path / "none.pt", checkpoint.GENERATOR_EXPORT)
+
+
+def test_a_torch_file_that_is_not_a_checkpoint_dict_is_refused_by_name(tmp_path):
+    path = tmp_path / "list.pt"
+    torch.save([torch.zeros(2), 1], path)  # a valid, safe torch file of another shape
+    with pytest.raises(checkpoint.CheckpointError, match=f"^{path}: "):
+        checkpoint.load(path, checkpoint.GENERATOR_EXPORT)
