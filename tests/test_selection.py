@@ -60,6 +60,15 @@ def test_composite_export_draws_each_class_from_its_member(run_dir, tmp_path):
     single = torch.cat([x for x, _, _ in generate(composite.model, labels[4:5], seeds[4:5])])
     assert torch.equal(single, images[4:5])
     assert composite.config.data == load_generator(candidate_path(run_dir, 2)).config.data
+    assert not any(p.requires_grad for p in composite.model.parameters())  # loaded for sampling only
+
+    from wgan import checkpoint
+
+    payload = checkpoint.load(out, checkpoint.GENERATOR_EXPORT)
+    payload["members"] = payload["members"][:3]  # a composite missing a class's member
+    checkpoint.save(payload, tmp_path / "short.pt")
+    with pytest.raises(checkpoint.CheckpointError, match="generator export does not match this network code"):
+        load_generator(tmp_path / "short.pt")
 
 
 def test_select_command_reports_the_choice_and_refuses_a_run_without_candidates(run_dir, tmp_path):
