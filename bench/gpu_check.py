@@ -91,9 +91,13 @@ class Check:
         return result
 
     def fresh(self, name: str) -> Path:
-        """A step's run folder, emptied: a step runs again only when it did not finish."""
-        shutil.rmtree(self.runs / name, ignore_errors=True)
-        return self.runs / name
+        """A step's output (a run folder or a file), removed: a step runs again only when it did
+        not finish, and then from the start."""
+        path = self.runs / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        path.unlink(missing_ok=True)
+        return path
 
     def tool(self, name: str) -> str:
         return str(self.bin / name)
