@@ -66,7 +66,7 @@ def scoring_data(data: DataConfig, generator_resolution: int, extractor_resoluti
     if generator_resolution < extractor_resolution or generator_resolution % extractor_resolution:
         raise GeneratorMismatch(
             f"the extractor works at {extractor_resolution} px, the generator makes {generator_resolution} px images: "
-            "scores need an extractor at the generator's resolution or at a whole fraction of it (--extractor)")
+            "pass --extractor, one at the generator's resolution or at a whole fraction of it")
     return replace(data, resolution=extractor_resolution)
 
 

@@ -205,11 +205,12 @@ def quality_monitor(cfg: TrainConfig, data) -> tuple[list, str | None]:
     stays independent of it."""
     if not cfg.eval.every:
         return [], None
-    from classifier.evaluate_generator import scoring_data
+    from classifier.evaluate_generator import check_extractor, scoring_data
     from classifier.export import load_classifier
     from classifier.monitor import BEST_METRIC, PeriodicQuality
 
     extractor = load_classifier(cfg.eval.extractor or released.EXTRACTOR, select_device(cfg.device))
+    check_extractor(extractor, list(data.class_names))  # its classes first: the plainest reason to refuse it
     scored = scoring_data(cfg.data, cfg.network.resolution, extractor.resolution)
     reference = data if scored == cfg.data else load_dataset(scored)
     # the floor at matched size: real images this run's generator never sees

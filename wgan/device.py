@@ -29,13 +29,13 @@ def select_device(name: str = "auto") -> torch.device:
     return device
 
 
-def reproducible_kernels(device: torch.device) -> None:
+def reproducible_kernels(device: torch.device | str) -> None:
     """On CUDA, choose the deterministic kernels, so that a run (and a resumed run) repeats bit for
     bit on the same GPU, as it does on the CPU: by default cuDNN picks convolution algorithms that
     add in a varying order, and cuBLAS needs a fixed workspace to do the same. Ops that have no
     deterministic CUDA kernel warn instead of failing (warn_only), so a run is never refused for it.
     Process-wide, set by the entry points of training (a GAN or a classifier); the CPU needs nothing."""
-    if device.type != "cuda":
+    if torch.device(device).type != "cuda":
         return
     # read when cuBLAS starts; training entry points run before any CUDA matrix product
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
