@@ -74,12 +74,14 @@ def dask_cluster(folder: Path, *workers: list[str]):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="signals and process groups")
 def test_a_sweep_on_a_dask_cluster_survives_a_worker_killed_mid_cell(generator, tmp_path):
-    alone = sweep(tmp_path / "alone", generator, "--workers", "1")
+    # cells long enough (about 10 s each on an idle 2-core machine) that neither ends while the
+    # other worker is still starting its own: with 3 epochs one cell once finished first
+    alone = sweep(tmp_path / "alone", generator, "--workers", "1", "--epochs", "40")
     assert alone.exit_code == 0, alone.output
     with dask_cluster(tmp_path, ["--name", "a"], ["--name", "b"]) as (address, started):
         out = tmp_path / "cluster"
         runner = subprocess.Popen([sys.executable, "-c", "from commands.augment import augment_eval_command as c; c()",
-                                   "--ratio", "1", "--folds", "0", "--seeds", "0", "--epochs", "3", "--no-baselines",
+                                   "--ratio", "1", "--folds", "0", "--seeds", "0", "--epochs", "40", "--no-baselines",
                                    "--checkpoint", generator, "--resolution", "32", "--out", str(out), "--no-progress",
                                    "--scheduler", address], env=environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   text=True)
