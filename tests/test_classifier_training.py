@@ -1,0 +1,289 @@
+"""The classifier's training loop in small pieces, with tiny linear models on 8 px images so every
+case runs in a fraction of a second: the loss and its class weights against their formulas, the
+epoch's order, the optimizers, what one epoch reports, early stopping and the validation metric
+that picks the epoch, evaluation, and the images BatchNorm is recalibrated on. Fast enough to
+run for every mutant of classifier/engine.py (docs/mutation.md); tests/test_classifier.py trains
+the real models."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from classifier.engine import (
+    TrainSettings,
+    _calibration_images,
+    _loss,
+    class_weights,
+    content_hash,
+    epoch_order,
+    evaluate,
+    fit,
+    make_optimizer,
+    selection_score,
+    train_one_epoch,
+)
+from tests.helpers import synthetic_set
+from wgan.data import GENERATED_SOURCE
+from wgan.distributed import SINGLE, Shard
+
+CPU = torch.device("cpu")
+
+
+def linear(size: int = 8, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(size * size, 4))
+
+
+class Constant(torch.nn.Module):
+    """The same logits for every image; one trainable parameter so an optimizer has something."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = torch.nn.Parameter(torch.tensor(logits))
+
+    def forward(self, x):
+        return self.logits.expand(x.shape[0], -1)
+
+
+LOGITS = torch.tensor([[2.0, 0.5, -1.0, 0.0], [0.1, 0.2, 0.3, 0.4], [-2.0, 1.0, 0.0, 3.0], [1.0, 1.0, 1.0, -1.0],
+                       [0.0, -0.5, 2.5, 1.0]])
+LABELS = torch.tensor([0, 3, 3, 1, 2])
+WEIGHTS = torch.tensor([2.0, 0.5, 1.0, 1.5])
+
+
+def test_the_hard_label_loss_is_the_weighted_mean_cross_entropy():
+    per_image = -F.log_softmax(LOGITS, 1)[torch.arange(5), LABELS]
+    torch.testing.assert_close(_loss(LOGITS, LABELS, LABELS, None, SINGLE), per_image.mean())
+    w = WEIGHTS[LABELS]
+    torch.testing.assert_close(_loss(LOGITS, LABELS, LABELS, WEIGHTS, SINGLE), (w * per_image).sum() / w.sum())
+
+
+@pytest.mark.parametrize("weights", [None, WEIGHTS])
+def test_ranks_share_the_hard_label_loss_so_their_mean_is_the_global_one(weights):
+    single = _loss(LOGITS, LABELS, LABELS, weights, SINGLE)
+    for world in (2, 3):
+        shares = [_loss(Shard(r, world).take(LOGITS), Shard(r, world).take(LABELS), LABELS, weights, Shard(r, world))
+                  for r in range(world)]
+        torch.testing.assert_close(sum(shares) / world, single)
+
+
+def test_the_soft_target_loss_is_its_formula():
+    targets = torch.softmax(torch.randn(5, 4, generator=torch.Generator().manual_seed(0)), 1)
+    log_p = F.log_softmax(LOGITS, 1)
+    torch.testing.assert_close(_loss(LOGITS, targets, targets, None, SINGLE), -(targets * log_p).sum() / 5)
+    weighted = -(targets * WEIGHTS * log_p).sum() / (targets * WEIGHTS).sum()
+    torch.testing.assert_close(_loss(LOGITS, targets, targets, WEIGHTS, SINGLE), weighted)
+    half = Shard(0, 2)  # a rank's share: its sum over the global normaliser, times the ranks
+    torch.testing.assert_close(_loss(LOGITS[:3], targets[:3], targets, WEIGHTS, half),
+                               -(targets[:3] * WEIGHTS * log_p[:3]).sum() / (targets * WEIGHTS).sum() * 2)
+
+
+def test_class_weights_are_inverse_frequencies_of_labels_or_of_probability_mass():
+    assert torch.equal(class_weights(torch.arange(8) % 4, 4), torch.ones(4))
+    torch.testing.assert_close(class_weights(torch.tensor([0, 0, 0, 1, 2, 3]), 4),
+                               torch.tensor([6 / 12, 6 / 4, 6 / 4, 6 / 4]))
+    absent = class_weights(torch.tensor([0, 0, 1, 1]), 4)  # classes 2 and 3 count as one image each
+    torch.testing.assert_close(absent, torch.tensor([6 / 8, 6 / 8, 6 / 4, 6 / 4]))
+    soft = torch.tensor([[0.5, 0.5, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 3.0, 1.0]])
+    # the labels are ignored when probability rows are given: masses 1.5, 0.5 -> 1 (floor), 3, 1
+    torch.testing.assert_close(class_weights(torch.zeros(3, dtype=torch.long), 4, soft),
+                               torch.tensor([6.5 / 6, 6.5 / 4, 6.5 / 12, 6.5 / 4]))
+
+
+def test_an_epoch_is_a_permutation_or_several_chained_for_a_fixed_number_of_steps():
+    labels = torch.arange(10) % 4
+    one = epoch_order(labels, TrainSettings(batch_size=4), torch.Generator().manual_seed(0), 4)
+    assert sorted(one.tolist()) == list(range(10))
+    longer = epoch_order(labels, TrainSettings(batch_size=4, steps_per_epoch=6), torch.Generator().manual_seed(0), 4)
+    assert len(longer) == 24 and sorted(longer[:10].tolist()) == sorted(longer[10:20].tolist()) == list(range(10))
+    assert len(set(longer[20:].tolist())) == 4
+    again = epoch_order(labels, TrainSettings(batch_size=4, steps_per_epoch=6), torch.Generator().manual_seed(0), 4)
+    assert torch.equal(longer, again)
+
+
+def test_oversampling_draws_the_classes_evenly_for_the_epochs_length():
+    labels = torch.tensor([0] * 90 + [1] * 10)
+    settings = TrainSettings(oversample=True, batch_size=10, steps_per_epoch=50)
+    order = epoch_order(labels, settings, torch.Generator().manual_seed(0), 2)
+    assert len(order) == 500
+    rare = (labels[order] == 1).float().mean().item()
+    assert 0.4 < rare < 0.6  # about half, where a plain draw gives 0.1
+    assert len(epoch_order(labels, TrainSettings(oversample=True), torch.Generator().manual_seed(0), 2)) == 100
+
+
+def test_the_optimizers_take_their_settings():
+    model = torch.nn.Linear(2, 2)
+    sgd, _ = make_optimizer(model, TrainSettings(optimizer="sgd", lr=0.1, weight_decay=0.01, warmup_epochs=0), 3)
+    group = sgd.param_groups[0]
+    assert isinstance(sgd, torch.optim.SGD)
+    assert (group["lr"], group["momentum"], group["nesterov"], group["weight_decay"]) == (0.1, 0.9, True, 0.01)
+    adamw, schedule = make_optimizer(model, TrainSettings(lr=0.01, weight_decay=0.05, warmup_epochs=0, epochs=2), 3)
+    assert isinstance(adamw, torch.optim.AdamW) and adamw.param_groups[0]["weight_decay"] == 0.05
+    rates = []
+    for _ in range(6):
+        rates.append(schedule.get_last_lr()[0])
+        adamw.step()
+        schedule.step()
+    # no warm-up: a half cosine from the full rate over the 6 steps
+    assert rates == pytest.approx([0.01 * 0.5 * (1 + math.cos(math.pi * s / 6)) for s in range(6)])
+    with pytest.raises(ValueError, match="unknown optimizer 'lamb'"):
+        make_optimizer(model, TrainSettings(optimizer="lamb"), 3)
+
+
+def test_an_epoch_reports_the_mean_loss_and_accuracy_over_its_images():
+    data = synthetic_set(10, size=8)  # labels 0 1 2 3 0 1 2 3 0 1
+    model = Constant([0.0, 2.0, 0.0, 0.0])  # always FRII
+    settings = TrainSettings(lr=0.0, warmup_epochs=0, batch_size=4, dihedral=False)
+    optimizer, scheduler = make_optimizer(model, settings, 3)
+    stats = train_one_epoch(model, data, optimizer, scheduler, settings, torch.Generator().manual_seed(0), CPU)
+    log_p = F.log_softmax(torch.tensor([0.0, 2.0, 0.0, 0.0]), 0)
+    assert stats["accuracy"] == pytest.approx(3 / 10)
+    assert stats["loss"] == pytest.approx(-(3 * log_p[0] + 3 * log_p[1] + 2 * log_p[2] + 2 * log_p[3]).item() / 10)
+    assert stats["lr"] == 0.0 and model.training
+
+
+def test_fresh_images_replace_the_generated_ones_of_every_batch_and_only_those():
+    data = synthetic_set(8, size=8)
+    data.source[4:] = GENERATED_SOURCE
+    data.images[4:] = 0
+    seen = []
+
+    class Recorder(Constant):
+        def forward(self, x):
+            seen.append(x.detach().clone())
+            return super().forward(x)
+
+    drawn = []
+
+    def fresh(labels):
+        drawn.append(labels.clone())
+        return torch.full((len(labels), 8, 8), 255, dtype=torch.uint8)
+
+    model = Recorder([0.0, 0.0, 0.0, 0.0])
+    settings = TrainSettings(lr=0.0, warmup_epochs=0, batch_size=4, dihedral=False)
+    optimizer, scheduler = make_optimizer(model, settings, 2)
+    train_one_epoch(model, data, optimizer, scheduler, settings, torch.Generator().manual_seed(0), CPU, fresh=fresh)
+    order = epoch_order(data.labels, settings, torch.Generator().manual_seed(0), 4)
+    shown = torch.cat(seen)[:, 0]
+    generated = order >= 4
+    assert (shown[generated] == 1).all()  # the fresh images, at full brightness
+    torch.testing.assert_close(shown[~generated], data.images[order[~generated]].float() / 127.5 - 1)
+    assert torch.equal(torch.cat(drawn), data.labels[order[generated]])  # of the classes they replace
+    assert (data.images[4:] == 0).all()  # the set itself untouched
+
+
+def test_generated_images_enter_as_drawn_when_asked_while_real_ones_are_augmented():
+    data = synthetic_set(8, size=8)
+    data.source[4:] = GENERATED_SOURCE
+    seen = []
+
+    class Recorder(Constant):
+        def forward(self, x):
+            seen.append(x.detach().clone())
+            return super().forward(x)
+
+    def shown(augment_generated):
+        seen.clear()
+        model = Recorder([0.0, 0.0, 0.0, 0.0])
+        settings = TrainSettings(lr=0.0, warmup_epochs=0, batch_size=8, augment_generated=augment_generated)
+        optimizer, scheduler = make_optimizer(model, settings, 1)
+        train_one_epoch(model, data, optimizer, scheduler, settings, torch.Generator().manual_seed(1), CPU)
+        return torch.cat(seen)[:, 0]
+
+    order = epoch_order(data.labels, TrainSettings(batch_size=8), torch.Generator().manual_seed(1), 4)
+    plain = data.images[order].float() / 127.5 - 1
+    generated = order >= 4
+    as_drawn, augmented = shown(False), shown(True)
+    torch.testing.assert_close(as_drawn[generated], plain[generated])
+    assert not torch.equal(augmented[generated], plain[generated])
+    torch.testing.assert_close(as_drawn[~generated], augmented[~generated])
+
+
+def test_patience_stops_after_that_many_epochs_without_a_better_score():
+    train, valid = synthetic_set(16, size=8), synthetic_set(8, size=8, seed=1)
+    settings = TrainSettings(epochs=10, lr=0.0, warmup_epochs=0, batch_size=8, patience=3)
+    logged = []
+    result = fit(linear(), train, valid, settings, CPU, log=lambda epoch, row: logged.append(epoch), progress=False)
+    assert result.best_epoch == 1 and len(result.history) == 4 and logged == [1, 2, 3, 4]  # lr 0: nothing improves
+    assert len(fit(linear(), train, valid, TrainSettings(epochs=5, lr=0.0, warmup_epochs=0, batch_size=8), CPU,
+                   progress=False).history) == 5
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "macro_f1", "loss"])
+def test_the_best_epoch_is_the_best_validation_score_and_its_weights_are_returned(metric):
+    train, valid = synthetic_set(32, size=8), synthetic_set(16, size=8, seed=1)
+    settings = TrainSettings(epochs=6, lr=0.05, batch_size=8, select_on=metric, seed=2)
+    result = fit(linear(seed=2), train, valid, settings, CPU, progress=False)
+    scores = [row[f"valid/{metric}"] * (-1 if metric == "loss" else 1) for row in result.history]
+    assert len(set(scores)) > 1
+    assert result.best_epoch == int(np.argmax(scores)) + 1
+    final = evaluate(result.model, valid, CPU)
+    assert selection_score(final, metric) == pytest.approx(scores[result.best_epoch - 1])
+    rows = result.history
+    assert [row["epoch"] for row in rows] == list(range(1, 7))
+    assert all(0 <= row["train/accuracy"] <= 1 and row["train/loss"] > 0 for row in rows)
+
+
+def test_soft_targets_are_refused_where_they_cannot_apply():
+    train, valid = synthetic_set(16, size=8), synthetic_set(8, size=8, seed=1)
+    settings = TrainSettings(epochs=2, batch_size=8)
+    with pytest.raises(ValueError, match="one row of class probabilities per image"):
+        fit(linear(), train, valid, settings, CPU, progress=False, targets=torch.ones(15, 4) / 4)
+    with pytest.raises(ValueError, match="one row of class probabilities per image"):
+        fit(linear(), train, valid, settings, CPU, progress=False, targets=torch.ones(16, 4) / 4,
+            fresh=lambda labels: torch.zeros(len(labels), 8, 8, dtype=torch.uint8))
+    changing = {1: train, 2: synthetic_set(16, size=8, seed=2)}
+    with pytest.raises(ValueError, match="changes between epochs"):
+        fit(linear(), changing.__getitem__, valid, settings, CPU, progress=False, targets=torch.ones(16, 4) / 4)
+    fit(linear(), train, valid, settings, CPU, progress=False, targets=torch.ones(16, 4) / 4)  # the right shape runs
+
+
+def test_class_weights_reach_training_from_the_first_epochs_set():
+    valid = synthetic_set(8, size=8, seed=1)
+    balanced = synthetic_set(16, size=8)
+    imbalanced = synthetic_set(16, size=8)
+    imbalanced.labels = torch.tensor([0] * 10 + [1, 2, 3, 1, 2, 3])
+
+    def weights(first, weighted):
+        sets = {1: first, 2: balanced}
+        settings = TrainSettings(epochs=2, batch_size=8, class_weighted=weighted, seed=1, dihedral=False)
+        return fit(linear(), sets.__getitem__, valid, settings, CPU, progress=False).model[1].weight
+
+    # the weights of epoch 1's imbalanced set hold in epoch 2 too, whose set is balanced
+    assert not torch.equal(weights(imbalanced, True), weights(imbalanced, False))
+    assert torch.equal(weights(balanced, True), weights(balanced, False))
+
+
+def test_evaluation_reports_the_mean_cross_entropy_the_predictions_and_which_images():
+    data = synthetic_set(8, size=8)
+    logits = torch.tensor([0.5, 2.0, -1.0, 0.0])
+    report = evaluate(Constant(logits.tolist()), data, CPU)
+    log_p = F.log_softmax(logits, 0)
+    assert report["loss"] == pytest.approx(-log_p[data.labels].mean().item())
+    assert report["predicted"] == [1] * 8 and report["labels"] == data.labels.tolist()
+    assert report["accuracy"] == pytest.approx(2 / 8) and report["images"] == content_hash(data)
+
+
+def test_the_content_hash_names_the_images_and_their_labels():
+    data = synthetic_set(8, size=8)
+    same = synthetic_set(8, size=8)
+    same.fingerprint = "loaded another way"
+    assert content_hash(data) == content_hash(same)
+    relabelled = synthetic_set(8, size=8)
+    relabelled.labels = relabelled.labels.flip(0)
+    brighter = synthetic_set(8, size=8)
+    brighter.images[0, 0, 0] += 1
+    assert len({content_hash(data), content_hash(relabelled), content_hash(brighter)}) == 3
+
+
+def test_batchnorm_is_recalibrated_on_the_real_training_images():
+    data = synthetic_set(8, size=8)
+    data.source[5:] = GENERATED_SOURCE
+    assert torch.equal(_calibration_images(data, None), data.images[:5])
+    generated_only = synthetic_set(8, size=8)
+    generated_only.source[:] = GENERATED_SOURCE
+    assert torch.equal(_calibration_images(generated_only, None), generated_only.images)  # pre-training
+    assert _calibration_images(generated_only, lambda labels: None) is None  # placeholders for a stream
