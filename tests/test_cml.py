@@ -47,13 +47,21 @@ def test_every_section_and_figure_is_written(checked):
     assert "on the same images:" in cml_report.markdown(older, None)
 
 
-def test_a_regression_against_the_best_fails_and_is_named(checked):
+def test_a_regression_against_the_best_fails_is_named_and_exits_1(checked, monkeypatch):
     paths, settings, report = checked
     better = json.loads(json.dumps(report["core"]))
     for q in better["quality"].values():
         q["kid"], q["kid_std"] = q["kid"] - 100.0, 0.0
     registry.add(paths.registry, "generator", "best.pt", "ab" * 32, "wgan-train", {}, better, promote=True)
-    again = cml.decide(cml.run(paths, settings, "cpu"), paths.registry)  # cells are reused
+    # through the command, whose exit status a pipeline reads: --quick made the fixture's settings,
+    # so the cells are reused
+    quick = {k: getattr(settings, k) for k in cml.QUICK}
+    monkeypatch.setattr(cml, "QUICK", quick)
+    result = CliRunner().invoke(cml_command, ["--checkpoint", str(paths.checkpoint), "--quick", "--registry",
+                                              str(paths.registry), "--corner-cases", str(paths.corner_cases),
+                                              "--out", str(paths.out), "--no-progress"])
+    assert result.exit_code == 1 and "FAILED; wrote" in result.output and "Traceback" not in result.output, result.output
+    again = json.loads((paths.out / "report.json").read_text())
     assert not again["passed"] and again["best"] == "generator-abababababab"
     failed = [g["name"] for g in again["gates"] if not g["passed"]]
     assert failed == ["KID FRI", "KID FRII", "KID Compact", "KID Bent"]
