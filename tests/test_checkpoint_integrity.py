@@ -93,28 +93,46 @@ def test_unsafe_pickle_error_never_advises_disabling_weights_only(tmp_path):
     assert "will not unpickle" in message
 
 
+UNUSABLE = "; it cannot be used (restore it from a copy, or use an older checkpoint of the run)"
+
+
 @pytest.mark.parametrize("case, message", [
-    ("not-zip", "not a PyTorch checkpoint file"),
-    ("truncated", "truncated or damaged"),
-    ("newer", "newer than this radiogan supports; upgrade"),
+    ("not-zip", "not a PyTorch checkpoint file (it is not a zip archive)" + UNUSABLE),
+    ("truncated", "truncated or damaged (its archive cannot be read)" + UNUSABLE),
+    ("pickle", "damaged, or holds Python objects other than tensors and plain values (radiogan never writes those, "
+               "and will not unpickle them)" + UNUSABLE),
+    ("foreign", "not a radiogan checkpoint"),
+    ("newer", f"format version {checkpoint.FORMAT_VERSION + 1} is newer than this radiogan supports; upgrade radiogan "
+              "to read it"),
     ("classifier", "is a radiogan-classifier file, expected a radiogan-generator file"),
+    ("edited", "damaged: its content does not match the digest stored in it; restore it from a copy, or use an older "
+               "checkpoint of the run"),
 ])
 def test_errors_say_what_is_wrong(run, tmp_path, case, message):
+    """The whole message, word for word: it is all a user sees of what went wrong and what to do."""
     path = tmp_path / "x.pt"
     source = (run / "generator.pt").read_bytes()
+    payload = checkpoint.load(run / "generator.pt", checkpoint.GENERATOR_EXPORT)
     if case == "not-zip":
         path.write_bytes(b"SIMPLE  =                    T" + b" " * 100)  # e.g. a FITS file
     elif case == "truncated":
         path.write_bytes(source[: len(source) // 2])
+    elif case == "pickle":
+        torch.save({"format": checkpoint.GENERATOR_EXPORT, "obj": Path("x")}, path)
+    elif case == "foreign":
+        torch.save({"model": torch.zeros(3)}, path)
+    elif case == "edited":  # a tensor changed after the digest was computed
+        payload["step"] += 1
+        torch.save(payload | {"digest": checkpoint.content_digest({**payload, "step": payload["step"] - 1})}, path)
     else:
-        payload = checkpoint.load(run / "generator.pt", checkpoint.GENERATOR_EXPORT)
         if case == "newer":
             payload["version"] = checkpoint.FORMAT_VERSION + 1
         else:
             payload["format"] = checkpoint.CLASSIFIER_EXPORT
         checkpoint.save(payload, path)
-    with pytest.raises(checkpoint.CheckpointError, match=message):
+    with pytest.raises(checkpoint.CheckpointError) as error:
         checkpoint.load(path, checkpoint.GENERATOR_EXPORT)
+    assert str(error.value) == f"{path}: {message}"
 
 
 def test_files_without_a_digest_still_load_with_a_notice(run, tmp_path, capsys):
@@ -122,7 +140,8 @@ def test_files_without_a_digest_still_load_with_a_notice(run, tmp_path, capsys):
     old = tmp_path / "old.pt"
     torch.save(payload, old)  # as written before digests existed
     assert load_generator(old).kimg == payload["kimg"]
-    assert "has no content digest" in capsys.readouterr().err
+    assert capsys.readouterr().err == (f"note: {old} has no content digest (written before digests were added); "
+                                       "it cannot be checked for damage\n")
 
 
 def test_a_released_file_without_a_digest_is_checked_against_the_registry(run, tmp_path, capsys):
@@ -140,8 +159,10 @@ def test_a_released_file_without_a_digest_is_checked_against_the_registry(run, t
     key = next(k for k, v in payload["state_dict"].items() if v.is_floating_point())
     payload["state_dict"][key] = payload["state_dict"][key] + 1e-3  # one weight changed, still a valid file
     torch.save(payload, old)
-    with pytest.raises(checkpoint.CheckpointError, match="damaged: its SHA-256 is not the one .*registry.json records"):
+    with pytest.raises(checkpoint.CheckpointError) as error:
         load_generator(old)
+    assert str(error.value) == (f"{old}: damaged: its SHA-256 is not the one {released / 'registry.json'} records for "
+                                "it; restore it from a copy (e.g. git checkout)")
     other = released / "other.pt"  # beside the released file, but not registered: nothing to check it against
     torch.save(checkpoint.load(run / "generator.pt", checkpoint.GENERATOR_EXPORT), other)
     assert load_generator(other).kimg == payload["kimg"]

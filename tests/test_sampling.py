@@ -110,3 +110,23 @@ def test_written_files_carry_their_provenance_and_grids_show_their_own_class(exp
     bent = to_uint8(draw(export, labels[labels == 3], seeds[labels == 3], 3))
     grid = np.asarray(Image.open(tmp_path / "grid_Bent.png"))
     assert np.array_equal(grid[2:18, 2:18], bent[0].numpy())  # the first Bent image, after the 2-pixel border
+
+
+def test_a_grid_lays_out_its_class_eight_to_a_row_on_white_and_progress_counts_images(export, tmp_path, capsys):
+    from PIL import Image
+
+    from wgan.data import to_uint8
+    from wgan.sampling import write_samples
+
+    write_samples(load_generator(export), 10, [3], 2, tmp_path / "s.npz", "npz", grid=True, batch_size=4)
+    labels, seeds = plan(10, [3], seed=2)
+    bent = to_uint8(draw(export, labels, seeds, 10)).numpy()
+    grid = np.asarray(Image.open(tmp_path / "grid_Bent.png"))
+    assert grid.shape == (2 + 2 * 18, 2 + 8 * 18)  # 16 px images, a 2 px border: 8 in the first row, 2 in the second
+    for i, (row, col) in enumerate([(0, 0), (0, 7), (1, 0), (1, 1)]):
+        index = [0, 7, 8, 9][i]
+        assert np.array_equal(grid[2 + 18 * row : 18 + 18 * row, 2 + 18 * col : 18 + 18 * col], bent[index])
+    assert (grid[:2] == 255).all() and (grid[20:36, 38:] == 255).all()  # borders and the empty places: white
+    # progress on by default, counted in images over the whole request (plain lines where stderr is no terminal)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("wgan-sample: 0/10 img (0%)") and lines[-1].startswith("wgan-sample: 10/10 img (100%)")
