@@ -45,6 +45,29 @@ def test_an_image_is_dropped_only_when_another_class_is_more_probable_than_the_t
     assert accept_by_fidelity(sure, 0.9, CPU, tta=False)(images(3), labels).tolist() == [False, True, False]
 
 
+class Corner(torch.nn.Module):
+    """Confident in class 0 when the top-left pixel is bright, else unsure: a classifier with a
+    preferred orientation, which test-time augmentation averages out."""
+
+    def forward(self, x):
+        corner = x[:, 0, 0, 0]
+        return torch.stack([10 * corner, torch.zeros_like(corner), torch.zeros_like(corner), torch.zeros_like(corner)], 1)
+
+
+def test_the_filter_judges_with_test_time_augmentation_when_asked():
+    image = torch.zeros((1, 8, 8), dtype=torch.uint8)
+    image[0, 0, 0] = 255
+    label = torch.tensor([1])
+    # one view: class 0 at 0.9999, so the FRII image is dropped; the mean over the 8 views puts the
+    # bright pixel in the corner for 2 of them only (class 0 at about 0.25): kept
+    assert accept_by_fidelity(Corner(), 0.9, CPU, tta=False)(image, label).tolist() == [False]
+    assert accept_by_fidelity(Corner(), 0.9, CPU, tta=True)(image, label).tolist() == [True]
+    mixed = synthetic_set(2, size=8)
+    mixed.images[1] = image[0]
+    assert teacher_targets(Corner(), mixed, 1, CPU, tta=True)[1, 0] < 0.3 < teacher_targets(Corner(), mixed, 1, CPU,
+                                                                                            tta=False)[1, 0]
+
+
 def test_teacher_targets_keep_the_real_labels_and_give_the_generated_images_the_classifiers_probabilities():
     mixed = synthetic_set(10, size=32)
     mixed.source[6:] = GENERATED_SOURCE
@@ -55,6 +78,8 @@ def test_teacher_targets_keep_the_real_labels_and_give_the_generated_images_the_
     expected = torch.softmax(torch.tensor([1.0, 2.0, 0.0, -1.0]), 0)
     torch.testing.assert_close(targets[6:], expected.expand(4, -1))
     assert torch.equal(mixed.labels, torch.arange(10) % 4)  # the set's own labels untouched
+    mixed.labels[:6] = torch.tensor([0, 1, 0, 1, 0, 1])  # real images of two of the four classes
+    assert teacher_targets(model, mixed, 6, CPU, tta=False).shape == (10, 4)
 
 
 def sets(labels_of_training=None):
@@ -92,6 +117,43 @@ def test_the_reference_classifier_is_trained_once_and_found_again(tmp_path, chec
     assert len(checked) == 2  # a cached classifier is checked too
 
 
+def test_the_reference_is_the_real_only_classifier_of_the_cell_and_trains_quietly(tmp_path, checked, capsys):
+    real, valid = sets()
+    for data in (real, valid):  # a survey of three classes
+        data.class_names, data.labels = ("A", "B", "C"), data.labels % 3
+    settings = TrainSettings(model="cnn", epochs=2, batch_size=16, tta=True)
+    model = reference_classifier(tmp_path, settings, 3, {"fold": 0}, real, valid, CPU)
+    assert capsys.readouterr().err == ""  # a worker's cell prints nothing of its own
+    # the real-only classifier the reference arm trains: seeded by the cell's seed, one pass per epoch
+    from dataclasses import replace
+
+    from classifier.engine import fit
+    from classifier.models import build_model
+
+    own = replace(settings, seed=3, steps_per_epoch=3)
+    expected = fit(build_model("cnn", 32, 3, seed=3), real, valid, own, CPU, progress=False).model
+    probe = synthetic_set(8, size=32, seed=5).images
+    assert torch.equal(predict(model, probe, CPU), predict(expected, probe, CPU))
+    (path,) = (tmp_path / "filters").glob("classifier-*.pt")
+    assert load_classifier(path, CPU).metrics == {"best_epoch": fit(build_model("cnn", 32, 3, seed=3), real, valid, own,
+                                                                    CPU, progress=False).best_epoch}
+    # judged for collapse as it will judge: with the settings' test-time augmentation
+    from classifier.engine import evaluate
+
+    reference = evaluate(expected, valid, CPU, amp=False, tta=True)
+    assert checked[-1]["loss"] == pytest.approx(reference["loss"], abs=1e-6)
+    assert checked[-1]["predicted"] == reference["predicted"]
+
+
+def test_the_reference_file_is_named_by_a_hash_of_its_identity_that_never_changes(tmp_path, checked):
+    """Studies keep their reference classifiers under filters/ by this name (the confirmatory
+    study's four under runs/): another name would train every one again."""
+    real, valid = sets()
+    real.fingerprint, valid.fingerprint = "train-fingerprint", "valid-fingerprint"
+    reference_classifier(tmp_path, SETTINGS, 3, {"fold": 0}, real, valid, CPU)
+    assert [p.name for p in (tmp_path / "filters").glob("*.pt")] == ["classifier-7498fc2d3be2052a.pt"]
+
+
 @pytest.mark.parametrize("change", ["seed", "settings", "data", "train", "valid"])
 def test_another_reference_for_anything_that_changes_it(tmp_path, checked, change):
     real, valid = sets()
@@ -115,5 +177,10 @@ def test_a_reference_trained_by_another_study_folder_is_taken_from_there(tmp_pat
 
 def test_a_reference_that_calls_everything_one_class_is_refused(tmp_path):
     real, valid = sets(labels_of_training=2)  # it has only ever seen Compact
-    with pytest.raises(ClassifierCollapsed, match=r"reference classifier of seed 5 .*did not learn.*--reference-epochs"):
+    with pytest.raises(ClassifierCollapsed) as error:
         reference_classifier(tmp_path, SETTINGS, 5, {"fold": 0}, real, valid, CPU)
+    (path,) = (tmp_path / "filters").glob("classifier-*.pt")
+    assert str(error.value) == (f"the reference classifier of seed 5 ({path}) did not learn (collapsed: 100% of its "
+                                "predictions are Compact on its validation images); it cannot serve as the fidelity "
+                                "filter's or teacher's reference: give it more epochs (--reference-epochs; the tuned "
+                                "recipe's 300 learn)")
