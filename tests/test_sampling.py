@@ -78,12 +78,14 @@ def test_a_write_that_fails_names_the_file_and_what_was_kept(export, tmp_path, m
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(writers.PNGWriter, "write", full_disk)
-    with pytest.raises(WriteError, match="writing stopped \\(No space left on device\\); the images written "
-                                         "before are complete"):
+    with pytest.raises(WriteError) as error:
         write_samples(load_generator(export), 4, [0], 0, tmp_path / "png", "png", progress=False)
+    assert str(error.value) == (f"{tmp_path / 'png'}: writing stopped (No space left on device); the images written "
+                                "before are complete")
     monkeypatch.setattr(writers.NPZWriter, "write", full_disk)
-    with pytest.raises(WriteError, match="no file was written"):
+    with pytest.raises(WriteError) as error:
         write_samples(load_generator(export), 4, [0], 0, tmp_path / "s.npz", "npz", progress=False)
+    assert str(error.value) == f"{tmp_path / 's.npz'}: writing stopped (No space left on device); no file was written"
 
 
 def test_written_files_carry_their_provenance_and_grids_show_their_own_class(export, tmp_path):
