@@ -3,6 +3,7 @@ rules the slower end-to-end tests of tests/test_augment_eval.py exercise through
 fast enough to run for every mutant of augment/reuse.py (docs/mutation.md)."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,23 @@ def test_the_first_folder_with_a_matching_cell_wins_and_a_mismatching_one_is_pas
     found = reusable(config(generators, tmp_path / "new", reuse_from=(first, second)))
     assert found[("r=0", 0, 0)].parent.parent.parent == second
     assert found[("r=0", 1, 0)].parent.parent.parent == first
+
+
+def test_the_committed_cells_of_the_confirmatory_study_stay_reusable(tmp_path):
+    """Every finished cell of the committed confirmatory study must keep the identity today's code
+    computes for it (setting names, defaults, the generators' hashes): a renamed key or changed
+    default would make the study refuse its own cells, or recompute them, when it continues."""
+    from click.testing import CliRunner
+
+    from commands.augment import augment_eval_command
+
+    study = Path(__file__).resolve().parents[1] / "docs" / "augment" / "confirmatory"
+    committed = sorted(p.relative_to(study / "cells").as_posix() for p in (study / "cells").glob("*/fold*-seed*.json"))
+    assert committed, "the study has committed cells"
+    shutil.copytree(study / "cells", tmp_path / "cells")
+    listed = CliRunner().invoke(augment_eval_command, ["--plan", str(study / "plan.toml"), "--out", str(tmp_path),
+                                                       "--dry-run", "--no-progress"])
+    assert listed.exit_code == 0, listed.output
+    done = sorted(f"{arm}/fold{fold}-seed{seed}.json" for arm, _, fold, _, seed, state in
+                  (line.split() for line in listed.output.splitlines() if line.endswith("  done")))
+    assert done == committed
