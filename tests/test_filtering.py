@@ -121,7 +121,7 @@ def test_the_reference_is_the_real_only_classifier_of_the_cell_and_trains_quietl
     real, valid = sets()
     for data in (real, valid):  # a survey of three classes
         data.class_names, data.labels = ("A", "B", "C"), data.labels % 3
-    settings = TrainSettings(model="cnn", epochs=2, batch_size=16, tta=True)
+    settings = TrainSettings(model="cnn", epochs=2, batch_size=16, tta=True, amp=True)
     model = reference_classifier(tmp_path, settings, 3, {"fold": 0}, real, valid, CPU)
     assert capsys.readouterr().err == ""  # a worker's cell prints nothing of its own
     # the real-only classifier the reference arm trains: seeded by the cell's seed, one pass per epoch
@@ -137,10 +137,11 @@ def test_the_reference_is_the_real_only_classifier_of_the_cell_and_trains_quietl
     (path,) = (tmp_path / "filters").glob("classifier-*.pt")
     assert load_classifier(path, CPU).metrics == {"best_epoch": fit(build_model("cnn", 32, 3, seed=3), real, valid, own,
                                                                     CPU, progress=False).best_epoch}
-    # judged for collapse as it will judge: with the settings' test-time augmentation
+    # judged for collapse as it will judge: with the settings' test-time augmentation and bf16 autocast
     from classifier.engine import evaluate
 
-    reference = evaluate(expected, valid, CPU, amp=False, tta=True)
+    reference = evaluate(expected, valid, CPU, amp=True, tta=True)
+    assert reference["loss"] != pytest.approx(evaluate(expected, valid, CPU, amp=False, tta=True)["loss"], abs=1e-6)
     assert checked[-1]["loss"] == pytest.approx(reference["loss"], abs=1e-6)
     assert checked[-1]["predicted"] == reference["predicted"]
 
