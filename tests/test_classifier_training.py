@@ -230,13 +230,15 @@ def test_the_best_epoch_is_the_best_validation_score_and_its_weights_are_returne
 def test_soft_targets_are_refused_where_they_cannot_apply():
     train, valid = synthetic_set(16, size=8), synthetic_set(8, size=8, seed=1)
     settings = TrainSettings(epochs=2, batch_size=8)
-    with pytest.raises(ValueError, match="one row of class probabilities per image"):
+    with pytest.raises(ValueError, match="^soft targets need a fixed training set with one row of class probabilities "
+                                         "per image$"):
         fit(linear(), train, valid, settings, CPU, progress=False, targets=torch.ones(15, 4) / 4)
-    with pytest.raises(ValueError, match="one row of class probabilities per image"):
+    with pytest.raises(ValueError, match="^soft targets need a fixed training set with one row of class probabilities "
+                                         "per image$"):
         fit(linear(), train, valid, settings, CPU, progress=False, targets=torch.ones(16, 4) / 4,
             fresh=lambda labels: torch.zeros(len(labels), 8, 8, dtype=torch.uint8))
     changing = {1: train, 2: synthetic_set(16, size=8, seed=2)}
-    with pytest.raises(ValueError, match="changes between epochs"):
+    with pytest.raises(ValueError, match="^soft targets need a fixed training set; this one changes between epochs$"):
         fit(linear(), changing.__getitem__, valid, settings, CPU, progress=False, targets=torch.ones(16, 4) / 4)
     fit(linear(), train, valid, settings, CPU, progress=False, targets=torch.ones(16, 4) / 4)  # the right shape runs
 
@@ -287,3 +289,43 @@ def test_batchnorm_is_recalibrated_on_the_real_training_images():
     generated_only.source[:] = GENERATED_SOURCE
     assert torch.equal(_calibration_images(generated_only, None), generated_only.images)  # pre-training
     assert _calibration_images(generated_only, lambda labels: None) is None  # placeholders for a stream
+
+
+def test_the_order_of_the_images_is_drawn_from_the_settings_seed_alone():
+    """Not from the global random state (which model building and other code move): two runs of
+    one seed agree whatever happened before, and another seed trains other weights from the same
+    initial ones."""
+    train, valid = synthetic_set(32, size=8), synthetic_set(8, size=8, seed=1)
+
+    def trained(seed, global_seed):
+        model = linear(seed=0)
+        torch.manual_seed(global_seed)
+        settings = TrainSettings(epochs=2, batch_size=8, seed=seed)
+        return fit(model, train, valid, settings, CPU, progress=False).model[1].weight
+
+    assert torch.equal(trained(1, global_seed=10), trained(1, global_seed=20))
+    assert not torch.equal(trained(1, global_seed=10), trained(2, global_seed=10))
+
+
+@pytest.mark.parametrize("steps_per_epoch", [None, 3])
+def test_the_learning_rate_reaches_zero_at_the_last_step(steps_per_epoch):
+    """The cosine schedule spans exactly the run's steps: one pass over the set per epoch (or the
+    fixed number of steps), so the rate ends at zero, not part-way down."""
+    train, valid = synthetic_set(20, size=8), synthetic_set(8, size=8, seed=1)
+    settings = TrainSettings(epochs=3, batch_size=8, warmup_epochs=1, lr=0.01, steps_per_epoch=steps_per_epoch)
+    history = fit(linear(), train, valid, settings, CPU, progress=False).history
+    assert history[-1]["train/lr"] == pytest.approx(0.0, abs=1e-12)
+    assert history[0]["train/lr"] == pytest.approx(0.01)  # the end of the one warm-up epoch: the full rate
+
+
+def test_with_soft_targets_the_class_weights_come_from_their_probability_mass():
+    train, valid = synthetic_set(16, size=8), synthetic_set(8, size=8, seed=1)  # labels balanced: weights 1
+    targets = torch.zeros(16, 4)
+    targets[:, 0], targets[:4] = 0.7, torch.tensor([0.1, 0.1, 0.1, 0.7])  # FRI holds most of the mass
+    targets[4:, 1:] = 0.1
+
+    def trained(weighted):
+        settings = TrainSettings(epochs=1, batch_size=8, class_weighted=weighted, dihedral=False)
+        return fit(linear(), train, valid, settings, CPU, progress=False, targets=targets).model[1].weight
+
+    assert not torch.equal(trained(True), trained(False))
