@@ -329,3 +329,15 @@ def test_with_soft_targets_the_class_weights_come_from_their_probability_mass():
         return fit(linear(), train, valid, settings, CPU, progress=False, targets=targets).model[1].weight
 
     assert not torch.equal(trained(True), trained(False))
+
+
+def test_training_shows_its_progress_in_epochs_by_default(capsys):
+    """Plain lines where stderr is no terminal (a batch job's log): epochs done, the validation
+    accuracy and the best epoch so far."""
+    train, valid = synthetic_set(16, size=8), synthetic_set(8, size=8, seed=1)
+    result = fit(linear(), train, valid, TrainSettings(epochs=2, batch_size=8), CPU)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "classifier: 0/2 epoch (0%)"
+    accuracy = result.history[-1]["valid/accuracy"]
+    assert lines[-1].startswith("classifier: 2/2 epoch (100%)")
+    assert lines[-1].endswith(f", valid_acc={accuracy:.3f} best={result.best_epoch}")
