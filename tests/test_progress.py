@@ -90,3 +90,15 @@ def test_a_command_writing_into_a_pipe_prints_lines_not_frames(tmp_path):
                                                       "wgan-sample: 200/300 img (67%)", "wgan-sample: 300/300 img (100%)"]
     assert "\r" not in done.stderr + done.stdout
 
+
+
+@pytest.mark.parametrize("progress", [False, True])
+def test_bars_start_no_thread_a_forked_process_could_inherit_holding_a_lock(progress, monkeypatch):
+    """tqdm's monitor thread takes tqdm's lock now and then; a process forked at that moment (a
+    worker pool, mutmut's children) waited forever at its first bar. No bar starts it."""
+    import threading
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # the tqdm bar itself when progress is on
+    with progress_bar(range(3), unit="it", desc="test", progress=progress) as bar:
+        list(bar)
+    assert not [t for t in threading.enumerate() if t.name == "tqdm_monitor"]

@@ -21,6 +21,11 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+# No monitor thread: tqdm starts one with the first bar (even a disabled one), and it takes tqdm's
+# lock now and then; a process forked while it holds it (a worker pool, a mutation-testing run)
+# waits forever for that lock at its own first bar. The monitor only tunes a bar's refresh rate.
+tqdm.monitor_interval = 0
+
 LINES = "lines"
 # seconds between lines; RADIOGAN_PROGRESS_SECONDS sets it (e.g. 600 for a long job's log)
 EVERY_S = float(os.environ.get("RADIOGAN_PROGRESS_SECONDS", "60"))
