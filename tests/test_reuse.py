@@ -75,6 +75,10 @@ def test_a_real_only_cell_knows_no_generator_and_an_adding_one_knows_its_own(gen
     assert real["generator_sha256"] is None and real["mixing"] is None and real["pool"] is None
     assert real == cell_identity(cfg, REAL, 0, 1, "bb")
     assert real == cell_identity(config(generators, tmp_path, pool="fresh-per-epoch", fidelity_filter=0.5), REAL, 0, 1, "b")
+    # nor how generated images would be scheduled or budgeted: the real-only cell trains the same way
+    other_protocol = config(generators, tmp_path, schedule="pretrain-finetune", budget="equal-real-passes")
+    assert real == cell_identity(other_protocol, REAL, 0, 1, "aa")
+    assert (real["schedule"], real["budget"]) == ("mixed", "equal-steps")  # as every real-only cell ever stored
     adding = cell_identity(cfg, ADDING, 0, 1, "aa")
     assert adding["generator_sha256"] == "aa" and adding["mixing"] == {"ratio": 1.0, "mode": "balanced",
                                                                           "per_class": {}}

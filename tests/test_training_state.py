@@ -47,6 +47,15 @@ def test_the_order_is_a_function_of_seed_and_epoch_alone():
     assert draw(BatchSampler(50, 10, seed=1), 5) != draw(BatchSampler(50, 10, seed=0), 10)[5:]
 
 
+def test_each_epochs_order_is_drawn_from_a_generator_seeded_by_seed_and_epoch():
+    """The derivation is part of the checkpoint format: a run resumed by a later version must
+    draw the batches the first part would have drawn."""
+    sampler = BatchSampler(size=10, batch_size=10, seed=3)
+    for epoch in range(3):
+        expected = torch.randperm(10, generator=torch.Generator().manual_seed(3 * 1_000_003 + epoch))
+        assert torch.equal(sampler.next(), expected)
+
+
 def test_a_sampler_restored_from_its_state_draws_what_the_original_draws_next():
     original = BatchSampler(13, 5, seed=2)
     draw(original, 4)  # part-way through the second epoch
