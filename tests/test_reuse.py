@@ -176,3 +176,21 @@ def test_the_committed_cells_of_the_confirmatory_study_stay_reusable(tmp_path):
     done = sorted(f"{arm}/fold{fold}-seed{seed}.json" for arm, _, fold, _, seed, state in
                   (line.split() for line in listed.output.splitlines() if line.endswith("  done")))
     assert done == committed
+
+
+def test_the_identity_keys_of_optional_settings_are_those_stored_in_committed_cells(generators, tmp_path):
+    """Optional settings enter a cell's identity only away from the value every earlier cell had,
+    under these names (committed studies store them): a renamed key would orphan their cells."""
+    from augment.plan import Plan
+
+    plan = Plan(name="p", sha256="ab" * 32, question="q", primary="accuracy", secondary=(), decision="d")
+    cfg = config(generators, tmp_path, schedule="pretrain-finetune", pretrain_epochs=7, generated_labels="teacher",
+                 reference_epochs=9, inner_split=0.2, plan=plan, pool_draws="per-arm")
+    adding = cell_identity(cfg, ADDING, 0, 0, "aa")
+    optional = {"generated_labels": "teacher", "pretrain_epochs": 7, "inner_split": 0.2,
+                "plan": {"name": "p", "sha256": "ab" * 32}, "pool_draws": "per-arm", "reference_epochs": 9}
+    assert {key: adding[key] for key in optional} == optional
+    real = cell_identity(cfg, REAL, 0, 0, "aa")  # only what changes a real-only cell
+    assert {key for key in optional if key in real} == {"inner_split", "plan"}
+    plain = cell_identity(config(generators, tmp_path, pool_draws="nested"), ADDING, 0, 0, "aa")  # as earlier cells
+    assert not set(optional) & set(plain)
