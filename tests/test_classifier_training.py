@@ -341,3 +341,21 @@ def test_training_shows_its_progress_in_epochs_by_default(capsys):
     accuracy = result.history[-1]["valid/accuracy"]
     assert lines[-1].startswith("classifier: 2/2 epoch (100%)")
     assert lines[-1].endswith(f", valid_acc={accuracy:.3f} best={result.best_epoch}")
+
+
+def test_fit_hands_fresh_images_and_soft_targets_to_every_epoch_and_is_silent_when_asked(capsys):
+    train, valid = synthetic_set(16, size=8), synthetic_set(8, size=8, seed=1)
+    train.source[10:] = GENERATED_SOURCE
+    drawn = []
+
+    def fresh(labels):
+        drawn.append(len(labels))
+        return torch.zeros((len(labels), 8, 8), dtype=torch.uint8)
+
+    settings = TrainSettings(epochs=2, batch_size=8, dihedral=False)
+    fit(linear(), train, valid, settings, CPU, progress=False, fresh=fresh)
+    assert sum(drawn) == 2 * 6  # every generated image, in both epochs
+    uniform = torch.full((16, 4), 0.25)  # soft targets that carry no class at all
+    with_targets = fit(linear(), train, valid, settings, CPU, progress=False, targets=uniform).model[1].weight
+    assert not torch.equal(with_targets, fit(linear(), train, valid, settings, CPU, progress=False).model[1].weight)
+    assert capsys.readouterr().err == ""  # a cell inside a sweep prints nothing of its own
