@@ -22,6 +22,7 @@ from classifier.engine import (
     evaluate,
     fit,
     make_optimizer,
+    predict,
     selection_score,
     train_one_epoch,
 )
@@ -359,3 +360,53 @@ def test_fit_hands_fresh_images_and_soft_targets_to_every_epoch_and_is_silent_wh
     with_targets = fit(linear(), train, valid, settings, CPU, progress=False, targets=uniform).model[1].weight
     assert not torch.equal(with_targets, fit(linear(), train, valid, settings, CPU, progress=False).model[1].weight)
     assert capsys.readouterr().err == ""  # a cell inside a sweep prints nothing of its own
+
+
+def test_the_content_hash_is_the_sha256_of_the_images_and_int64_labels_cut_to_24_digits():
+    """Study cells store it to pair runs scored on the same test images (augment.intervals):
+    another derivation would stop committed cells from pairing."""
+    import hashlib
+
+    data = synthetic_set(8, size=8)
+    expected = hashlib.sha256(data.images.numpy().tobytes() + data.labels.numpy().astype("int64").tobytes())
+    assert content_hash(data) == expected.hexdigest()[:24]
+
+
+def test_evaluation_and_the_epochs_validation_use_test_time_augmentation_and_autocast_when_set():
+    train, valid = synthetic_set(16, size=8), synthetic_set(8, size=8, seed=1)
+    model = linear(seed=4)  # a linear map of the pixels: not invariant to rotations
+    reports = {(amp, tta): evaluate(model, valid, CPU, amp=amp, tta=tta) for amp in (False, True) for tta in (False, True)}
+    for (amp, tta), report in reports.items():
+        probs = predict(model, valid.images, CPU, amp=amp, tta=tta)
+        assert report["loss"] == pytest.approx(-probs[torch.arange(8), valid.labels].log().mean().item())
+    assert len({round(report["loss"], 9) for report in reports.values()}) == 4
+    for amp, tta in ((False, True), (True, False)):
+        settings = TrainSettings(epochs=1, batch_size=8, amp=amp, tta=tta)
+        result = fit(linear(seed=4), train, valid, settings, CPU, progress=False)
+        assert result.history[0]["valid/loss"] == pytest.approx(evaluate(result.model, valid, CPU, amp, tta)["loss"])
+        assert result.history[0]["valid/loss"] != pytest.approx(evaluate(result.model, valid, CPU)["loss"])
+
+
+def test_batchnorm_keeps_its_running_statistics_when_training_sees_only_a_stream_of_fresh_images():
+    """Pre-training on a per-batch stream: the set holds placeholders, which must not calibrate
+    BatchNorm (they are not what the model saw)."""
+    train, valid = synthetic_set(16, size=8), synthetic_set(8, size=8, seed=1)
+    train.source[:] = GENERATED_SOURCE
+    train.images[:] = 0  # placeholders, -1 after scaling
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.BatchNorm2d(1), torch.nn.Flatten(), torch.nn.Linear(64, 4))
+    settings = TrainSettings(epochs=1, batch_size=8, batchnorm_stats="recalibrated")
+    fit(model, train, valid, settings, CPU, progress=False,
+        fresh=lambda labels: torch.full((len(labels), 8, 8), 255, dtype=torch.uint8))
+    assert model[0].running_mean.item() > 0  # from the bright fresh images the batches held
+
+
+def test_oversampling_reaches_the_epochs_batches():
+    train, valid = synthetic_set(16, size=8), synthetic_set(8, size=8, seed=1)
+    train.labels = torch.tensor([0] * 13 + [1, 2, 3])
+
+    def trained(oversample):
+        settings = TrainSettings(epochs=1, batch_size=8, oversample=oversample, seed=1)
+        return fit(linear(), train, valid, settings, CPU, progress=False).model[1].weight
+
+    assert not torch.equal(trained(True), trained(False))
