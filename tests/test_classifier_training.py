@@ -410,3 +410,39 @@ def test_oversampling_reaches_the_epochs_batches():
         return fit(linear(), train, valid, settings, CPU, progress=False).model[1].weight
 
     assert not torch.equal(trained(True), trained(False))
+
+
+def test_an_epochs_order_uses_only_the_training_generator_and_just_the_draws_it_needs():
+    """Every later draw of the run (augmentation, the next epochs) comes from the same generator,
+    so the order must take exactly its permutations from it: nothing from the global state."""
+    labels = torch.arange(10) % 4
+    settings = TrainSettings(batch_size=4, steps_per_epoch=6)  # 24 indices: three permutations of 10
+    rng, reference = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    order = epoch_order(labels, settings, rng, 4)
+    expected = torch.cat([torch.randperm(10, generator=reference) for _ in range(3)])[:24]
+    assert torch.equal(order, expected) and torch.equal(rng.get_state(), reference.get_state())
+    imbalanced = torch.tensor([0] * 8 + [1, 2])
+    draws = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        draws.append(epoch_order(imbalanced, TrainSettings(oversample=True), torch.Generator().manual_seed(0), 4))
+    assert torch.equal(*draws)
+
+
+def test_training_runs_under_autocast_when_set_and_counts_its_accuracy_per_image():
+    data = synthetic_set(16, size=8)
+    model = linear(seed=5)
+    settings = TrainSettings(lr=0.0, warmup_epochs=0, batch_size=8, dihedral=False)
+    optimizer, scheduler = make_optimizer(model, settings, 2)
+    stats = train_one_epoch(model, data, optimizer, scheduler, settings, torch.Generator().manual_seed(0), CPU)
+    assert stats["accuracy"] == pytest.approx(evaluate(model, data, CPU)["accuracy"])  # lr 0: the model as it is
+    assert 0 < stats["accuracy"] < 1
+
+    def weights(amp):
+        model = linear(seed=5)
+        settings = TrainSettings(lr=0.01, warmup_epochs=0, batch_size=8, amp=amp)
+        optimizer, scheduler = make_optimizer(model, settings, 2)
+        train_one_epoch(model, data, optimizer, scheduler, settings, torch.Generator().manual_seed(0), CPU)
+        return model[1].weight
+
+    assert not torch.equal(weights(True), weights(False))
