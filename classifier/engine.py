@@ -155,10 +155,12 @@ def train_one_epoch(model: nn.Module, data: ImageSet, optimizer, scheduler, sett
         average_gradients(model, shard)
         optimizer.step()
         scheduler.step()
-        total_loss += loss.item() * len(y)
+        # the ranks' losses average to the global batch's mean loss (see _loss), so each rank adds
+        # its loss times the global batch's size; the correct predictions are counted on its slice
+        total_loss += loss.item() * len(index)
         correct += (logits.argmax(1) == y).sum().item()
-    totals = average_stats({"loss": total_loss, "correct": correct}, shard, device)  # means of per-rank sums
-    return {"loss": totals["loss"] / len(order) * shard.world, "accuracy": totals["correct"] / len(order) * shard.world,
+    totals = average_stats({"loss": total_loss, "correct": correct}, shard, device)  # means over the ranks
+    return {"loss": totals["loss"] / len(order), "accuracy": totals["correct"] / len(order) * shard.world,
             "lr": scheduler.get_last_lr()[0]}
 
 

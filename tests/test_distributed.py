@@ -105,8 +105,8 @@ def classifier_rank(rank: int, world: int, port: int, out: str) -> None:
     from wgan.distributed import from_environment
 
     def work():
-        model = fit_classifier(from_environment("cpu"))
-        torch.save(model.state_dict(), f"{out}/rank{rank}.pt")
+        result = fit_classifier(from_environment("cpu"))
+        torch.save({"weights": result.model.state_dict(), "history": result.history}, f"{out}/rank{rank}.pt")
 
     as_rank(rank, world, port, work)
 
@@ -119,18 +119,23 @@ def fit_classifier(shard):
     # batch 7 over 2 ranks: slices of 4 and 3, and a last batch of 6; class weights on
     settings = TrainSettings(epochs=2, batch_size=7, class_weighted=True, rotate=True, seed=3)
     model = build_model("cnn", 32, seed=3)
-    return fit(model, data, valid, settings, torch.device("cpu"), progress=False, shard=shard).model
+    return fit(model, data, valid, settings, torch.device("cpu"), progress=False, shard=shard)
 
 
 def test_classifier_on_two_gloo_ranks_equals_one_process(tmp_path):
     from wgan.distributed import SINGLE
 
     mp.spawn(classifier_rank, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
-    single = fit_classifier(SINGLE).state_dict()
+    single = fit_classifier(SINGLE)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
-    for name, tensor in single.items():
-        assert torch.equal(ranks[0][name], ranks[1][name]), name
-        torch.testing.assert_close(ranks[0][name], tensor, rtol=1e-4, atol=1e-5, msg=name)
+    for name, tensor in single.model.state_dict().items():
+        assert torch.equal(ranks[0]["weights"][name], ranks[1]["weights"][name]), name
+        torch.testing.assert_close(ranks[0]["weights"][name], tensor, rtol=1e-4, atol=1e-5, msg=name)
+    # and the training loss and accuracy each epoch logs are the global batch's, as in one process
+    for rank in ranks:
+        for logged, alone in zip(rank["history"], single.history, strict=True):
+            assert logged["train/loss"] == pytest.approx(alone["train/loss"], rel=1e-4)
+            assert logged["train/accuracy"] == pytest.approx(alone["train/accuracy"])
 
 
 def batch_norm_rank(rank: int, world: int, port: int, out: str) -> None:
