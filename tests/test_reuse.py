@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 
 from augment.mixing import MixSpec
-from augment.reuse import CellMismatch, adopt, cell_identity, cells, check_reuse, generator_hash, reusable, todo
+from augment.reuse import (
+    CellMismatch,
+    adopt,
+    cell_identity,
+    cells,
+    check_reuse,
+    generator_hash,
+    reusable,
+    todo,
+)
 from augment.sweep_config import Arm, SweepConfig
 from classifier.engine import TrainSettings
 from wgan import checkpoint as ckpt

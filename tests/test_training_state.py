@@ -10,7 +10,14 @@ import torch
 from tests.helpers import tiny_config
 from wgan import checkpoint
 from wgan.config import OptimConfig
-from wgan.training_state import BatchSampler, build_state, differences, generator_export, restore, to_checkpoint
+from wgan.training_state import (
+    BatchSampler,
+    build_state,
+    differences,
+    generator_export,
+    restore,
+    to_checkpoint,
+)
 
 CPU = torch.device("cpu")
 
