@@ -5,6 +5,7 @@ that picks the epoch, evaluation, and the images BatchNorm is recalibrated on. F
 run for every mutant of classifier/engine.py (docs/mutation.md); tests/test_classifier.py trains
 the real models."""
 
+import hashlib
 import math
 
 import numpy as np
@@ -365,8 +366,6 @@ def test_fit_hands_fresh_images_and_soft_targets_to_every_epoch_and_is_silent_wh
 def test_the_content_hash_is_the_sha256_of_the_images_and_int64_labels_cut_to_24_digits():
     """Study cells store it to pair runs scored on the same test images (augment.intervals):
     another derivation would stop committed cells from pairing."""
-    import hashlib
-
     data = synthetic_set(8, size=8)
     expected = hashlib.sha256(data.images.numpy().tobytes() + data.labels.numpy().astype("int64").tobytes())
     assert content_hash(data) == expected.hexdigest()[:24]

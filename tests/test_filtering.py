@@ -4,15 +4,17 @@ once per identity, found in another study folder, refused when it did not learn)
 run for every mutant of augment/filtering.py (docs/mutation.md)."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 
 from augment import filtering
 from augment.filtering import accept_by_fidelity, reference_classifier, teacher_targets
-from classifier.engine import TrainSettings, predict
+from classifier.engine import TrainSettings, evaluate, fit, predict
 from classifier.export import load_classifier
 from classifier.health import ClassifierCollapsed
+from classifier.models import build_model
 from tests.helpers import synthetic_set
 from wgan import checkpoint
 from wgan.data import GENERATED_SOURCE
@@ -125,11 +127,6 @@ def test_the_reference_is_the_real_only_classifier_of_the_cell_and_trains_quietl
     model = reference_classifier(tmp_path, settings, 3, {"fold": 0}, real, valid, CPU)
     assert capsys.readouterr().err == ""  # a worker's cell prints nothing of its own
     # the real-only classifier the reference arm trains: seeded by the cell's seed, one pass per epoch
-    from dataclasses import replace
-
-    from classifier.engine import fit
-    from classifier.models import build_model
-
     own = replace(settings, seed=3, steps_per_epoch=3)
     expected = fit(build_model("cnn", 32, 3, seed=3), real, valid, own, CPU, progress=False).model
     probe = synthetic_set(8, size=32, seed=5).images
@@ -138,8 +135,6 @@ def test_the_reference_is_the_real_only_classifier_of_the_cell_and_trains_quietl
     assert load_classifier(path, CPU).metrics == {"best_epoch": fit(build_model("cnn", 32, 3, seed=3), real, valid, own,
                                                                     CPU, progress=False).best_epoch}
     # judged for collapse as it will judge: with the settings' test-time augmentation and bf16 autocast
-    from classifier.engine import evaluate
-
     reference = evaluate(expected, valid, CPU, amp=True, tta=True)
     assert reference["loss"] != pytest.approx(evaluate(expected, valid, CPU, amp=False, tta=True)["loss"], abs=1e-6)
     assert checked[-1]["loss"] == pytest.approx(reference["loss"], abs=1e-6)

@@ -7,8 +7,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from augment.mixing import MixSpec
+from augment.plan import Plan
 from augment.reuse import (
     CellMismatch,
     adopt,
@@ -21,6 +23,7 @@ from augment.reuse import (
 )
 from augment.sweep_config import Arm, SweepConfig
 from classifier.engine import TrainSettings
+from commands.augment import augment_eval_command
 from wgan import checkpoint as ckpt
 
 REAL = Arm("r=0")
@@ -171,10 +174,6 @@ def test_the_committed_cells_of_the_confirmatory_study_stay_reusable(tmp_path):
     """Every finished cell of the committed confirmatory study must keep the identity today's code
     computes for it (setting names, defaults, the generators' hashes): a renamed key or changed
     default would make the study refuse its own cells, or recompute them, when it continues."""
-    from click.testing import CliRunner
-
-    from commands.augment import augment_eval_command
-
     study = Path(__file__).resolve().parents[1] / "docs" / "augment" / "confirmatory"
     committed = sorted(p.relative_to(study / "cells").as_posix() for p in (study / "cells").glob("*/fold*-seed*.json"))
     assert committed, "the study has committed cells"
@@ -190,8 +189,6 @@ def test_the_committed_cells_of_the_confirmatory_study_stay_reusable(tmp_path):
 def test_the_identity_keys_of_optional_settings_are_those_stored_in_committed_cells(generators, tmp_path):
     """Optional settings enter a cell's identity only away from the value every earlier cell had,
     under these names (committed studies store them): a renamed key would orphan their cells."""
-    from augment.plan import Plan
-
     plan = Plan(name="p", sha256="ab" * 32, question="q", primary="accuracy", secondary=(), decision="d")
     cfg = config(generators, tmp_path, schedule="pretrain-finetune", pretrain_epochs=7, generated_labels="teacher",
                  reference_epochs=9, inner_split=0.2, plan=plan, pool_draws="per-arm")
