@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -97,15 +99,21 @@ def test_written_files_carry_their_provenance_and_grids_show_their_own_class(exp
     from wgan.sampling import write_samples
 
     gen = load_generator(export)
+    assert gen.release is None  # a training run's export, not a release
     h5 = write_samples(gen, 6, [0, 2], 4, tmp_path / "deep" / "er" / "s.h5", "h5", progress=False)  # parents made
     with h5py.File(h5) as f:
         assert f.attrs["generator_hash"] == gen.file_hash and f.attrs["pixel_scale_arcsec"] == gen.pixel_scale_arcsec
+        assert f.attrs["generator_release"] == ""
+    gen = replace(gen, release="first-cv0@abababababab")  # as a released generator loads
+    with h5py.File(write_samples(gen, 2, [0], 4, tmp_path / "r.h5", "h5", progress=False)) as f:
+        assert f.attrs["generator_release"] == "first-cv0@abababababab"
     assert not list(tmp_path.rglob("grid_*.png"))  # no grid unless asked
     folder = write_samples(gen, 2, [1], 9, tmp_path / "fits", "fits", progress=False)
     labels, seeds = plan(2, [1], seed=9)
     floats = draw(export, labels, seeds, 2)
     with fits.open(folder / "FRII_seed0000000009.fits") as hdul:
         assert hdul[0].header["GENHASH"] == gen.file_hash and hdul[0].header["SEED"] == 9
+        assert hdul[0].header["GENREL"] == "first-cv0@abababababab"
         np.testing.assert_allclose(hdul[0].data, ((floats[0].numpy() + 1) * 127.5).clip(0, 255), rtol=1e-6)
     write_samples(gen, 6, [0, 3], 0, tmp_path / "grid.npz", "npz", grid=True, progress=False)
     labels, seeds = plan(6, [0, 3], seed=0)
@@ -132,3 +140,15 @@ def test_a_grid_lays_out_its_class_eight_to_a_row_on_white_and_progress_counts_i
     # progress on by default, counted in images over the whole request (plain lines where stderr is no terminal)
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].startswith("wgan-sample: 0/10 img (0%)") and lines[-1].startswith("wgan-sample: 10/10 img (100%)")
+
+
+def test_a_grid_holds_at_most_its_64_images_and_no_progress_means_silence(export, tmp_path, capsys):
+    from PIL import Image
+
+    from wgan.sampling import GRID_IMAGES, write_samples
+
+    assert GRID_IMAGES == 64
+    write_samples(load_generator(export), 72, [0], 0, tmp_path / "s.npz", "npz", grid=True, batch_size=32,
+                  progress=False)
+    assert np.asarray(Image.open(tmp_path / "grid_FRI.png")).shape == (2 + 8 * 18, 2 + 8 * 18)  # 8 rows of 8
+    assert capsys.readouterr().err == ""
