@@ -49,7 +49,7 @@ class FITSWriter(SampleWriter):
             header["LABEL"] = (label, "index of CLASS in the generator's classes")
             header["SEED"] = (seed, "noise seed of this image")
             header["GENHASH"] = (self.meta["generator_hash"], "SHA-256 prefix of the generator file")
-            header["GENREL"] = (self.meta["generator_release"] or "", "pinned release name of the generator, if one")
+            header["GENREL"] = (self.meta["generator_release"] or "", "pinned release name, if any")
             # A complete celestial WCS, so astropy and DS9 read angular scale and orientation. A
             # generated source has no position on the sky: it is placed at RA 0, Dec 0 (CRVAL), with
             # FIRST's orthographic (SIN) projection, north up and east left.
