@@ -42,6 +42,18 @@ class Constant(torch.nn.Module):
         return self.logits.expand(x.shape[0], -1)
 
 
+class Recorder(Constant):
+    """Uniform logits, and a copy of every batch it is shown (`seen`)."""
+
+    def __init__(self):
+        super().__init__([0.0, 0.0, 0.0, 0.0])
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        return super().forward(x)
+
+
 LOGITS = torch.tensor([[2.0, 0.5, -1.0, 0.0], [0.1, 0.2, 0.3, 0.4], [-2.0, 1.0, 0.0, 3.0], [1.0, 1.0, 1.0, -1.0],
                        [0.0, -0.5, 2.5, 1.0]])
 LABELS = torch.tensor([0, 3, 3, 1, 2])
@@ -143,25 +155,18 @@ def test_fresh_images_replace_the_generated_ones_of_every_batch_and_only_those()
     data = synthetic_set(8, size=8)
     data.source[4:] = GENERATED_SOURCE
     data.images[4:] = 0
-    seen = []
-
-    class Recorder(Constant):
-        def forward(self, x):
-            seen.append(x.detach().clone())
-            return super().forward(x)
-
     drawn = []
 
     def fresh(labels):
         drawn.append(labels.clone())
         return torch.full((len(labels), 8, 8), 255, dtype=torch.uint8)
 
-    model = Recorder([0.0, 0.0, 0.0, 0.0])
+    model = Recorder()
     settings = TrainSettings(lr=0.0, warmup_epochs=0, batch_size=4, dihedral=False)
     optimizer, scheduler = make_optimizer(model, settings, 2)
     train_one_epoch(model, data, optimizer, scheduler, settings, torch.Generator().manual_seed(0), CPU, fresh=fresh)
     order = epoch_order(data.labels, settings, torch.Generator().manual_seed(0), 4)
-    shown = torch.cat(seen)[:, 0]
+    shown = torch.cat(model.seen)[:, 0]
     generated = order >= 4
     assert (shown[generated] == 1).all()  # the fresh images, at full brightness
     torch.testing.assert_close(shown[~generated], data.images[order[~generated]].float() / 127.5 - 1)
@@ -172,20 +177,13 @@ def test_fresh_images_replace_the_generated_ones_of_every_batch_and_only_those()
 def test_generated_images_enter_as_drawn_when_asked_while_real_ones_are_augmented():
     data = synthetic_set(8, size=8)
     data.source[4:] = GENERATED_SOURCE
-    seen = []
-
-    class Recorder(Constant):
-        def forward(self, x):
-            seen.append(x.detach().clone())
-            return super().forward(x)
 
     def shown(augment_generated):
-        seen.clear()
-        model = Recorder([0.0, 0.0, 0.0, 0.0])
+        model = Recorder()
         settings = TrainSettings(lr=0.0, warmup_epochs=0, batch_size=8, augment_generated=augment_generated)
         optimizer, scheduler = make_optimizer(model, settings, 1)
         train_one_epoch(model, data, optimizer, scheduler, settings, torch.Generator().manual_seed(1), CPU)
-        return torch.cat(seen)[:, 0]
+        return torch.cat(model.seen)[:, 0]
 
     order = epoch_order(data.labels, TrainSettings(batch_size=8), torch.Generator().manual_seed(1), 4)
     plain = data.images[order].float() / 127.5 - 1

@@ -27,4 +27,3 @@ def test_leakage_check_finds_test_images_in_training_data_of_another_crop():
     test = load_dataset(DataConfig(split="cv", resolution=32, subset="test"))
     with pytest.raises(ValueError, match="trained on 288 of the 400 test images"):
         leakage.check(DataConfig(split="literature", crop=64, resolution=32), eval_data, test, test)
-
