@@ -1,5 +1,6 @@
 """Two CPU ranks with gloo train exactly as one process with the same global batch."""
 
+import json
 import os
 import socket
 import sys
@@ -56,6 +57,13 @@ def final_state(run_dir):
     return checkpoint.load(checkpoint.list_checkpoints(run_dir)[-1], checkpoint.TRAINING_STATE)
 
 
+def logged_stats(run_dir) -> list[dict]:
+    """The run's stats.jsonl without the timings (which differ between any two runs)."""
+    lines = (run_dir / "stats.jsonl").read_text().splitlines()
+    assert lines, f"{run_dir}: nothing logged"
+    return [{k: v for k, v in json.loads(line).items() if not k.startswith("Speed/")} for line in lines]
+
+
 @pytest.mark.parametrize("overrides", [{}, {"rotate": True}])
 def test_two_gloo_ranks_equal_one_process(tmp_path, overrides):
     overrides = {"iters": 4, "checkpoint_every": 2, **overrides}
@@ -68,6 +76,11 @@ def test_two_gloo_ranks_equal_one_process(tmp_path, overrides):
         for name, tensor in single[part].items():
             if tensor.is_floating_point():
                 torch.testing.assert_close(ddp[part][name], tensor, rtol=1e-4, atol=1e-5, msg=f"{part}.{name}")
+    # what is logged is the global batch's: the same losses, scores, penalty and gradient norms
+    for logged, alone in zip(logged_stats(tmp_path / "ddp"), logged_stats(single_dir), strict=True):
+        assert logged.keys() == alone.keys()
+        for key, value in alone.items():
+            assert logged[key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
     # only the main rank writes: one run directory's worth of files
     def written(run_dir):
         return sorted("events" if p.name.startswith("events.") else p.name for p in run_dir.iterdir())
