@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 import h5py
 import numpy as np
+import pytest
 import torch
 
 from classifier.metrics import classification_report
 from wgan.config import OptimConfig, TrainConfig
 from wgan.data import ImageSet
 from wgan.data.schema import write_group
+from wgan.device import torch_threads
 from wgan.networks import NetworkConfig
+
+
+@contextlib.contextmanager
+def other_thread_count(n: int):
+    """Run a block with `n` torch threads, then restore the count. Skipped under mutmut, which
+    forks a child per mutant: GNU OpenMP's thread pool does not survive a fork, so once the parent
+    has run OpenMP with several threads a child that asks for several waits forever at its first
+    parallel kernel (seen on 2026-12-06 with this module's tests in mutmut's selection)."""
+    if "MUTANT_UNDER_TEST" in os.environ:
+        pytest.skip("changes the torch thread count, which a forked mutmut child cannot (OpenMP after fork)")
+    with torch_threads(n):
+        yield
 
 
 def tiny_network(resolution: int = 16) -> NetworkConfig:

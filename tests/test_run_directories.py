@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from commands import wgan_train as launch
 from commands.wgan import train_command
+from tests.helpers import other_thread_count
 from wgan.training_loop import TrainingStopped
 from wgan.workdir import DirectoryBusy, exclusive, taking_turns
 
@@ -163,12 +164,8 @@ def test_resume_at_another_thread_count_warns(run_dir):
 
     saved = json.loads((run_dir / "config.json").read_text())["threads"]
     assert saved == torch.get_num_threads()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2 if threads == 1 else 1)
-    try:
+    with other_thread_count(2 if saved == 1 else 1):
         result = invoke([*TINY, "--resume", "auto", "--run-dir", run_dir, "--iters", 5])
-    finally:
-        torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
     assert f"started with {saved} CPU threads" in result.output and f"OMP_NUM_THREADS={saved}" in result.output
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import synthetic_set, tiny_config
+from tests.helpers import other_thread_count, synthetic_set, tiny_config
 from wgan import checkpoint
 from wgan.config import TrainConfig
 from wgan.training_loop import TrainingDiverged, TrainingStopped, train
@@ -104,7 +104,7 @@ def test_a_second_loss_runs_through_the_loop_and_progress_bar(tmp_path, capsys):
 KILLED_RUN = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    from tests.helpers import synthetic_set, tiny_config
+    from tests.helpers import other_thread_count, synthetic_set, tiny_config
     from wgan.training_loop import train
 
     def kill(step, state):
@@ -201,9 +201,7 @@ def test_two_runs_at_the_default_thread_count_are_identical(tmp_path):
     same-seed runs differ by about 1e-6 after a few iterations at two threads."""
     from tests.helpers import NetworkConfig
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(2, threads))
-    try:
+    with other_thread_count(max(2, torch.get_num_threads())):
         data = synthetic_set(n=128, size=32)
         states = []
         for name in ("a", "b"):
@@ -212,5 +210,3 @@ def test_two_runs_at_the_default_thread_count_are_identical(tmp_path):
             train(cfg, data, tmp_path / name, progress=False)
             states.append(final_state(tmp_path / name))
         assert_same_tensors(*states)
-    finally:
-        torch.set_num_threads(threads)
