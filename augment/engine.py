@@ -28,6 +28,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 RETRIES = 2  # a cell whose worker died is given to another worker this many more times
+# Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536 (freed memory goes back to the system
+# sooner). Any value of it also stops glibc from tuning when it maps memory afresh, and every CPU
+# training step of a cell then took about 30 % longer (docs/performance.md); a cell holds about
+# 1 GB. Local workers keep glibc's default; batch and existing clusters read their own Dask
+# configuration on their nodes (docs/guide/cluster.md says how to do the same there).
+KEEP_GLIBC_MALLOC = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 CONNECT_SECONDS = 10
 BATCH_SYSTEMS = ("slurm", "pbs", "sge", "lsf")
 JOB_OPTIONS = ("cores", "memory", "walltime", "account", "queue")
@@ -79,7 +85,8 @@ def _client(engine: Engine):
 
     # a task whose worker died is retried RETRIES more times, then reported as failed
     with dask.config.set({"distributed.scheduler.allowed-failures": RETRIES,
-                          "distributed.worker.daemon": False}):  # cells may start helpers of their own
+                          "distributed.worker.daemon": False,  # cells may start helpers of their own
+                          **KEEP_GLIBC_MALLOC}):
         if engine.scheduler:
             try:
                 handle = Client(engine.scheduler, timeout=f"{CONNECT_SECONDS}s")
