@@ -1,0 +1,75 @@
+"""What Dask's worker setting MALLOC_TRIM_THRESHOLD_=65536 costs a cell: the same CNN training
+steps (32 px, batch 32, one thread) in fresh processes without and with the variable,
+alternated so that a change in the machine's speed during the run shows in both columns.
+Prints one JSON document with the CPU flags. Local study workers start without it
+(augment/engine.py, KEEP_GLIBC_MALLOC).
+Run:  python bench/malloc_trim.py --steps 400 --repeats 3 --out bench/results/malloc_trim-cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from time_to_quality import cpu_flags  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = """
+import sys, time, torch
+from classifier.models import build_model
+torch.set_num_threads(1)
+model = build_model("cnn", 32, seed=0)
+opt = torch.optim.AdamW(model.parameters(), 1e-3)
+x, y = torch.randn(32, 1, 32, 32), torch.randint(0, 4, (32,))
+def run(n):
+    for _ in range(n):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+run(20)  # warm-up
+start = time.perf_counter()
+run(int(sys.argv[1]))
+print(time.perf_counter() - start)
+"""
+
+
+def seconds(steps: int, trim: str | None) -> float:
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    env["OMP_NUM_THREADS"] = "1"
+    if trim is not None:
+        env["MALLOC_TRIM_THRESHOLD_"] = trim
+    out = subprocess.run([sys.executable, "-c", STEPS, str(steps)], cwd=ROOT, env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return float(out.split()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=None, help="Also write the JSON here.")
+    args = parser.parse_args()
+    without, with_dask = [], []
+    for _ in range(args.repeats):
+        without.append(round(seconds(args.steps, None), 3))
+        with_dask.append(round(seconds(args.steps, "65536"), 3))
+    report = {
+        "bench": "malloc_trim", "steps": args.steps, "cpu_flags": cpu_flags(),
+        "seconds_without": without, "seconds_with_65536": with_dask,
+        "slowdown_median": round(statistics.median(w / o for w, o in zip(with_dask, without)), 3),
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
