@@ -104,7 +104,7 @@ def test_a_second_loss_runs_through_the_loop_and_progress_bar(tmp_path, capsys):
 KILLED_RUN = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    from tests.helpers import other_thread_count, synthetic_set, tiny_config
+    from tests.helpers import synthetic_set, tiny_config
     from wgan.training_loop import train
 
     def kill(step, state):
