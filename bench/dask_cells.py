@@ -13,7 +13,6 @@ Run:  python bench/dask_cells.py --cells 8 --epochs 10 --out bench/results/dask_
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from time_to_quality import cpu_flags  # noqa: E402
+from time_to_quality import cpu_flags, print_report  # noqa: E402
 
 from augment.engine import Engine, client  # noqa: E402
 from augment.mixing import MixSpec  # noqa: E402
@@ -73,10 +72,7 @@ def main() -> None:
         "same_results": results["in_process"] == results["dask_1_worker"] == results["dask_2_workers"],
         "targets": {"two_workers_over_one": 0.55, "engine_seconds_per_cell": 2.0},
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    print_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ Run:  python bench/malloc_trim.py --steps 400 --repeats 3 --out bench/results/ma
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -17,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from time_to_quality import cpu_flags  # noqa: E402
+from time_to_quality import cpu_flags, print_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = """
@@ -65,10 +64,7 @@ def main() -> None:
         "seconds_without": without, "seconds_with_65536": with_dask,
         "slowdown_median": round(statistics.median(w / o for w, o in zip(with_dask, without)), 3),
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    print_report(report, args.out)
 
 
 if __name__ == "__main__":

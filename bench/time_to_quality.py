@@ -130,6 +130,14 @@ def cpu_flags() -> list[str]:
     return [f for f in FLAGS if f in line.split()]
 
 
+def print_report(report: dict, out: Path | None) -> None:
+    """A benchmark's JSON on stdout, and into `out` when given."""
+    text = json.dumps(report, indent=2)
+    print(text)
+    if out:
+        out.write_text(text + "\n")
+
+
 def machine() -> dict:
     import torch
 
