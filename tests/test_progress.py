@@ -91,7 +91,6 @@ def test_a_command_writing_into_a_pipe_prints_lines_not_frames(tmp_path):
     assert "\r" not in done.stderr + done.stdout
 
 
-
 @pytest.mark.parametrize("progress", [False, True])
 def test_bars_start_no_thread_a_forked_process_could_inherit_holding_a_lock(progress, monkeypatch):
     """tqdm's monitor thread takes tqdm's lock now and then; a process forked at that moment (a

@@ -102,7 +102,9 @@ def write_samples(gen: LoadedGenerator, n: int, classes: list[int], seed: int, o
 
     target = output_path(out, fmt)
     labels, seeds = plan(n, classes, seed)
-    meta = {"generator_hash": gen.file_hash, "generator_release": gen.release, "pixel_scale_arcsec": gen.pixel_scale_arcsec}
+    # a file records "" as the release of a generator that is not a pinned release (HDF5 and FITS hold no None)
+    meta = {"generator_hash": gen.file_hash, "generator_release": gen.release or "",
+            "pixel_scale_arcsec": gen.pixel_scale_arcsec}
     kept: dict[int, list[torch.Tensor]] = {c: [] for c in classes}
     folder = output_folder(out, fmt)
     folder.mkdir(parents=True, exist_ok=True)

@@ -49,7 +49,7 @@ class FITSWriter(SampleWriter):
             header["LABEL"] = (label, "index of CLASS in the generator's classes")
             header["SEED"] = (seed, "noise seed of this image")
             header["GENHASH"] = (self.meta["generator_hash"], "SHA-256 prefix of the generator file")
-            header["GENREL"] = (self.meta["generator_release"] or "", "pinned release name, if any")
+            header["GENREL"] = (self.meta["generator_release"], "pinned release name, if any")
             # A complete celestial WCS, so astropy and DS9 read angular scale and orientation. A
             # generated source has no position on the sky: it is placed at RA 0, Dec 0 (CRVAL), with
             # FIRST's orthographic (SIN) projection, north up and east left.
@@ -102,7 +102,7 @@ class H5Writer(SampleWriter):
         tmp = self._stack.enter_context(atomic_path(self.out))
         self._h5 = self._stack.enter_context(h5py.File(tmp, "w"))
         self._h5.attrs["generator_hash"] = self.meta["generator_hash"]
-        self._h5.attrs["generator_release"] = self.meta["generator_release"] or ""  # "": not a pinned release
+        self._h5.attrs["generator_release"] = self.meta["generator_release"]
         self._h5.attrs["pixel_scale_arcsec"] = self.meta["pixel_scale_arcsec"]
         self._h5.attrs["class_names"] = list(self.class_names)  # read back by wgan.data.schema
         self._count = 0
