@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 RETRIES = 2  # a cell whose worker died is given to another worker this many more times
 # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536 (freed memory goes back to the system
 # sooner). Any value of it also stops glibc from tuning when it maps memory afresh, and the CNN's
-# CPU training steps took 1.2-1.3x as long (bench/malloc_trim.py, docs/performance.md); a cell
+# CPU training steps took up to 1.3x as long (bench/malloc_trim.py, docs/performance.md); a cell
 # holds about 1 GB. Local workers keep glibc's default; batch and existing clusters read their own Dask
 # configuration on their nodes (docs/guide/cluster.md says how to do the same there).
 KEEP_GLIBC_MALLOC = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}

@@ -1,9 +1,10 @@
-"""What Dask's worker setting MALLOC_TRIM_THRESHOLD_=65536 costs a cell: the same CNN training
-steps (32 px, batch 32, one thread) in fresh processes without and with the variable,
-alternated so that a change in the machine's speed during the run shows in both columns.
+"""What Dask's worker setting MALLOC_TRIM_THRESHOLD_=65536 costs a cell: the median CNN training
+step (32 px, batch 32, one thread; bench/classifier_step.py) in fresh processes without and with
+the variable, alternated so that a change in the machine's speed during the run shows in both
+columns.
 Prints one JSON document with the CPU flags. Local study workers start without it
 (augment/engine.py, KEEP_GLIBC_MALLOC).
-Run:  python bench/malloc_trim.py --steps 400 --repeats 3 --out bench/results/malloc_trim-cpu.json
+Run:  python bench/malloc_trim.py --steps 400 --repeats 5 --out bench/results/malloc_trim-cpu.json
 """
 
 from __future__ import annotations
@@ -19,23 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from time_to_quality import cpu_flags, print_report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+# the training step of bench/classifier_step.py (CNN, 32 px, batch 32, fp32), in a fresh process
 STEPS = """
-import sys, time, torch
-from classifier.models import build_model
-torch.set_num_threads(1)
-model = build_model("cnn", 32, seed=0)
-opt = torch.optim.AdamW(model.parameters(), 1e-3)
-x, y = torch.randn(32, 1, 32, 32), torch.randint(0, 4, (32,))
-def run(n):
-    for _ in range(n):
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-run(20)  # warm-up
-start = time.perf_counter()
-run(int(sys.argv[1]))
-print(time.perf_counter() - start)
+import sys
+sys.path.insert(0, "bench")
+from classifier_step import step_seconds
+print(step_seconds("cnn", 32, 32, False, int(sys.argv[1]), 20))
 """
 
 
@@ -57,11 +47,11 @@ def main() -> None:
     args = parser.parse_args()
     without, with_dask = [], []
     for _ in range(args.repeats):
-        without.append(round(seconds(args.steps, None), 3))
-        with_dask.append(round(seconds(args.steps, "65536"), 3))
+        without.append(round(seconds(args.steps, None) * 1000, 3))
+        with_dask.append(round(seconds(args.steps, "65536") * 1000, 3))
     report = {
         "bench": "malloc_trim", "steps": args.steps, "cpu_flags": cpu_flags(),
-        "seconds_without": without, "seconds_with_65536": with_dask,
+        "step_ms_without": without, "step_ms_with_65536": with_dask,
         "slowdown_median": round(statistics.median(w / o for w, o in zip(with_dask, without)), 3),
     }
     print_report(report, args.out)

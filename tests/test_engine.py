@@ -167,7 +167,7 @@ def test_local_workers_leave_this_process_environment_as_it_was():
 
 def test_local_workers_keep_glibcs_memory_tuning(monkeypatch):
     """Dask gives its workers MALLOC_TRIM_THRESHOLD_=65536, with which the CNN's CPU training steps
-    took 1.2-1.3x as long (bench/malloc_trim.py); local workers start without it (one thread each)."""
+    took up to 1.3x as long (bench/malloc_trim.py); local workers start without it (one thread each)."""
     from augment.engine import run_all
 
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
