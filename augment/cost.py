@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from classifier.engine import TrainSettings
+from classifier.engine import TrainSettings, tta_views
 from classifier.models import build_model
 from wgan.data import ImageSet, load_dataset
 from wgan.device import autocast_factory, torch_threads
@@ -128,6 +128,7 @@ class _Timings:
     step: float  # seconds per training step
     forward: float  # seconds per image of inference
     generate: float  # seconds per generated image (0 without a generator)
+    views: int = 8  # views test-time augmentation averages over (classifier.engine.tta_views)
 
     @classmethod
     def measure(cls, config: SweepConfig) -> _Timings:
@@ -136,7 +137,8 @@ class _Timings:
         with torch_threads(1):
             step, forward = _time_model(config.base, real.resolution, len(real.class_names))
             generate = _time_generator(config) if config.generators else 0.0
-        return cls(real, len(valid), len(test), step, forward, generate)
+        views = tta_views(build_model(config.base.model, real.resolution, len(real.class_names)))
+        return cls(real, len(valid), len(test), step, forward, generate, views)
 
     def cell(self, config: SweepConfig, arm: Arm) -> float:
         """Seconds of one cell of `arm`."""
@@ -148,7 +150,7 @@ class _Timings:
         steps = math.ceil(per_epoch / base.batch_size)
         own = dict(arm.overrides).get("epochs", base.epochs)
         epochs = own + (config.pretraining_epochs if config.schedule == "pretrain-finetune" and sum(counts) else 0)
-        views = 8 if base.tta else 1
+        views = self.views if base.tta else 1
         generated = {"fixed": sum(counts), "fresh-per-epoch": sum(counts) * epochs,
                      "fresh-per-batch": steps * base.batch_size * epochs * sum(counts) / max(1, n_real + sum(counts))}
         seconds = (epochs * (steps * self.step + self.n_valid * views * self.forward)

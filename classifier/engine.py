@@ -197,13 +197,20 @@ def predict(model: nn.Module, images: torch.Tensor, device: torch.device, batch_
     """Class probabilities [N, classes] for uint8 images [N, H, W]; with `tta`, the mean over the
     8 rotations/flips of each image (the morphology classes have no preferred orientation)."""
     model.eval()
-    views = range(8) if tta else range(1)
+    views = range(tta_views(model) if tta else 1)
     out = []
     for start in range(0, images.shape[0], batch_size):
         x = to_unit_range(images[start : start + batch_size].to(device)).unsqueeze(1)
         with autocast_factory(device, amp)():
             out.append(sum(probabilities(model(dihedral(x, v))).float() for v in views).cpu() / len(views))
     return torch.cat(out)
+
+
+def tta_views(model: nn.Module) -> int:
+    """How many rotations/flips test-time augmentation averages over: one for a model whose
+    scores those transforms cannot change (the D4-equivariant CNN's are invariant by construction,
+    so the other 7 views would cost 7 forward passes to add float rounding), else all 8."""
+    return 1 if getattr(model, "dihedral_invariant", False) else 8
 
 
 def _batchnorm_layers(model: nn.Module) -> list[nn.Module]:

@@ -62,3 +62,20 @@ def test_it_fits_the_classifier_plumbing():
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
     with pytest.raises(ValueError, match="divisible by 16"):
         build_model("d4cnn", 40)
+
+
+@pytest.mark.parametrize("name, views", [("d4cnn", 1), ("cnn", 8)])
+def test_test_time_augmentation_skips_only_the_views_an_invariant_model_cannot_tell_apart(name, views):
+    from classifier.engine import predict, probabilities
+    from wgan.data.imageset import to_unit_range
+
+    model = build_model(name, 32, seed=0).eval()
+    images = torch.randint(0, 256, (5, 32, 32), dtype=torch.uint8)
+    calls = []
+    model.register_forward_hook(lambda *_: calls.append(1))
+    averaged = predict(model, images, torch.device("cpu"), tta=True)
+    assert len(calls) == views  # one batch, so one forward pass per view
+    x = to_unit_range(images).unsqueeze(1)
+    with torch.no_grad():  # the mean over all 8 views, computed here the long way
+        every_view = torch.stack([probabilities(model(transform(x, g))) for g in range(ORDER)]).mean(0)
+    assert torch.allclose(averaged, every_view, atol=1e-5)
