@@ -4,8 +4,9 @@
 #   1. generator replicas: each fold's released recipe retrained with seeds 1 and 2 (one thread
 #      each), scored at matched size with the copying test, released under checkpoints/replicas/
 #      with cards and registered as first-cv<k>-s<seed>;
-#   2. the study: augment-eval --plan plan.toml; finished cells are kept under
-#      docs/augment/confirmatory/ and copied back into runs/ first, so a new machine continues.
+#   2. the study: augment-eval --plan plan.toml through docs/augment/run_plan.sh, which keeps the
+#      finished cells under docs/augment/confirmatory/ and copies them back into runs/ first, so a
+#      new machine continues.
 # Usage: bash docs/augment/confirmatory/run.sh [WORKERS] [replicas|study|all] [-- AUGMENT-EVAL OPTIONS]
 # (from the repository root, in the project's venv; default: both stages). Options after `--` go to
 # augment-eval, e.g. where the cells run: `-- --scheduler tcp://host:8786` (docs/guide/cluster.md).
@@ -39,17 +40,5 @@ if [ "$stage" != study ]; then
     wait
 fi
 if [ "$stage" != replicas ]; then
-    mkdir -p runs/confirmatory
-    for kept in cells; do  # the reference classifiers (filters/) stay under runs/ (retrained when missing)
-        [ -d $here/$kept ] && cp -rn $here/$kept runs/confirmatory/
-    done
-    status=0
-    augment-eval --plan $here/plan.toml --out runs/confirmatory --workers "$workers" --no-progress "${engine[@]}" || status=$?
-    for kept in cells; do  # the reference classifiers (filters/) stay under runs/ (retrained when missing)
-        [ -d runs/confirmatory/$kept ] && cp -r runs/confirmatory/$kept $here/
-    done
-    for f in plan.json results.json report.md gain.png errors.json; do
-        [ -f runs/confirmatory/$f ] && cp runs/confirmatory/$f $here/
-    done
-    exit $status
+    bash docs/augment/run_plan.sh $here "$workers" -- "${engine[@]}"
 fi
