@@ -13,7 +13,7 @@ training inside the worker), how much longer the cells' own training took inside
 the `seconds` each cell records), and the speed-up of 2 workers over 1. Targets (issue "Studies
 that outgrow one machine"): 2 one-thread workers on 2 cores in at most 0.55x the time of 1, and
 under 2 s of engine cost per cell.
-Run:  python bench/dask_cells.py --cells 2 --epochs 40 --rounds 5 --out bench/results/dask_cells-cpu.json
+Run:  python bench/dask_cells.py --cells 4 --epochs 30 --rounds 5 --out bench/results/dask_cells-cpu.json
 """
 
 from __future__ import annotations
@@ -85,8 +85,8 @@ def one_round(cells: int, epochs: int, out: Path, turn: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--cells", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=None, help="Also write the JSON here.")
     args = parser.parse_args()
