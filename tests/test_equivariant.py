@@ -1,6 +1,8 @@
 """The D4-equivariant CNN: every layer commutes with the 8 rotations/flips, the class scores are
 invariant, and it trains through the ordinary classifier engine."""
 
+import math
+
 import pytest
 import torch
 
@@ -79,3 +81,37 @@ def test_test_time_augmentation_skips_only_the_views_an_invariant_model_cannot_t
     with torch.no_grad():  # the mean over all 8 views, computed here the long way
         every_view = torch.stack([probabilities(model(transform(x, g))) for g in range(ORDER)]).mean(0)
     assert torch.allclose(averaged, every_view, atol=1e-5)
+
+
+def lobes(n: int, two: bool, generator: torch.Generator) -> torch.Tensor:
+    """[n, 1, 32, 32] images of one compact blob, or of two lobes either side of the centre along
+    a random direction (a toy compact source against a double-lobed one), peak 1."""
+    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    angle = torch.rand(n, generator=generator) * 2 * math.pi
+    offset = 7.0 if two else 0.0
+    images = torch.zeros(n, 1, 32, 32)
+    for sign in (1, -1):
+        cy, cx = 15.5 + sign * offset * torch.sin(angle), 15.5 + sign * offset * torch.cos(angle)
+        images[:, 0] += torch.exp(-((yy - cy[:, None, None]) ** 2 + (xx - cx[:, None, None]) ** 2) / 8)
+    return images / images.amax(dim=(1, 2, 3), keepdim=True) * 2 - 1
+
+
+def test_it_learns_to_tell_a_compact_source_from_a_double_lobed_one():
+    """At the recipe's learning rate, in a few dozen steps: gradients reach every layer through
+    the invariant head. (Whether a head learns FIRST's classes fast enough is a question for the
+    real data: the earlier head learns this toy too, yet stayed at chance on FIRST.)"""
+    generator = torch.Generator().manual_seed(0)
+    model = build_model("d4cnn", 32, num_classes=2, seed=0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    labels = torch.arange(32) % 2
+    for _ in range(60):
+        images = torch.cat([lobes(16, False, generator), lobes(16, True, generator)])
+        loss = torch.nn.functional.cross_entropy(model(images), labels.sort().values)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        held_out = torch.cat([lobes(50, False, generator), lobes(50, True, generator)])
+        accuracy = (model(held_out).argmax(1) == torch.arange(100).ge(50).long()).float().mean()
+    assert accuracy >= 0.95
