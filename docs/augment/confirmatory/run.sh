@@ -15,7 +15,6 @@ workers=${1:-2}
 stage=${2:-all}
 shift $(( $# < 2 ? $# : 2 ))
 [ "${1:-}" = -- ] && shift
-engine=("$@")
 here=docs/augment/confirmatory
 
 replica() {  # FOLD SEED: train (resumed from its last state), score, release, register
@@ -40,5 +39,5 @@ if [ "$stage" != study ]; then
     wait
 fi
 if [ "$stage" != replicas ]; then
-    bash docs/augment/run_plan.sh $here "$workers" -- "${engine[@]}"
+    bash docs/augment/run_plan.sh $here "$workers" -- "$@"
 fi
