@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import collections
+import importlib.util
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -165,3 +169,22 @@ def test_bad_config_raises_data_error(cache_dir, overrides, message):
     with pytest.raises(DataError, match=message):
         load_dataset(DataConfig(**overrides))
     assert not npz_files(cache_dir)
+
+
+def test_missing_first_wheel_is_a_data_error(cache_dir, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "firstgalaxydata" else real(name, *a))
+    with pytest.raises(DataError, match="needs the firstgalaxydata package"):
+        load_dataset(DataConfig(split="cv", subset="test"))
+    assert not npz_files(cache_dir)
+
+
+def test_loading_first_imports_neither_the_wheel_nor_torchvision(first_cache_dir):
+    """A fresh process (each Dask worker, each command) finds the wheel's files without running
+    its __init__, which imports torchvision and torch._dynamo: seconds before every first cell."""
+    code = ("import sys; from wgan.data import DataConfig, load_dataset; "
+            "print(len(load_dataset(DataConfig(split='cv', subset='test')))); "
+            "print(sorted(m for m in ('firstgalaxydata', 'torchvision') if m in sys.modules))")
+    env = {**os.environ, "RADIOGAN_CACHE": str(first_cache_dir)}
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert found.stdout.split("\n")[:2] == ["400", "[]"]

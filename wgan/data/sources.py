@@ -6,7 +6,7 @@ Each reader returns RawImages plus a description of its inputs that keys the cac
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
+import importlib.util
 import io
 import warnings
 import zipfile
@@ -25,8 +25,14 @@ IMAGE_SUFFIXES = (".png", ".fits", ".fit", ".fts", ".fits.gz")
 
 
 def first_zip(name: str) -> Path:
-    """Path of one of the HDF5 zips bundled in the installed `firstgalaxydata` wheel."""
-    path = Path(str(importlib.resources.files("firstgalaxydata") / name))
+    """Path of one of the HDF5 zips bundled in the installed `firstgalaxydata` wheel.
+    Found without importing the package: its `__init__` imports torchvision (and with it
+    torch._dynamo), 2-3 s that every fresh process (each Dask worker, each command) would pay
+    just to learn where a data file lies."""
+    spec = importlib.util.find_spec("firstgalaxydata")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the FIRST data set needs the firstgalaxydata package: pip install firstgalaxydata")
+    path = Path(next(iter(spec.submodule_search_locations))) / name
     if not path.exists():
         raise DataError(f"{name} is not in the installed firstgalaxydata package ({path})")
     return path
