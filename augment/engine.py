@@ -35,6 +35,7 @@ RETRIES = 2  # a cell whose worker died is given to another worker this many mor
 # configuration on their nodes (docs/guide/cluster.md says how to do the same there).
 KEEP_GLIBC_MALLOC = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 CONNECT_SECONDS = 10
+REFRESH_SECONDS = 5.0  # how often a sweep asks the scheduler how many cells run now
 BATCH_SYSTEMS = ("slurm", "pbs", "sge", "lsf")
 JOB_OPTIONS = ("cores", "memory", "walltime", "account", "queue")
 
@@ -148,16 +149,20 @@ PROBE = "import augment.sweep_config"
 
 
 def run_all(engine: Engine, function: Callable, jobs: Iterable, names: Callable[[object], str],
-            on_start: Callable[[str, int], None] | None = None) -> Iterator[tuple[object, object]]:
+            on_start: Callable[[str, int], None] | None = None, on_running: Callable[[int], None] | None = None,
+            refresh: float = REFRESH_SECONDS) -> Iterator[tuple[object, object]]:
     """(job, function(job)) for every job, as each finishes, in this process or on the engine's
     workers; a job whose workers all died comes with the exception instead of its result.
-    `on_start(dashboard address, worker threads connected now)` is called once the cluster answers."""
+    `on_start(dashboard address, worker threads connected now)` is called once the cluster answers;
+    `on_running(jobs on a worker now)` at least every `refresh` seconds while jobs are left."""
     jobs = list(jobs)
     if engine.in_process:
         for job in jobs:
+            if on_running:
+                on_running(1)
             yield job, function(job)
         return
-    from distributed import as_completed
+    from distributed import wait
 
     with client(engine) as handle:
         if on_start:
@@ -168,13 +173,35 @@ def run_all(engine: Engine, function: Callable, jobs: Iterable, names: Callable[
         # part-way left unpaired cells); a higher priority runs sooner
         futures = {handle.submit(function, job, key=names(job), pure=False, priority=len(jobs) - i): job
                    for i, job in enumerate(jobs)}
-        for future in as_completed(futures):
+        pending = set(futures)
+        while pending:
+            if on_running:
+                on_running(_running(handle, {future.key for future in pending}))
             try:
-                result = future.result()
-            except Exception as error:  # noqa: BLE001 - the scheduler gave up on it (its workers died)
-                result = error
-            yield futures[future], result
-            future.release()
+                finished = wait(pending, timeout=refresh, return_when="FIRST_COMPLETED").done
+            except TimeoutError:
+                continue
+            except Exception:  # wait() raises for cancelled futures: they finish here with their error
+                finished = {future for future in pending if future.status != "pending"}
+                if not finished:
+                    raise
+            for future in finished:
+                pending.discard(future)
+                try:
+                    result = future.result()
+                except Exception as error:  # noqa: BLE001 - the scheduler gave up on it (its workers died)
+                    result = error
+                yield futures[future], result
+                future.release()
+
+
+def _running(handle, keys: set) -> int:
+    """How many of `keys` run on a worker now. The scheduler's `processing` also lists tasks queued
+    on a worker behind the one it runs (a worker takes a little more than its threads), so each
+    worker counts for at most its threads."""
+    threads = {address: w.get("nthreads", 1) for address, w in handle.scheduler_info()["workers"].items()}
+    return sum(min(sum(key in keys for key in assigned), threads.get(address, 1))
+               for address, assigned in handle.processing().items())
 
 
 def host() -> str:

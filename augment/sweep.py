@@ -199,7 +199,8 @@ def run_sweep(config: SweepConfig, engine: Engine | None = None, device: str = "
                   + (f"; Dask dashboard: {link}" if link else ""))
 
     try:
-        for (_, arm, fold, seed, _), result in run_all(engine, _worker, jobs, _cell_key, on_start=announce):
+        for (_, arm, fold, seed, _), result in run_all(engine, _worker, jobs, _cell_key, on_start=announce,
+                                                       on_running=lambda n: bar.set_postfix(running=n)):
             if isinstance(result, BaseException):
                 result = {"arm": arm.name, "fold": fold, "seed": seed,
                           "error": f"its workers died {RETRIES + 1} times ({type(result).__name__}: {result})"}

@@ -196,6 +196,37 @@ def test_cells_start_in_the_order_given_so_a_stopped_study_leaves_whole_folds(tm
     assert all(index <= position + 1 for position, index in enumerate(started)), started  # two at a time
 
 
+def _held(job) -> int:
+    """A cell that runs until the test releases it (a file appears); -1 if never released."""
+    folder, index = job
+    deadline = time.monotonic() + 60
+    while not Path(folder, "release").exists():
+        if time.monotonic() > deadline:
+            return -1
+        time.sleep(0.05)
+    return index
+
+
+def test_the_running_cells_are_counted_while_they_run(tmp_path):
+    """What the progress bar shows beside the cells done: how many run on a worker now."""
+    from augment.engine import run_all
+
+    seen = []
+
+    def on_running(n: int) -> None:
+        seen.append(n)
+        if n == 2:  # both workers busy: let the cells finish
+            (tmp_path / "release").touch()
+
+    done = list(run_all(Engine(workers=2), _held, [(str(tmp_path), i) for i in range(3)], names=lambda job: f"cell {job[1]}",
+                        on_running=on_running, refresh=0.1))
+    assert sorted(result for _, result in done) == [0, 1, 2]
+    assert 2 in seen and max(seen) == 2 and min(seen) >= 0
+    in_process = []
+    assert [r for _, r in run_all(Engine(), abs, [-1, -2], names=str, on_running=in_process.append)] == [1, 2]
+    assert in_process == [1, 1]
+
+
 def test_local_workers_share_the_gpus_evenly_each_its_own():
     """Each local worker runs its cells on its own GPU (worker i on GPU i mod the GPUs): one worker
     per GPU by default, two per GPU with twice the workers; never two workers on one GPU while
