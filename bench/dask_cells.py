@@ -15,7 +15,7 @@ machine gives two computations at once without any engine: the same cells split 
 plain processes, warmed up and started together, against this process alone (a VM's two vCPUs
 need not be two free cores). Targets (issue "Studies that outgrow one machine"): 2 one-thread
 workers on 2 cores in at most 0.55x the time of 1, and under 2 s of engine cost per cell.
-Run:  python bench/dask_cells.py --cells 4 --epochs 30 --rounds 5 --out bench/results/dask_cells-cpu.json
+Run:  python bench/dask_cells.py --cells 4 --epochs 100 --rounds 3 --out bench/results/dask_cells-100epochs-cpu.json
 """
 
 from __future__ import annotations
