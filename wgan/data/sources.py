@@ -27,8 +27,8 @@ IMAGE_SUFFIXES = (".png", ".fits", ".fit", ".fts", ".fits.gz")
 def first_zip(name: str) -> Path:
     """Path of one of the HDF5 zips bundled in the installed `firstgalaxydata` wheel.
     Found without importing the package: its `__init__` imports torchvision (and with it
-    torch._dynamo), 2-3 s that every fresh process (each Dask worker, each command) would pay
-    just to learn where a data file lies."""
+    torch._dynamo), 3.7 s measured that every fresh process (each Dask worker, each command)
+    would pay just to learn where a data file lies."""
     spec = importlib.util.find_spec("firstgalaxydata")
     if spec is None or not spec.submodule_search_locations:
         raise DataError("the FIRST data set needs the firstgalaxydata package: pip install firstgalaxydata")
