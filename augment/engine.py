@@ -22,6 +22,7 @@ worker trains once (under the output folder's path on its own disk) and then reu
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import socket
 from collections.abc import Callable, Iterable, Iterator
@@ -166,33 +167,48 @@ def run_all(engine: Engine, function: Callable, jobs: Iterable, names: Callable[
 
     with client(engine) as handle:
         if on_start:
-            threads = sum(w.get("nthreads", 1) for w in handle.scheduler_info()["workers"].values())
-            on_start(handle.dashboard_link or "", threads)
-        # in the order given: Dask does not keep the submission order of independent tasks of equal
-        # priority (with names like the cells' it ran them far out of order, so a study stopped
-        # part-way left unpaired cells); a higher priority runs sooner
-        futures = {handle.submit(function, job, key=names(job), pure=False, priority=len(jobs) - i): job
-                   for i, job in enumerate(jobs)}
-        pending = set(futures)
+            on_start(handle.dashboard_link or "", _threads(handle))
+        # Only as many cells are handed to Dask as its workers have threads, the next one as soon
+        # as one finishes (and more as workers join). Given all at once, the scheduler assigns
+        # them to workers straight away (each cell's name is a task group of its own, so none is
+        # held back for a free thread), and work stealing moved them all onto one worker: on 2
+        # workers the other stood idle for a whole 40-minute cell. This way also keeps the order
+        # given, which Dask by itself does not (a study stopped part-way left unpaired cells).
+        waiting = iter(jobs)
+        pending: dict = {}
+
+        def top_up() -> None:
+            free = max(_threads(handle), 1) - len(pending)
+            for job in itertools.islice(waiting, max(free, 0)):
+                pending[handle.submit(function, job, key=names(job), pure=False)] = job
+
+        top_up()
         while pending:
             if on_running:
                 on_running(_running(handle, {future.key for future in pending}))
             try:
-                finished = wait(pending, timeout=refresh, return_when="FIRST_COMPLETED").done
+                finished = wait(list(pending), timeout=refresh, return_when="FIRST_COMPLETED").done
             except TimeoutError:
+                top_up()  # workers that joined since
                 continue
             except Exception:  # wait() raises for cancelled futures: they finish here with their error
                 finished = {future for future in pending if future.status != "pending"}
                 if not finished:
                     raise
-            for future in finished:
-                pending.discard(future)
+            done = [(future, pending.pop(future)) for future in finished]
+            top_up()  # before the caller handles the results, so no thread waits on that
+            for future, job in done:
                 try:
                     result = future.result()
                 except Exception as error:  # noqa: BLE001 - the scheduler gave up on it (its workers died)
                     result = error
-                yield futures[future], result
+                yield job, result
                 future.release()
+
+
+def _threads(handle) -> int:
+    """Worker threads connected to the scheduler now."""
+    return sum(w.get("nthreads", 1) for w in handle.scheduler_info()["workers"].values())
 
 
 def _running(handle, keys: set) -> int:

@@ -227,6 +227,34 @@ def test_the_running_cells_are_counted_while_they_run(tmp_path):
     assert in_process == [1, 1]
 
 
+def _assigned_then_held(job) -> int:
+    """A held cell (as `_held`) that first notes the most cells the scheduler has handed any one
+    worker now, running or queued behind the running one."""
+    from distributed import get_client
+
+    folder, index = job
+    most = max(len(keys) for keys in get_client().processing().values())
+    Path(folder, f"assigned-{index}").write_text(str(most))
+    return _held(job)
+
+
+def test_no_cell_waits_behind_another_while_a_worker_is_free(tmp_path):
+    """Each one-thread worker is handed one cell at a time. Given every cell at once, the
+    scheduler queued them on the workers and work stealing moved them all onto one: on 2 workers
+    the other stood idle while 23 cells waited behind one (study d4-1)."""
+    from augment.engine import run_all
+
+    def on_running(n: int) -> None:
+        if n == 2:
+            (tmp_path / "release").touch()
+
+    jobs = [(str(tmp_path), i) for i in range(6)]
+    done = list(run_all(Engine(workers=2), _assigned_then_held, jobs, names=lambda job: f"cell {job[1]}",
+                        on_running=on_running, refresh=0.1))
+    assert sorted(result for _, result in done) == list(range(6))
+    assert [int((tmp_path / f"assigned-{i}").read_text()) for i in range(6)] == [1] * 6
+
+
 def test_local_workers_share_the_gpus_evenly_each_its_own():
     """Each local worker runs its cells on its own GPU (worker i on GPU i mod the GPUs): one worker
     per GPU by default, two per GPU with twice the workers; never two workers on one GPU while
