@@ -172,7 +172,7 @@ def run_all(engine: Engine, function: Callable, jobs: Iterable, names: Callable[
         # as one finishes (and more as workers join). Given all at once, the scheduler assigns
         # them to workers straight away (each cell's name is a task group of its own, so none is
         # held back for a free thread), and work stealing moved them all onto one worker: on 2
-        # workers the other stood idle for a whole 40-minute cell. This way also keeps the order
+        # workers the other stood idle while 23 cells waited behind one. This way also keeps the order
         # given, which Dask by itself does not (a study stopped part-way left unpaired cells).
         waiting = iter(jobs)
         pending: dict = {}
