@@ -156,7 +156,6 @@ def run_all(engine: Engine, function: Callable, jobs: Iterable, names: Callable[
     workers; a job whose workers all died comes with the exception instead of its result.
     `on_start(dashboard address, worker threads connected now)` is called once the cluster answers;
     `on_running(jobs on a worker now)` at least every `refresh` seconds while jobs are left."""
-    jobs = list(jobs)
     if engine.in_process:
         for job in jobs:
             if on_running:
