@@ -54,8 +54,9 @@ def spent(finished: list[dict]) -> list[dict]:
     for cell in finished:
         device = cell.get("device", "cpu")
         row = rows.setdefault(device, {"device": device, "cells": 0, "hosts": set(), "wall_hours": 0.0,
-                                       "cpu_hours": 0.0, "cells_without_cpu_time": 0})
+                                       "cpu_hours": 0.0, "cells_without_cpu_time": 0, "cells_resumed": 0})
         row["cells"] += 1
+        row["cells_resumed"] += "resumed_after_epoch" in cell  # its time before the interruption is not in it
         if "host" in cell:
             row["hosts"].add(cell["host"])
         row["wall_hours"] += cell.get("seconds", 0.0) / 3600
@@ -80,7 +81,9 @@ def describe_spent(rows: list[dict]) -> str:
         cpu = (f"{row['cpu_hours']:.2f} CPU-hours ({wall})" if not without else
                f"{wall} (CPU time not recorded)" if without == row["cells"] else
                f"{row['cpu_hours']:.2f} CPU-hours in the {row['cells'] - without} cells that recorded it ({wall})")
-        parts.append(f"{row['device']}: {row['cells']} cells{hosts}, {gpu}{cpu}")
+        resumed = row.get("cells_resumed", 0)
+        resumed = (f"; {resumed} resumed after an interruption count only their last run" if resumed else "")
+        parts.append(f"{row['device']}: {row['cells']} cells{hosts}, {gpu}{cpu}{resumed}")
     return "; ".join(parts)
 
 
@@ -112,10 +115,12 @@ def estimate(config: SweepConfig) -> Cost:
 
 
 def _seconds(path) -> float | None:
+    """A finished cell's wall time; None for a resumed cell, whose seconds are its last run's only."""
     try:
-        return json.loads(path.read_text()).get("seconds")
+        cell = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return None if "resumed_after_epoch" in cell else cell.get("seconds")
 
 
 @dataclass

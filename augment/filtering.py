@@ -22,6 +22,7 @@ import torch
 
 from classifier.engine import TrainSettings, evaluate, fit, predict
 from classifier.export import load_classifier, save_classifier
+from classifier.fitstate import FitState
 from classifier.health import refuse_collapsed
 from classifier.models import build_model
 from wgan.data import ImageSet
@@ -64,10 +65,12 @@ def reference_classifier(out: Path, base: TrainSettings, seed: int, data: dict, 
                       (folder / "filters" / path.name for folder in (out, *reuse_from)) if found.is_file()), None)
         if model is None:
             model = build_model(settings.model, real.resolution, len(real.class_names), seed=settings.seed)
-            result = fit(model, real, valid, settings, device, progress=False)
+            state = FitState(path.with_suffix(".partial.pt"), key)  # a stopped study goes on from there
+            result = fit(model, real, valid, settings, device, progress=False, state=state)
             model = result.model
             save_classifier(model, asdict(settings), {**data, "identity": identity}, real.resolution,
                             list(real.class_names), {"best_epoch": result.best_epoch}, path)
+            state.discard()
     # a reference that calls everything one class would filter or relabel the generated images at random
     report = evaluate(model, valid, device, settings.amp, settings.tta) | {"split": "validation"}
     refuse_collapsed(report, f"the reference classifier of seed {seed} ({path})", "the fidelity filter's or teacher's "

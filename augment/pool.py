@@ -144,6 +144,14 @@ class Stream:
         raise ValueError(f"the fidelity filter rejected {len(todo)} generated images {MAX_OVERDRAW} times in a row; "
                          "lower the threshold or turn the filter off")
 
+    def state_dict(self) -> dict:
+        """Where the stream is (a resumed training goes on drawing the images it would have)."""
+        return {"next_seed": self.next_seed, "rng": self.rng.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.next_seed = int(state["next_seed"])
+        self.rng.set_state(state["rng"])
+
     def _generate(self, labels: torch.Tensor) -> torch.Tensor:
         seeds = torch.arange(self.next_seed, self.next_seed + len(labels), dtype=torch.int64)
         self.next_seed += len(labels)

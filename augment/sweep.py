@@ -12,6 +12,7 @@ cell only when the whole identity matches, and refuses to mix cells of another s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -21,6 +22,7 @@ import torch
 
 from classifier.engine import evaluate, fit
 from classifier.export import save_classifier
+from classifier.fitstate import FitState
 from classifier.identity import first_difference
 from classifier.models import build_model
 from wgan import released
@@ -36,6 +38,8 @@ from . import analysis, augmented_real, filtering, mixing, pool
 from .engine import RETRIES, Engine, cell_device, host, run_all
 from .reuse import adopt, cell_identity, cells, check_reuse, generator_hash, todo
 from .sweep_config import Arm, SweepConfig
+
+PHASES = ("pretrain", "train")  # the trainings of a cell, each with its own state while it runs
 
 
 def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = "cpu") -> dict:
@@ -61,20 +65,28 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
     targets = (filtering.teacher_targets(reference, train_for(1), len(real), dev, settings.tta)
                if reference is not None and config.generated_labels == "teacher" else None)
     trained_on = train_for(1).fingerprint  # real + generated (pool hash); fresh pools change per epoch
+    identity = cell_identity(config, arm, fold, seed, generator_hash(config, fold, seed))
     model = build_model(settings.model, real.resolution, len(real.class_names), seed=seed)
-    logger = StatsLogger(config.out / "tensorboard" / arm.name / f"fold{fold}-seed{seed}", resume_step=0)
     pretrain = config.schedule == "pretrain-finetune" and sum(counts) > 0
+    offset = config.pretraining_epochs if pretrain else 0
+    # an interrupted run of this very cell (same identity, same images) goes on from its last saved epoch
+    key = hashlib.sha256(json.dumps([identity, trained_on, valid.fingerprint], sort_keys=True, default=str).encode())
+    states = {phase: FitState(config.state_path(arm, fold, seed, phase), f"{key.hexdigest()}:{phase}")
+              for phase in (PHASES if pretrain else ("train",))}
+    resumed = states["train"].epoch()
+    done = offset + resumed if resumed else states["pretrain"].epoch() if pretrain else 0
+    logger = StatsLogger(config.out / "tensorboard" / arm.name / f"fold{fold}-seed{seed}", resume_step=done)
     try:
         if pretrain:  # generated images only, then the real split alone; logged as epochs 1..P, P+1..P+E
             fixed = _generated_only(train_for(1), len(real)) if config.pool == "fixed" else None
             generated_for = lambda epoch: fixed if fixed is not None else _generated_only(train_for(epoch), len(real))  # noqa: E731
             model = fit(model, generated_for, valid, replace(settings, epochs=config.pretraining_epochs), dev,
                         log=lambda e, row: logger.log(e, {f"pretrain/{k}": v for k, v in row.items()}),
-                        progress=False, fresh=fresh, targets=None if targets is None else targets[len(real):]).model
+                        progress=False, fresh=fresh, targets=None if targets is None else targets[len(real):],
+                        state=states["pretrain"]).model
             train_for, targets = (lambda epoch: real), None
-        offset = config.pretraining_epochs if pretrain else 0
         result = fit(model, train_for, valid, settings, dev, log=lambda e, row: logger.log(offset + e, row),
-                     progress=False, fresh=fresh, targets=targets)
+                     progress=False, fresh=fresh, targets=targets, state=states["train"])
     finally:
         logger.close()
     test_report = evaluate(result.model, test, dev, settings.amp, settings.tta)
@@ -88,10 +100,12 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
         **({"valid_cv": evaluate(result.model, held_out, dev, settings.amp, settings.tta)} if config.inner_split else {}),
         "failure": analysis.failure(best["valid/accuracy"], test_report),
         "data_fingerprints": {"train": trained_on, "valid": valid.fingerprint, "test": test.fingerprint},
-        "identity": cell_identity(config, arm, fold, seed, generator_hash(config, fold, seed)),
+        "identity": identity,
         # which of the fold's generators it drew from (the hash is in the identity)
         "generator": _generator_record(config, fold, seed) if sum(counts) else None,
         "seconds": time.perf_counter() - started,  # wall time, for the cost estimate of later sweeps
+        # a cell that went on from an interrupted run's state: its seconds are those of this run only
+        **({"resumed_after_epoch": done} if done else {}),
         # CPU time of the process that ran it (the report sums it over workers); a worker runs one
         # cell at a time, so its other threads (Dask's own) add little
         "cpu_seconds": time.process_time() - cpu_started,
@@ -211,6 +225,8 @@ def run_sweep(config: SweepConfig, engine: Engine | None = None, device: str = "
                               "error": f"its worker computed another cell ({problem}); not written"}
                 else:
                     write_text(config.cell_path(arm, fold, seed), json.dumps(result, indent=2))  # marks it done
+                    for phase in PHASES:  # the record is the cell's result now, not its training state
+                        config.state_path(arm, fold, seed, phase).unlink(missing_ok=True)
             if "error" in result:
                 errors.append(result)
                 bar.write(f"cell {result['arm']} fold {result['fold']} seed {result['seed']} failed: {result['error']}")

@@ -126,6 +126,11 @@ class SweepConfig:
     def cell_path(self, arm: Arm, fold: int, seed: int) -> Path:
         return self.out / "cells" / arm.name / f"fold{fold}-seed{seed}.json"
 
+    def state_path(self, arm: Arm, fold: int, seed: int, phase: str = "train") -> Path:
+        """Where a running cell keeps its training state (classifier.fitstate), until its record is
+        written: a stopped study goes on from there."""
+        return self.out / "partial" / arm.name / f"fold{fold}-seed{seed}.{phase}.pt"
+
 
 def build_arms(specs: list[mixing.MixSpec], base: TrainSettings, baselines: bool,
                controls: str | tuple[str, ...] | None = None) -> list[Arm]:

@@ -20,6 +20,7 @@ from wgan.device import autocast_factory, reproducible_kernels
 from wgan.distributed import SINGLE, Shard, average_gradients, average_stats
 from wgan.progress import progress_bar
 
+from .fitstate import FitState, random_streams, restore_streams
 from .metrics import classification_report
 from .models import BATCHNORM_MODELS, probabilities
 
@@ -291,14 +292,22 @@ def _calibration_images(data: ImageSet, fresh: FreshImages | None) -> torch.Tens
 
 def fit(model: nn.Module, train: ImageSet | Callable[[int], ImageSet], valid: ImageSet, settings: TrainSettings,
         device: torch.device, log: Callable[[int, dict], None] | None = None, progress: bool = True,
-        shard: Shard = SINGLE, fresh: FreshImages | None = None, targets: torch.Tensor | None = None) -> FitResult:
+        shard: Shard = SINGLE, fresh: FreshImages | None = None, targets: torch.Tensor | None = None,
+        state: FitState | None = None) -> FitResult:
     """Train for `settings.epochs` (or until `patience` runs out) and keep the best validation epoch.
 
     `train` is a fixed set, or a function of the epoch (1, 2, ...) returning that epoch's set (for
     training sets that change, e.g. freshly generated images); class weights come from epoch 1's set.
     `fresh` replaces the generated images of every batch (see `train_one_epoch`); `targets`, soft
-    labels of a fixed training set (one row per image), replace its labels in the loss.
+    labels of a fixed training set (one row per image), replace its labels in the loss. With
+    `state`, the training is saved every `state.every` epochs and at its end, and goes on from a
+    state saved there by an interrupted run of the same training (the caller discards it once
+    the result is kept).
     """
+    if state is not None and shard.world > 1:  # each rank's global random stream would need its own state
+        raise ValueError("a resumable fit runs in one process; under torchrun, train without a state")
+    if state is not None and fresh is not None and not hasattr(fresh, "state_dict"):
+        raise ValueError("a resumable fit needs a per-batch image source with state_dict()/load_state_dict()")
     train_for = train if callable(train) else (lambda epoch: train)
     rng = torch.Generator().manual_seed(settings.seed)
     reproducible_kernels(device)  # a cell on a GPU repeats bit for bit, as on the CPU
@@ -310,8 +319,18 @@ def fit(model: nn.Module, train: ImageSet | Callable[[int], ImageSet], valid: Im
     optimizer, scheduler = make_optimizer(model, settings, steps)
     weights = class_weights(first.labels, len(first.class_names), targets).to(device) if settings.class_weighted else None
     recalibrate = settings.batchnorm_stats == "recalibrated" and bool(_batchnorm_layers(model))  # not for the CNN
-    best, best_epoch, best_state, history = -np.inf, 0, None, []
-    bar = progress_bar(range(1, settings.epochs + 1), unit="epoch", desc="classifier", progress=progress, leave=False)
+    best, best_epoch, best_state, history, start = -np.inf, 0, None, [], 1
+    saved = state.load() if state is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        restore_streams(saved, rng, device)
+        if fresh is not None:
+            fresh.load_state_dict(saved["fresh"])
+        best, best_epoch, best_state, history = saved["best"], saved["best_epoch"], saved["best_model"], saved["history"]
+        start = settings.epochs + 1 if saved["finished"] else saved["epoch"] + 1
+    bar = progress_bar(range(start, settings.epochs + 1), unit="epoch", desc="classifier", progress=progress, leave=False)
     for epoch in bar:
         data = first if epoch == 1 else train_for(epoch)
         if targets is not None and data is not first:
@@ -333,7 +352,14 @@ def fit(model: nn.Module, train: ImageSet | Callable[[int], ImageSet], valid: Im
         if score > best:
             best, best_epoch, best_state = score, epoch, copy.deepcopy(model.state_dict())
         bar.set_postfix(valid_acc=f"{valid_report['accuracy']:.3f}", best=best_epoch)
-        if settings.patience and epoch - best_epoch >= settings.patience:
+        stop = bool(settings.patience and epoch - best_epoch >= settings.patience)
+        finished = stop or epoch == settings.epochs
+        if state is not None and (finished or epoch % state.every == 0):
+            state.save({"epoch": epoch, "finished": finished, "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                        **random_streams(rng, device), **({"fresh": fresh.state_dict()} if fresh is not None else {}),
+                        "best": float(best), "best_epoch": best_epoch, "best_model": best_state, "history": history})
+        if stop:
             break
     model.load_state_dict(best_state)
     return FitResult(model=model, best_epoch=best_epoch, history=history)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -14,6 +15,7 @@ from wgan.stats import StatsLogger
 
 from .engine import TrainSettings, evaluate, fit
 from .export import save_classifier
+from .fitstate import FitState
 from .identity import first_difference
 from .metrics import plot_confusion_matrix
 from .models import build_model
@@ -62,10 +64,13 @@ def run_classifier(run: ClassifierRun, progress: bool = True) -> dict:
     if shard.world > 1:
         synchronise_batch_norm(model)
     run.out.mkdir(parents=True, exist_ok=True)
-    logger = StatsLogger(run.out) if shard.is_main else None
+    # one process: an interrupted run of the same training goes on from its last saved epoch
+    key = json.dumps([run.settings.identity(), asdict(run.data), train.fingerprint, valid.fingerprint], sort_keys=True)
+    state = FitState(run.out / "training-state.pt", hashlib.sha256(key.encode()).hexdigest()) if shard.world == 1 else None
+    logger = StatsLogger(run.out, resume_step=state.epoch() if state else None) if shard.is_main else None
     try:
         result = fit(model, train, valid, run.settings, device, log=logger.log if logger else None,
-                     progress=progress and shard.is_main, shard=shard)
+                     progress=progress and shard.is_main, shard=shard, state=state)
     finally:
         if logger:
             logger.close()
@@ -90,5 +95,7 @@ def run_classifier(run: ClassifierRun, progress: bool = True) -> dict:
     write_text(run.out / "metrics.json", json.dumps(metrics, indent=2))
     record_splits(run.data, run.out)
     plot_confusion_matrix(test_report, run.out / "confusion_matrix.png")
+    if state:
+        state.discard()  # the exported model and metrics are the result now
     wait_for_all(shard)
     return metrics

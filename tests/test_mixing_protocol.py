@@ -147,6 +147,9 @@ def test_cost_uses_each_arms_own_finished_cells(tmp_path):
     assert (cost.n_cells, cost.n_todo) == (6, 3)
     assert cost.seconds_per_cell == pytest.approx((15.0 + 100.0 + 100.0) / 3)  # r=0 seed 2, r=1 seeds 1 and 2
     assert cost.source == "median of the finished cells of each arm"
+    resumed = config.cell_path(next(a for a in config.arms if a.name == "r=1"), 0, 1)
+    resumed.write_text(json.dumps({"seconds": 5.0, "resumed_after_epoch": 580}))  # its last run's time only
+    assert estimate(config).seconds_per_cell == pytest.approx((15.0 + 100.0) / 2)
 
 
 def test_the_compute_line_sums_each_device_kind_over_its_workers():
@@ -158,13 +161,16 @@ def test_the_compute_line_sums_each_device_kind_over_its_workers():
                 {"device": "NVIDIA H100", "host": "g", "seconds": 720.0, "cpu_seconds": 700.0}]
     rows = {r["device"]: r for r in spent(finished)}
     assert rows["cpu"] == {"device": "cpu", "cells": 3, "hosts": 2, "wall_hours": pytest.approx(1.6),
-                           "cpu_hours": pytest.approx(1.5), "cells_without_cpu_time": 1}
+                           "cpu_hours": pytest.approx(1.5), "cells_without_cpu_time": 1, "cells_resumed": 0}
     assert rows["NVIDIA H100"]["gpu_hours"] == pytest.approx(0.2) and "gpu_hours" not in rows["cpu"]
     line = describe_spent(spent(finished))
     assert line.startswith("NVIDIA H100: 1 cells on 1 host, 0.20 GPU-hours, 0.19 CPU-hours (0.20 hours of cell wall")
     assert "cpu: 3 cells on 2 hosts, 1.50 CPU-hours in the 2 cells that recorded it (1.60 hours of cell wall" in line
     older = [{"device": "cpu", "seconds": 7200.0}]  # before cells kept their host and CPU time
     assert describe_spent(spent(older)) == "cpu: 1 cells, 2.00 hours of cell wall time (CPU time not recorded)"
+    resumed = [{"device": "cpu", "seconds": 360.0, "cpu_seconds": 360.0, "resumed_after_epoch": 500}]
+    assert describe_spent(spent(resumed)) == ("cpu: 1 cells, 0.10 CPU-hours (0.10 hours of cell wall time); "
+                                              "1 resumed after an interruption count only their last run")
     # a cluster whose size this process does not know gets no wall-time guess
     assert Cost(4, 4, 60.0, "timed").describe(None).endswith("4.0 CPU-minutes, divided among the cluster's workers")
     assert Cost(4, 4, 60.0, "timed").describe(2).endswith("about 2.0 minutes with 2 workers")
@@ -338,3 +344,55 @@ def test_the_fidelity_filter_drops_what_the_reference_confidently_puts_in_anothe
     assert accept(images, labels).tolist() == [True, False, True, False]
     lenient = accept_by_fidelity(Brightness(), 0.99, torch.device("cpu"), tta=False)
     assert lenient(images, labels).tolist() == [True, True, True, True]  # no other class that sure
+
+
+def test_a_stopped_cell_goes_on_from_its_saved_epoch_to_the_record_of_an_unstopped_one(generator, tmp_path, monkeypatch):
+    """A study stopped mid-cell (end of a session, a preempted job) loses at most `every` epochs of
+    it: the next run resumes the cell's training state, writes the same record, and removes the state."""
+    import functools
+
+    from augment import sweep
+    from classifier.fitstate import FitState
+
+    monkeypatch.setattr(sweep, "FitState", functools.partial(FitState, every=1))
+    args = ["--ratio", "1", "--folds", "0", "--epochs", "3", "--workers", "1", "--no-baselines", "--checkpoint", generator,
+            "--fidelity-filter", "0.5"]
+    assert run(args, tmp_path / "straight").exit_code == 0
+    real_fit = sweep.fit
+
+    def stopped(*a, log=None, **k):  # the cell's own training dies after its second epoch, before saving it
+        def dies(epoch, row):
+            log(epoch, row)
+            if epoch == 2:
+                raise RuntimeError("worker stopped (injected)")
+        return real_fit(*a, log=dies, **k)
+
+    monkeypatch.setattr(sweep, "fit", stopped)
+    out = tmp_path / "stopped"
+    assert run(args, out).exit_code == 1
+    assert sorted(p.relative_to(out / "partial").as_posix() for p in (out / "partial").rglob("*.pt")) == [
+        "r=0/fold0-seed0.train.pt", "r=1/fold0-seed0.train.pt"]
+    monkeypatch.setattr(sweep, "fit", real_fit)
+    result = run(args, out)
+    assert result.exit_code == 0, result.output
+    for arm in ("r=0", "r=1"):
+        straight, resumed = (json.loads((folder / "cells" / arm / "fold0-seed0.json").read_text())
+                             for folder in (tmp_path / "straight", out))
+        assert resumed.pop("resumed_after_epoch") == 1 and "resumed_after_epoch" not in straight
+        for key in ("test", "best_epoch", "valid_accuracy", "data_fingerprints", "identity", "generated_counts"):
+            assert resumed[key] == straight[key], (arm, key)
+    assert not list((out / "partial").rglob("*.pt")) and not list((out / "filters").glob("*.partial.pt"))
+    stats = (out / "tensorboard" / "r=1" / "fold0-seed0" / "stats.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in stats] == [1, 2, 3]  # the lost epoch 2 logged once
+
+
+def test_a_stream_of_fresh_images_goes_on_where_its_state_was_taken(cache_dir):
+    gen = tiny_generator()
+    labels = torch.tensor([0, 1, 2, 3, 0, 1])
+    a = pool.Stream(gen, seed=1, shuffled_mix=[1, 1, 1, 1])
+    a(labels)
+    state = a.state_dict()
+    expected = a(labels)
+    b = pool.Stream(gen, seed=1, shuffled_mix=[1, 1, 1, 1])
+    b.load_state_dict(state)
+    assert torch.equal(b(labels), expected)
