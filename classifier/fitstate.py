@@ -62,17 +62,17 @@ class FitState:
         self.path.unlink(missing_ok=True)
 
 
-def random_streams(rng: torch.Generator, device: torch.device) -> dict:
+def random_streams(rng: torch.Generator, device: torch.device | str) -> dict:
     """Every random stream a fit draws from: its own (order, augmentations), torch's global one
     (dropout) and, on a GPU, the device's."""
     streams = {"rng": rng.get_state(), "torch_rng": torch.get_rng_state()}
-    if device.type == "cuda":
+    if torch.device(device).type == "cuda":  # callers may name the device by a string
         streams["cuda_rng"] = torch.cuda.get_rng_state(device)
     return streams
 
 
-def restore_streams(saved: dict, rng: torch.Generator, device: torch.device) -> None:
+def restore_streams(saved: dict, rng: torch.Generator, device: torch.device | str) -> None:
     rng.set_state(saved["rng"])
     torch.set_rng_state(saved["torch_rng"])
-    if device.type == "cuda" and "cuda_rng" in saved:  # a CPU state resumed on a GPU draws anew there
+    if torch.device(device).type == "cuda" and "cuda_rng" in saved:  # a CPU state resumed on a GPU draws anew there
         torch.cuda.set_rng_state(saved["cuda_rng"], device)
