@@ -298,34 +298,3 @@ def test_class_weighting_changes_training_only_where_the_classes_are_imbalanced(
     assert not same(trained(imbalanced, True), trained(imbalanced, False))
     assert same(trained(balanced, True), trained(balanced, False))
 
-
-def test_an_interrupted_classifier_train_goes_on_from_its_saved_epoch(tmp_path, monkeypatch):
-    import functools
-
-    from classifier import training
-    from classifier.fitstate import FitState
-
-    args = ["--resolution", "32", "--epochs", "3", "--folds", "0", "--no-progress"]
-    assert CliRunner().invoke(classifier_train_command, [*args, "--out", str(tmp_path / "straight")]).exit_code == 0
-    monkeypatch.setattr(training, "FitState", functools.partial(FitState, every=1))
-    real_fit = training.fit
-
-    def dies_after_epoch_2(*a, log=None, **k):
-        def logged(epoch, row):
-            log(epoch, row)
-            if epoch == 2:
-                raise KeyboardInterrupt  # ctrl-C, or the job's time is up
-        return real_fit(*a, log=logged, **k)
-
-    monkeypatch.setattr(training, "fit", dies_after_epoch_2)
-    out = tmp_path / "stopped"
-    CliRunner().invoke(classifier_train_command, [*args, "--out", str(out)])
-    assert (out / "fold0" / "training-state.pt").is_file() and not (out / "fold0" / "metrics.json").exists()
-    monkeypatch.setattr(training, "fit", real_fit)
-    result = CliRunner().invoke(classifier_train_command, [*args, "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    straight, resumed = (json.loads((folder / "fold0" / "metrics.json").read_text()) for folder in (tmp_path / "straight", out))
-    assert resumed["test"] == straight["test"] and resumed["history"] == straight["history"]
-    assert not (out / "fold0" / "training-state.pt").exists()
-    steps = [json.loads(line)["step"] for line in (out / "fold0" / "stats.jsonl").read_text().splitlines()]
-    assert steps == [1, 2, 3]
