@@ -69,12 +69,7 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
     model = build_model(settings.model, real.resolution, len(real.class_names), seed=seed)
     pretrain = config.schedule == "pretrain-finetune" and sum(counts) > 0
     offset = config.pretraining_epochs if pretrain else 0
-    # an interrupted run of this very cell (same identity, same images) goes on from its last saved epoch
-    key = hashlib.sha256(json.dumps([identity, trained_on, valid.fingerprint], sort_keys=True, default=str).encode())
-    states = {phase: FitState(config.state_path(arm, fold, seed, phase), f"{key.hexdigest()}:{phase}")
-              for phase in (PHASES if pretrain else ("train",))}
-    resumed = states["train"].epoch()
-    done = offset + resumed if resumed else states["pretrain"].epoch() if pretrain else 0
+    states, done = _training_states(config, arm, fold, seed, [identity, trained_on, valid.fingerprint], pretrain)
     logger = StatsLogger(config.out / "tensorboard" / arm.name / f"fold{fold}-seed{seed}", resume_step=done)
     try:
         if pretrain:  # generated images only, then the real split alone; logged as epochs 1..P, P+1..P+E
@@ -118,6 +113,19 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
         save_classifier(result.model, asdict(settings), asdict(data), real.resolution, list(real.class_names),
                         {"test": test_report, "best_epoch": result.best_epoch}, config.model_path(arm, fold, seed))
     return cell  # the client checks and writes it (run_sweep): a worker writes no cell
+
+
+def _training_states(config: SweepConfig, arm: Arm, fold: int, seed: int, what: list, pretrain: bool
+                     ) -> tuple[dict[str, FitState], int]:
+    """The cell's training states, one per phase, keyed by `what` it trains (its identity and
+    images): an interrupted run of this very cell goes on from its last saved epoch. With the
+    last epoch its log keeps (0: a fresh start; pre-training epochs count first)."""
+    key = hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()
+    states = {phase: FitState(config.state_path(arm, fold, seed, phase), f"{key}:{phase}")
+              for phase in (PHASES if pretrain else ("train",))}
+    if states["train"].epoch():
+        return states, (config.pretraining_epochs if pretrain else 0) + states["train"].epoch()
+    return states, states["pretrain"].epoch() if pretrain else 0
 
 
 def _training_sets(config: SweepConfig, arm: Arm, real: ImageSet, counts: list[int], seed: int, fold: int,

@@ -20,7 +20,7 @@ from wgan.device import autocast_factory, reproducible_kernels
 from wgan.distributed import SINGLE, Shard, average_gradients, average_stats
 from wgan.progress import progress_bar
 
-from .fitstate import FitState, random_streams, restore_streams
+from .fitstate import FitState, restore, snapshot
 from .metrics import classification_report
 from .models import BATCHNORM_MODELS, probabilities
 
@@ -322,12 +322,7 @@ def fit(model: nn.Module, train: ImageSet | Callable[[int], ImageSet], valid: Im
     best, best_epoch, best_state, history, start = -np.inf, 0, None, [], 1
     saved = state.load() if state is not None else None
     if saved is not None:
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        restore_streams(saved, rng, device)
-        if fresh is not None:
-            fresh.load_state_dict(saved["fresh"])
+        restore(saved, model, optimizer, scheduler, rng, device, fresh)
         best, best_epoch, best_state, history = saved["best"], saved["best_epoch"], saved["best_model"], saved["history"]
         start = settings.epochs + 1 if saved["finished"] else saved["epoch"] + 1
     bar = progress_bar(range(start, settings.epochs + 1), unit="epoch", desc="classifier", progress=progress, leave=False)
@@ -355,9 +350,7 @@ def fit(model: nn.Module, train: ImageSet | Callable[[int], ImageSet], valid: Im
         stop = bool(settings.patience and epoch - best_epoch >= settings.patience)
         finished = stop or epoch == settings.epochs
         if state is not None and (finished or epoch % state.every == 0):
-            state.save({"epoch": epoch, "finished": finished, "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        **random_streams(rng, device), **({"fresh": fresh.state_dict()} if fresh is not None else {}),
+            state.save({"epoch": epoch, "finished": finished, **snapshot(model, optimizer, scheduler, rng, device, fresh),
                         "best": float(best), "best_epoch": best_epoch, "best_model": best_state, "history": history})
         if stop:
             break

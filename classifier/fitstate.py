@@ -12,7 +12,7 @@ belongs to: a state of other settings or other images under the same path is not
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -23,7 +23,7 @@ OF = "classifier-fit"  # what kind of training state this is (the GAN's training
 EVERY = 20  # epochs between saves: seconds of work on a GPU, a few minutes on a CPU
 
 
-@dataclass(frozen=True)
+@dataclass
 class FitState:
     """Where one training keeps its state, and what it is (`key`: any string that changes
     whenever the training's result would)."""
@@ -31,10 +31,19 @@ class FitState:
     path: Path
     key: str
     every: int = EVERY
+    # the file as last read: the caller asks for the epoch (its log resumes there) and fit for the
+    # state, one read and one note between them; a save or discard makes the next load read again
+    _read: bool = field(default=False, init=False, repr=False, compare=False)
+    _saved: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     def load(self) -> dict | None:
         """The saved state of this training, or None (none saved, another training's, or a
         damaged file: each says so and the training starts from its first epoch)."""
+        if not self._read:
+            self._saved, self._read = self._from_file(), True
+        return self._saved
+
+    def _from_file(self) -> dict | None:
         if not self.path.is_file():
             return None
         try:
@@ -56,23 +65,37 @@ class FitState:
     def save(self, state: dict) -> None:
         checkpoint.save({"format": checkpoint.TRAINING_STATE, "version": checkpoint.FORMAT_VERSION,
                          "of": OF, "key": self.key, **state}, self.path)
+        self._read, self._saved = False, None
 
     def discard(self) -> None:
         """Remove the state once the training's result is kept elsewhere."""
         self.path.unlink(missing_ok=True)
+        self._read, self._saved = False, None
 
 
-def random_streams(rng: torch.Generator, device: torch.device | str) -> dict:
-    """Every random stream a fit draws from: its own (order, augmentations), torch's global one
-    (dropout) and, on a GPU, the device's."""
-    streams = {"rng": rng.get_state(), "torch_rng": torch.get_rng_state()}
+def snapshot(model: torch.nn.Module, optimizer, scheduler, rng: torch.Generator, device: torch.device | str,
+             fresh) -> dict:
+    """What a fit trains with, at the end of an epoch: the model, optimizer and schedule, and every
+    random stream it draws from: its own (order, augmentations), torch's global one (dropout), on
+    a GPU the device's, and a per-batch image source's."""
+    taken = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "rng": rng.get_state(), "torch_rng": torch.get_rng_state()}
     if torch.device(device).type == "cuda":  # callers may name the device by a string
-        streams["cuda_rng"] = torch.cuda.get_rng_state(device)
-    return streams
+        taken["cuda_rng"] = torch.cuda.get_rng_state(device)
+    if fresh is not None:
+        taken["fresh"] = fresh.state_dict()
+    return taken
 
 
-def restore_streams(saved: dict, rng: torch.Generator, device: torch.device | str) -> None:
+def restore(saved: dict, model: torch.nn.Module, optimizer, scheduler, rng: torch.Generator,
+            device: torch.device | str, fresh) -> None:
+    """Put a snapshot back into the objects a new fit built."""
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
     rng.set_state(saved["rng"])
     torch.set_rng_state(saved["torch_rng"])
     if torch.device(device).type == "cuda" and "cuda_rng" in saved:  # a CPU state resumed on a GPU draws anew there
         torch.cuda.set_rng_state(saved["cuda_rng"], device)
+    if fresh is not None:
+        fresh.load_state_dict(saved["fresh"])
