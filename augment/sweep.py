@@ -98,21 +98,28 @@ def run_cell(config: SweepConfig, arm: Arm, fold: int, seed: int, device: str = 
         "identity": identity,
         # which of the fold's generators it drew from (the hash is in the identity)
         "generator": _generator_record(config, fold, seed) if sum(counts) else None,
-        "seconds": time.perf_counter() - started,  # wall time, for the cost estimate of later sweeps
-        # a cell that went on from an interrupted run's state: its seconds are those of this run only
-        **({"resumed_after_epoch": done} if done else {}),
-        # CPU time of the process that ran it (the report sums it over workers); a worker runs one
-        # cell at a time, so its other threads (Dask's own) add little
-        "cpu_seconds": time.process_time() - cpu_started,
-        # where it ran: not part of the identity (a cell's numbers do not depend on it beyond
-        # rounding), but a reader comparing cells from a CPU and a GPU machine should see it
-        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "torch": torch.__version__,
-        "host": host(),  # where it ran (the worker), beside the device
+        **_run_record(started, cpu_started, done, dev),
     }
     if config.save_models:
         save_classifier(result.model, asdict(settings), asdict(data), real.resolution, list(real.class_names),
                         {"test": test_report, "best_epoch": result.best_epoch}, config.model_path(arm, fold, seed))
     return cell  # the client checks and writes it (run_sweep): a worker writes no cell
+
+
+def _run_record(started: float, cpu_started: float, done: int, dev: torch.device) -> dict:
+    """How long and where a cell ran: not part of its identity (its numbers do not depend on them
+    beyond rounding), but the cost estimate of later sweeps and a reader comparing cells from a
+    CPU and a GPU machine need them."""
+    return {
+        "seconds": time.perf_counter() - started,  # wall time
+        # a cell that went on from an interrupted run's state: its seconds are those of this run only
+        **({"resumed_after_epoch": done} if done else {}),
+        # CPU time of the process that ran it (the report sums it over workers); a worker runs one
+        # cell at a time, so its other threads (Dask's own) add little
+        "cpu_seconds": time.process_time() - cpu_started,
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "torch": torch.__version__,
+        "host": host(),  # the worker it ran on
+    }
 
 
 def _training_states(config: SweepConfig, arm: Arm, fold: int, seed: int, what: list, pretrain: bool
